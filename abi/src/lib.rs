@@ -1,0 +1,29 @@
+//! `ihk-abi`: the one definition of everything the host (`ihk`, `mcexec`) and
+//! the lightweight kernel (`lwk`) share through guest memory.
+//!
+//! Owns: the guest-physical layout of the boot area, the boot parameters, the
+//! monitor / memory-info / rusage pages, the kmsg ring header, the generic
+//! single-producer/single-consumer IKC ring, the master-channel packets, and
+//! the doorbell port and interrupt-vector numbers.
+//!
+//! Must not: depend on `std` or allocate (the LWK links it), contain policy
+//! (who boots what), or touch KVM. Every shared struct is `#[repr(C)]` and its
+//! layout is asserted in this crate's tests; changing a layout means bumping
+//! [`boot_params::BOOT_PARAMS_VERSION`].
+#![no_std]
+
+pub mod boot_params;
+pub mod doorbell;
+pub mod kmsg;
+pub mod layout;
+pub mod master;
+pub mod meminfo;
+pub mod monitor;
+pub mod offload;
+pub mod ring;
+pub mod rusage;
+pub mod status;
+
+pub use boot_params::{BootParams, CoreInfo, MemChunk, NumaNode, PhysRegion};
+pub use monitor::{CpuMonitorSlot, MonitorPage};
+pub use status::{CpuState, OsStatus};

@@ -1,0 +1,448 @@
+//! System-call offloading and the unified address space (ARCHITECTURE.md §5).
+//!
+//! Three parties share these structures through guest memory: the LWK
+//! (`lwk/src/syscall/offload.rs`, `lwk/src/process/`), `mcexec` (the proxy
+//! process, which maps every guest memory region through the memfds it gets
+//! from `ihkd`), and `ihk-vm` (which claims and releases process slots for
+//! `ihkd`'s `attach` request).
+//!
+//! ```text
+//!  offload area (OFFLOAD_AREA_GPA, in the boot area, initialized by the LWK)
+//!  ┌────────────────────┬──────────────┬──────────────┬─────
+//!  │ OffloadAreaHeader   │ ProcessSlot 0│ ProcessSlot 1│ ...  MAX_PROCESSES
+//!  └────────────────────┴──────────────┴──────────────┴─────
+//!  per-process proxy area (allocated by the LWK when the process starts)
+//!  ┌────────────────┬─────────────────────────┬──────────────────────────┐
+//!  │ ProxyAreaHeader│ ThreadSlot × threads     │ MapEntry × map capacity   │
+//!  └────────────────┴─────────────────────────┴──────────────────────────┘
+//! ```
+//!
+//! Process slot life cycle ([`ProcState`]): the host claims a free slot for an
+//! attaching `mcexec` (FREE→CLAIMED); `mcexec` fills [`StartParams`] and sets
+//! START, then kicks the chosen LWK CPU; the LWK creates the process, publishes
+//! the proxy area and sets RUNNING (or FAILED with `start_error`); when the
+//! process ends the LWK records the status and sets EXITED and rings the
+//! process doorbell. Physical memory of a process is freed only after the
+//! host reports the proxy gone ([`EVENT_PROXY_GONE`], set when `ihkd` sees
+//! the attach socket close): until then `mcexec` may still hold mirrors of it.
+//!
+//! Per-thread offload ([`ThreadSlot`]), one slot per LWK thread and one host
+//! proxy thread per slot: IDLE→REQUEST (LWK) →BUSY (host) →DONE (host) →IDLE
+//! (LWK). Each side spins briefly, then declares it sleeps
+//! (`host_sleeping` / `lwk_waiting`) and re-checks; the other side rings the
+//! doorbell only when the flag is set: LWK→host with a 32-bit `out` of
+//! [`process_doorbell`]`(slot)` to [`crate::doorbell::IKC_DOORBELL_PORT`]
+//! (an ioeventfd), host→LWK with the LWK CPU's irqfd (MSI, [`OFFLOAD_VECTOR`]).
+//! Both sides put a full fence between publishing their word and reading the
+//! other side's flag.
+//!
+//! Unified address space: the LWK backs user memory in blocks of the mirror
+//! granule (the page size of the host memfds: 4 KiB or 2 MiB) with
+//! `va ≡ pa (mod granule)`, and lists every backed range in the map table of
+//! the proxy area, under a sequence counter (`map_seq`, odd while the LWK
+//! writes). `mcexec` maps each range at the same virtual address with
+//! `mmap(MAP_FIXED|MAP_SHARED, memfd)`, so the raw pointer arguments of an
+//! offloaded call are valid in the proxy. A request carries the map sequence
+//! it needs; the proxy re-syncs before executing it when its copy is older.
+
+use core::mem::size_of;
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
+
+/// "MCOFFLD\0".
+pub const OFFLOAD_MAGIC: u64 = u64::from_le_bytes(*b"MCOFFLD\0");
+/// "MCPROXY\0".
+pub const PROXY_AREA_MAGIC: u64 = u64::from_le_bytes(*b"MCPROXY\0");
+/// Bumped on any layout change in this module.
+pub const OFFLOAD_VERSION: u32 = 1;
+
+// ---------------------------------------------------------------------------
+// The LWK user address space, as both the LWK and mcexec see it.
+// ---------------------------------------------------------------------------
+
+/// Lowest user address (Linux's default `vm.mmap_min_addr`).
+pub const USER_START: u64 = 0x1_0000;
+/// End (exclusive) of the LWK user range (32 TiB). `mcexec` is a
+/// position-independent binary that Linux loads, with its libraries, thread
+/// stacks and heap, above this: at 0x55.. and 0x7f.., or from 0x2aaa_aaaa_b000
+/// upward in the legacy layout (`ulimit -s unlimited`), so the range below is
+/// free to reserve in it.
+pub const USER_END: u64 = 0x2000_0000_0000;
+/// Top of the main thread's stack.
+pub const STACK_TOP: u64 = USER_END;
+/// Highest address the stack may ever grow down to is `STACK_TOP - STACK_GAP`;
+/// top-down `mmap` allocation starts below it.
+pub const STACK_GAP: u64 = 1 << 40;
+/// Top of the area `mmap(NULL, ..)` allocates from (downward).
+pub const MMAP_TOP: u64 = STACK_TOP - STACK_GAP;
+/// Load base of position-independent executables (static-pie).
+pub const PIE_BASE: u64 = 0x0800_0000_0000;
+/// Load base of the ELF interpreter of dynamic executables.
+pub const INTERP_BASE: u64 = 0x1000_0000_0000;
+
+/// Default premapped stack when `mcexec -s` is not given.
+pub const DEFAULT_STACK_PREMAP: u64 = 2 << 20;
+/// Default stack limit when `mcexec -s` gives none and RLIMIT_STACK is unlimited.
+pub const DEFAULT_STACK_MAX: u64 = 8 << 20;
+
+// ---------------------------------------------------------------------------
+// Doorbells and vectors.
+// ---------------------------------------------------------------------------
+
+/// Interrupt vector of the host-to-LWK offload doorbell (irqfd, one per LWK
+/// CPU). Distinct from the IKC vectors in [`crate::doorbell`].
+pub const OFFLOAD_VECTOR: u8 = 0xe0;
+/// First datamatch value (on [`crate::doorbell::IKC_DOORBELL_PORT`]) of the
+/// per-process doorbells; see [`process_doorbell`].
+pub const PROCESS_DOORBELL_BASE: u32 = 0x1000;
+
+/// Datamatch value the LWK writes to ring the doorbell of process slot `slot`.
+pub const fn process_doorbell(slot: u32) -> u32 {
+    PROCESS_DOORBELL_BASE + slot
+}
+
+// ---------------------------------------------------------------------------
+// The offload area: header + process slots.
+// ---------------------------------------------------------------------------
+
+/// Number of process slots (concurrent `mcexec`s per OS instance).
+pub const MAX_PROCESSES: usize = 64;
+
+/// Bytes of the offload area.
+pub const OFFLOAD_AREA_SIZE: u64 =
+    (size_of::<OffloadAreaHeader>() + MAX_PROCESSES * size_of::<ProcessSlot>()) as u64;
+/// Guest-physical address of the offload area: the unused gap of the boot
+/// area between the master IKC rings and the kmsg buffer (see
+/// [`crate::layout`]), which the LWK never hands to its allocator. The LWK's
+/// BSP initializes it at boot (header, all slots FREE); the host claims slots
+/// only once the OS is RUNNING and the header's magic is present.
+pub const OFFLOAD_AREA_GPA: u64 = 0x5_0000;
+/// Room reserved for the offload area at [`OFFLOAD_AREA_GPA`].
+pub const OFFLOAD_AREA_MAX_SIZE: u64 = 0x3_0000;
+
+/// Start of the offload area, written by the LWK at boot.
+#[repr(C, align(64))]
+pub struct OffloadAreaHeader {
+    pub magic: u64,
+    pub version: u32,
+    pub nr_slots: u32,
+    pub slot_size: u32,
+    pub _pad: u32,
+    pub _reserved: [u64; 5],
+}
+
+/// State of a process slot; the value of [`ProcessSlot::state`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcState {
+    /// Unused.
+    Free = 0,
+    /// Claimed by the host for an attaching `mcexec` (`host_pid` set).
+    Claimed = 1,
+    /// `mcexec` wrote [`StartParams`]; the LWK CPU `start.cpu` takes it.
+    Start = 2,
+    /// The process runs; `proxy_area` is valid.
+    Running = 3,
+    /// The process ended (`exit_code`, `exit_signal`); memory is kept until
+    /// the proxy is gone.
+    Exited = 4,
+    /// The LWK could not start it (`start_error`); nothing is kept.
+    Failed = 5,
+}
+
+impl ProcState {
+    pub const fn from_u32(v: u32) -> Option<ProcState> {
+        Some(match v {
+            0 => ProcState::Free,
+            1 => ProcState::Claimed,
+            2 => ProcState::Start,
+            3 => ProcState::Running,
+            4 => ProcState::Exited,
+            5 => ProcState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// [`ProcessSlot::events`] bit: the proxy process is gone (the host saw its
+/// attach connection close). The LWK ends the process if it still runs,
+/// frees everything and sets the slot FREE.
+pub const EVENT_PROXY_GONE: u32 = 1 << 0;
+/// [`ProcessSlot::events`] bit: new bits in `pending_signals`.
+pub const EVENT_SIGNAL: u32 = 1 << 1;
+
+/// How the process was started, written by `mcexec` before START.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StartParams {
+    /// LWK CPU (index in the boot parameters' cores) to run the main thread on.
+    pub cpu: u32,
+    /// Thread slots to allocate (the most LWK threads the process may have).
+    pub max_threads: u32,
+    /// Host pid / parent pid of `mcexec`; the LWK process uses the same ids
+    /// so that pids seen through offloaded calls agree with getpid().
+    pub host_pid: u32,
+    pub host_ppid: u32,
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    /// Number of argv / envp strings in the argument blob.
+    pub argc: u32,
+    pub envc: u32,
+    /// Size of the argument blob ([`OffloadCall::GetArgs`]):
+    /// `execfn\0 argv[0]\0 .. argv[argc-1]\0 envp[0]\0 .. envp[envc-1]\0`.
+    pub args_len: u64,
+    /// Host file descriptors (in `mcexec`) of the executable and of its ELF
+    /// interpreter (-1: none), read by the LWK through [`OffloadCall::PreadPhys`].
+    pub exe_fd: i32,
+    pub interp_fd: i32,
+    pub exe_size: u64,
+    pub interp_size: u64,
+    /// `mcexec -h`: brk extends the heap in multiples of this (0: page).
+    pub heap_extension: u64,
+    /// `mcexec -s premap[,max]`.
+    pub stack_premap: u64,
+    pub stack_max: u64,
+    /// Page size of the host memfds: the LWK backs user memory in aligned
+    /// blocks of this size so `mcexec` can mirror them.
+    pub mirror_granule: u64,
+    /// Host CLOCK_MONOTONIC − CLOCK_REALTIME and CLOCK_BOOTTIME −
+    /// CLOCK_REALTIME, in ns, measured by `mcexec` at start; the LWK derives
+    /// those clocks from its TSC-based realtime clock.
+    pub monotonic_offset_ns: i64,
+    pub boottime_offset_ns: i64,
+    /// AT_RANDOM bytes.
+    pub random: [u8; 16],
+    pub _reserved: [u64; 4],
+}
+
+/// One process slot.
+#[repr(C, align(64))]
+pub struct ProcessSlot {
+    /// [`ProcState`].
+    pub state: AtomicU32,
+    /// Host-to-LWK event bits (`EVENT_*`), set by the host, cleared by the LWK.
+    pub events: AtomicU32,
+    /// Host pid of the `mcexec` the slot was claimed for.
+    pub host_pid: AtomicU32,
+    /// LWK pid once RUNNING (equal to the host pid of `mcexec`).
+    pub lwk_pid: AtomicU32,
+    /// Signals forwarded by `mcexec` (bit `n-1` for signal `n`).
+    pub pending_signals: AtomicU64,
+    /// Guest-physical address and size of the process's [`ProxyAreaHeader`].
+    pub proxy_area: AtomicU64,
+    pub proxy_area_size: AtomicU64,
+    /// FAILED: the negative errno why the process could not start.
+    pub start_error: AtomicI64,
+    /// EXITED: exit code (0..=255) or 0 when killed by `exit_signal`.
+    pub exit_code: AtomicU32,
+    /// EXITED: terminating signal, 0 for a normal exit.
+    pub exit_signal: AtomicU32,
+    pub _pad: [u64; 1],
+    pub start: StartParams,
+}
+
+impl ProcessSlot {
+    pub fn state(&self) -> Option<ProcState> {
+        ProcState::from_u32(self.state.load(core::sync::atomic::Ordering::Acquire))
+    }
+}
+
+/// Byte offset of process slot `i` from the start of the offload area.
+pub const fn process_slot_offset(i: usize) -> usize {
+    size_of::<OffloadAreaHeader>() + i * size_of::<ProcessSlot>()
+}
+
+// ---------------------------------------------------------------------------
+// The per-process proxy area.
+// ---------------------------------------------------------------------------
+
+/// Header of a process's proxy area. Written by the LWK before RUNNING.
+#[repr(C, align(128))]
+pub struct ProxyAreaHeader {
+    pub magic: u64,
+    /// Total bytes of the area.
+    pub size: u64,
+    pub thread_capacity: u32,
+    pub map_capacity: u32,
+    /// Byte offsets from the header of the thread slots and map entries.
+    pub threads_offset: u32,
+    pub map_offset: u32,
+    /// Sequence counter of the map table: odd while the LWK rewrites it.
+    /// Also the "mapping generation" a request refers to.
+    pub map_seq: AtomicU64,
+    /// Entries in use, sorted by `va`, non-overlapping.
+    pub map_count: AtomicU32,
+    pub _pad: u32,
+    pub _reserved: [u64; 10],
+}
+
+/// One user range mirrored by `mcexec`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapEntry {
+    /// User virtual address, granule-aligned.
+    pub va: u64,
+    /// Length in bytes, a multiple of the granule.
+    pub len: u64,
+    /// Guest-physical address backing `va`, granule-aligned, contiguous.
+    pub gpa: u64,
+    pub _reserved: u64,
+}
+
+/// Layout of a proxy area holding `threads` thread slots and `maps` entries.
+pub const fn proxy_area_layout(threads: u32, maps: u32) -> (u32, u32, u64) {
+    let threads_offset = size_of::<ProxyAreaHeader>() as u32;
+    let map_offset = threads_offset + threads * size_of::<ThreadSlot>() as u32;
+    let size = map_offset as u64 + maps as u64 * size_of::<MapEntry>() as u64;
+    (threads_offset, map_offset, size)
+}
+
+/// State of a thread slot; the value of [`ThreadSlot::state`].
+pub const SLOT_IDLE: u32 = 0;
+/// The LWK wrote a request.
+pub const SLOT_REQUEST: u32 = 1;
+/// A proxy thread executes it.
+pub const SLOT_BUSY: u32 = 2;
+/// The result is in `result`.
+pub const SLOT_DONE: u32 = 3;
+
+/// One LWK thread's offload slot, served by one host proxy thread.
+#[repr(C, align(128))]
+pub struct ThreadSlot {
+    /// `SLOT_*`.
+    pub state: AtomicU32,
+    /// The proxy thread sleeps (futex on `state`): the LWK must ring the
+    /// process doorbell after posting a request.
+    pub host_sleeping: AtomicU32,
+    /// The LWK CPU halts waiting: the host must send the irq after DONE.
+    pub lwk_waiting: AtomicU32,
+    /// Set by the LWK: interrupt the call in progress (a signal arrived).
+    /// The host interrupts the proxy thread, which returns -EINTR.
+    pub interrupt: AtomicU32,
+    /// LWK tid of the thread using the slot (0: unused).
+    pub tid: AtomicU32,
+    /// LWK CPU the thread runs on (whose irqfd the host rings).
+    pub cpu: AtomicU32,
+    pub number: u64,
+    pub args: [u64; 6],
+    /// Return value (negative errno on error), written before DONE.
+    pub result: i64,
+    /// Map sequence the request needs the proxy to have applied.
+    pub map_seq: u64,
+    pub _reserved: [u64; 4],
+}
+
+// ---------------------------------------------------------------------------
+// Offload calls that are not Linux system calls.
+// ---------------------------------------------------------------------------
+
+/// First number of the offload-protocol calls; far above every Linux number.
+pub const OFFLOAD_CALL_BASE: u64 = 0x4d43_0000;
+
+/// Calls the LWK sends through a thread slot that the proxy handles itself.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffloadCall {
+    /// `(gpa, len)`: copy the argument blob (see [`StartParams::args_len`])
+    /// to guest-physical `gpa`. Returns the bytes copied.
+    GetArgs = OFFLOAD_CALL_BASE + 1,
+    /// `(fd, gpa, len, offset)`: `pread` from host fd into guest-physical
+    /// memory. Returns bytes read or -errno.
+    PreadPhys = OFFLOAD_CALL_BASE + 2,
+    /// `(slot, tid)`: start a proxy thread for thread slot `slot` (a new
+    /// LWK thread). Returns 0 or -errno.
+    ThreadStart = OFFLOAD_CALL_BASE + 3,
+    /// The LWK thread of this slot is gone: the proxy thread acknowledges
+    /// and ends.
+    ThreadExit = OFFLOAD_CALL_BASE + 4,
+}
+
+impl OffloadCall {
+    pub const fn from_u64(v: u64) -> Option<OffloadCall> {
+        Some(match v {
+            x if x == OffloadCall::GetArgs as u64 => OffloadCall::GetArgs,
+            x if x == OffloadCall::PreadPhys as u64 => OffloadCall::PreadPhys,
+            x if x == OffloadCall::ThreadStart as u64 => OffloadCall::ThreadStart,
+            x if x == OffloadCall::ThreadExit as u64 => OffloadCall::ThreadExit,
+            _ => return None,
+        })
+    }
+}
+
+/// Signals `mcexec` forwards to the LWK process.
+pub const FORWARDED_SIGNALS: [u32; 4] = [1 /* SIGHUP */, 2 /* SIGINT */, 3 /* SIGQUIT */, 15 /* SIGTERM */];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, offset_of};
+
+    #[test]
+    fn layout() {
+        assert_eq!(size_of::<OffloadAreaHeader>(), 64);
+        assert_eq!(size_of::<StartParams>(), 168);
+        assert_eq!(offset_of!(StartParams, args_len), 40);
+        assert_eq!(offset_of!(StartParams, exe_fd), 48);
+        assert_eq!(offset_of!(StartParams, mirror_granule), 96);
+        assert_eq!(offset_of!(StartParams, random), 120);
+        assert_eq!(offset_of!(ProcessSlot, state), 0);
+        assert_eq!(offset_of!(ProcessSlot, events), 4);
+        assert_eq!(offset_of!(ProcessSlot, pending_signals), 16);
+        assert_eq!(offset_of!(ProcessSlot, proxy_area), 24);
+        assert_eq!(offset_of!(ProcessSlot, start_error), 40);
+        assert_eq!(offset_of!(ProcessSlot, exit_code), 48);
+        assert_eq!(offset_of!(ProcessSlot, start), 64);
+        assert_eq!(size_of::<ProcessSlot>(), 256);
+        assert_eq!(size_of::<ProxyAreaHeader>(), 128);
+        assert_eq!(offset_of!(ProxyAreaHeader, map_seq), 32);
+        assert_eq!(offset_of!(ProxyAreaHeader, map_count), 40);
+        assert_eq!(size_of::<MapEntry>(), 32);
+        assert_eq!(size_of::<ThreadSlot>(), 128);
+        assert_eq!(align_of::<ThreadSlot>(), 128);
+        assert_eq!(offset_of!(ThreadSlot, number), 24);
+        assert_eq!(offset_of!(ThreadSlot, args), 32);
+        assert_eq!(offset_of!(ThreadSlot, result), 80);
+        assert_eq!(offset_of!(ThreadSlot, map_seq), 88);
+        assert_eq!(OFFLOAD_AREA_SIZE, 64 + 64 * 256);
+        assert_eq!(process_slot_offset(1), 64 + 256);
+    }
+
+    #[test]
+    fn offload_area_fits_the_boot_area_gap() {
+        use crate::layout::*;
+        assert!(OFFLOAD_AREA_SIZE <= OFFLOAD_AREA_MAX_SIZE);
+        assert!(IKC_MASTER_TO_LWK_GPA + IKC_MASTER_RING_SIZE <= OFFLOAD_AREA_GPA);
+        assert!(OFFLOAD_AREA_GPA + OFFLOAD_AREA_MAX_SIZE <= KMSG_GPA);
+        assert_eq!(OFFLOAD_AREA_GPA % PAGE_SIZE, 0);
+    }
+
+    #[test]
+    fn address_space_is_ordered() {
+        assert!(USER_START < PIE_BASE && PIE_BASE < INTERP_BASE && INTERP_BASE < MMAP_TOP);
+        assert!(MMAP_TOP < STACK_TOP && STACK_TOP == USER_END);
+        // Every base is 1 GiB aligned so any mirror granule divides it.
+        for a in [PIE_BASE, INTERP_BASE, MMAP_TOP, STACK_TOP] {
+            assert_eq!(a % (1 << 30), 0);
+        }
+    }
+
+    #[test]
+    fn proxy_area_layout_is_aligned() {
+        let (t, m, size) = proxy_area_layout(16, 1024);
+        assert_eq!(t, 128);
+        assert_eq!(t as usize % align_of::<ThreadSlot>(), 0);
+        assert_eq!(m as usize % align_of::<MapEntry>(), 0);
+        assert_eq!(m, 128 + 16 * 128);
+        assert_eq!(size, (128 + 16 * 128 + 1024 * 32) as u64);
+    }
+
+    #[test]
+    fn calls_round_trip() {
+        for c in [OffloadCall::GetArgs, OffloadCall::PreadPhys, OffloadCall::ThreadStart, OffloadCall::ThreadExit] {
+            assert_eq!(OffloadCall::from_u64(c as u64), Some(c));
+        }
+        assert_eq!(OffloadCall::from_u64(0), None);
+        assert_eq!(process_doorbell(3), 0x1003);
+    }
+}

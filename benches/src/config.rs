@@ -1,0 +1,247 @@
+//! Command-line options of the report and the sizes derived from the machine.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "mck-bench",
+    about = "Boots a partition, runs FWQ, STREAM, GUPS, syscall, launch and boot benchmarks \
+             under mcexec and natively pinned to the same CPU, and reports LWK/Linux ratios \
+             against the targets of issue 5 (Markdown + PNG in --out)."
+)]
+pub struct Options {
+    /// Run the native side only (the LWK columns stay empty).
+    #[arg(long)]
+    pub linux_only: bool,
+
+    /// Linux CPU given to the LWK, and the CPU the native runs are pinned
+    /// to [default: the highest online CPU].
+    #[arg(long)]
+    pub cpu: Option<usize>,
+
+    /// Memory of the benchmark partition (mcreboot -m).
+    #[arg(long, default_value = "2560M")]
+    pub lwk_mem: String,
+
+    /// Partition sizes whose boot time (mcreboot to RUNNING) is measured.
+    #[arg(long, value_delimiter = ',', default_value = "512M,2G")]
+    pub boot_sizes: Vec<String>,
+
+    /// Boots per size for the boot-time rows.
+    #[arg(long, default_value_t = 3)]
+    pub boot_reps: usize,
+
+    /// Install tree of scripts/install.sh (sbin/mcreboot, bin/mcexec, ...).
+    /// Default: the cargo target directory this harness was built in.
+    #[arg(long)]
+    pub prefix: Option<PathBuf>,
+
+    /// Do not run `cargo build --release --workspace` before booting.
+    #[arg(long)]
+    pub no_build: bool,
+
+    /// IHK runtime directory of the harness's own partition.
+    #[arg(long, default_value = "/run/mck-bench")]
+    pub runtime_dir: PathBuf,
+
+    /// Extra mcexec option (repeatable), e.g. a spin-mode switch.
+    #[arg(long = "mcexec-arg", allow_hyphen_values = true)]
+    pub mcexec_args: Vec<String>,
+
+    /// Output directory (report.md, PNG plots, raw samples, programs).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+
+    /// Also copy report.md and the plots to benches/results/ (what the
+    /// README shows).
+    #[arg(long)]
+    pub publish: bool,
+
+    /// Small sizes and few repetitions: checks that everything runs, the
+    /// numbers mean little.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// FWQ samples per run (at least 10,000 unless --quick).
+    #[arg(long, default_value_t = 20_000)]
+    pub fwq_samples: u64,
+
+    /// FWQ loop iterations per quantum.
+    #[arg(long, default_value_t = 32_768)]
+    pub fwq_work: u64,
+
+    /// FWQ runs per side (the row values are medians over runs).
+    #[arg(long, default_value_t = 3)]
+    pub fwq_runs: usize,
+
+    /// STREAM array length in doubles [default: 8x the last-level cache].
+    #[arg(long)]
+    pub stream_n: Option<u64>,
+
+    /// STREAM repetitions of the four kernels.
+    #[arg(long, default_value_t = 20)]
+    pub stream_ntimes: u64,
+
+    /// GUPS table size as log2 of 64-bit words (27 = 1 GiB).
+    #[arg(long, default_value_t = 27)]
+    pub gups_log2: u32,
+
+    /// GUPS updates per timed round.
+    #[arg(long, default_value_t = 1 << 26)]
+    pub gups_updates: u64,
+
+    /// GUPS timed rounds.
+    #[arg(long, default_value_t = 5)]
+    pub gups_rounds: u64,
+
+    /// Timed calls per system-call benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    pub syscall_iters: u64,
+
+    /// Launches of `busybox true` per side.
+    #[arg(long, default_value_t = 20)]
+    pub launch_reps: usize,
+
+    /// The program launched for the launch benchmark.
+    #[arg(long, default_value = "/bin/busybox")]
+    pub busybox: PathBuf,
+
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    pub bench: bool,
+}
+
+impl Options {
+    /// Applies --quick and checks the values; fills machine-derived defaults.
+    pub fn resolve(mut self) -> Result<Options> {
+        if self.quick {
+            self.fwq_samples = self.fwq_samples.min(2_000);
+            self.fwq_runs = 1;
+            self.stream_n = Some(self.stream_n.unwrap_or(1 << 22));
+            self.stream_ntimes = self.stream_ntimes.min(4);
+            self.gups_log2 = self.gups_log2.min(24);
+            self.gups_updates = self.gups_updates.min(1 << 22);
+            self.gups_rounds = self.gups_rounds.min(2);
+            self.syscall_iters = self.syscall_iters.min(10_000);
+            self.launch_reps = self.launch_reps.min(5);
+            self.boot_reps = self.boot_reps.min(1);
+        } else if self.fwq_samples < 10_000 {
+            bail!("--fwq-samples must be at least 10000 (issue 5), got {}", self.fwq_samples);
+        }
+        for (what, v) in [
+            ("--fwq-samples", self.fwq_samples),
+            ("--fwq-work", self.fwq_work),
+            ("--fwq-runs", self.fwq_runs as u64),
+            ("--stream-ntimes", self.stream_ntimes),
+            ("--gups-updates", self.gups_updates),
+            ("--gups-rounds", self.gups_rounds),
+            ("--syscall-iters", self.syscall_iters),
+            ("--launch-reps", self.launch_reps as u64),
+        ] {
+            if v == 0 {
+                bail!("{what} must be at least 1, got 0");
+            }
+        }
+        if !(10..=33).contains(&self.gups_log2) {
+            bail!("--gups-log2 must be in 10..=33, got {}", self.gups_log2);
+        }
+        if self.stream_n.is_none() {
+            let llc = last_level_cache_bytes().unwrap_or(32 << 20);
+            self.stream_n = Some((8 * llc / 8).max(1 << 24));
+        }
+        if self.cpu.is_none() {
+            self.cpu = Some(highest_online_cpu()?);
+        }
+        if !self.linux_only && self.boot_reps == 0 && !self.boot_sizes.is_empty() {
+            bail!("--boot-reps must be at least 1 when --boot-sizes is given");
+        }
+        if !self.busybox.is_file() {
+            bail!(
+                "--busybox {} does not exist (install busybox-static)",
+                self.busybox.display()
+            );
+        }
+        Ok(self)
+    }
+
+    pub fn cpu(&self) -> usize {
+        self.cpu.expect("resolved")
+    }
+
+    pub fn stream_n(&self) -> u64 {
+        self.stream_n.expect("resolved")
+    }
+
+    pub fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("out"))
+    }
+}
+
+/// Size of the largest cache of CPU 0 (sysfs), in bytes.
+pub fn last_level_cache_bytes() -> Option<u64> {
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("index"))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("size")).ok())
+        .filter_map(|s| parse_cache_size(s.trim()))
+        .max()
+}
+
+/// "32768K" / "2048K" / "32M" as sysfs writes it.
+pub fn parse_cache_size(s: &str) -> Option<u64> {
+    let (num, mult) = match s.chars().last()? {
+        'K' => (&s[..s.len() - 1], 1u64 << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok().map(|n| n * mult)
+}
+
+/// The highest CPU in /sys/devices/system/cpu/online ("0-1", "0,2-5").
+pub fn highest_online_cpu() -> Result<usize> {
+    let s = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .context("reading /sys/devices/system/cpu/online")?;
+    parse_highest_cpu(s.trim())
+}
+
+pub fn parse_highest_cpu(s: &str) -> Result<usize> {
+    s.split(',')
+        .filter_map(|r| r.rsplit('-').next())
+        .map(|n| n.trim().parse::<usize>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .ok()
+        .and_then(|v| v.into_iter().max())
+        .with_context(|| format!("cannot read a CPU list from '{s}'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_sizes() {
+        assert_eq!(parse_cache_size("32768K"), Some(32 << 20));
+        assert_eq!(parse_cache_size("32M"), Some(32 << 20));
+        assert_eq!(parse_cache_size("x"), None);
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_highest_cpu("0-1").unwrap(), 1);
+        assert_eq!(parse_highest_cpu("0,2-5,7").unwrap(), 7);
+        assert_eq!(parse_highest_cpu("3").unwrap(), 3);
+        assert!(parse_highest_cpu("a-b").is_err());
+    }
+
+    #[test]
+    fn options_check_values() {
+        let o = Options::parse_from(["mck-bench", "--linux-only", "--fwq-samples", "500"]);
+        let e = o.resolve().unwrap_err().to_string();
+        assert!(e.contains("--fwq-samples") && e.contains("500"), "{e}");
+        let o = Options::parse_from(["mck-bench", "--bench", "--gups-log2", "40"]);
+        assert!(o.resolve().unwrap_err().to_string().contains("--gups-log2"));
+    }
+}

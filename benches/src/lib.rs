@@ -1,0 +1,40 @@
+//! mck-bench: the performance report (issue 5).
+//!
+//! Owns: compiling the benchmark programs of `examples/bench/` (C, static),
+//! booting its own partition (`mcreboot`, `pin` isolation, its own
+//! IHK_RUNTIME_DIR) and running every benchmark there under `mcexec`, then
+//! running the same binaries natively pinned to the same CPU after the
+//! partition is released; statistics, targets, the table (console and
+//! `report.md`) and the PNG plots in the output directory.
+//!
+//! Must not touch: partitions, processes or runtime directories it did not
+//! create; system-wide settings (transparent huge pages are chosen per table
+//! by gups.c's own madvise). It never asserts on timings: it reports them.
+
+pub mod bench;
+pub mod config;
+pub mod interrupt;
+pub mod parse;
+pub mod partition;
+pub mod plot;
+pub mod programs;
+pub mod report;
+pub mod runner;
+pub mod stats;
+pub mod suite;
+pub mod tools;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// The command line entry point of `mck-bench` and `cargo bench -p mck-bench`.
+pub fn run_cli() -> ExitCode {
+    let opts = config::Options::parse();
+    match opts.resolve().and_then(|o| suite::run(&o)) {
+        Ok(summary) => summary.exit_code(),
+        Err(e) => {
+            eprintln!("mck-bench: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

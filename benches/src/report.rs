@@ -1,0 +1,367 @@
+//! The table: one row per measured quantity with the LWK value, the Linux
+//! value, their ratio, the target of issue 5 and the verdict; printed to the
+//! console and written as Markdown.
+
+use crate::bench::boot::BootResult;
+use crate::bench::fwq::FwqResult;
+use crate::bench::gups::{GupsResult, Mode};
+use crate::bench::stream::{StreamResult, KERNELS};
+use crate::bench::syscall::{Op, SyscallResult, OPS};
+use crate::bench::Outcome;
+use crate::stats;
+use std::fmt::Write as _;
+
+/// Everything one side measured.
+#[derive(Debug)]
+pub struct SideResults {
+    pub fwq: Outcome<FwqResult>,
+    pub stream: Outcome<StreamResult>,
+    pub gups: Vec<(Mode, Outcome<GupsResult>)>,
+    pub syscalls: Vec<(Op, Outcome<SyscallResult>)>,
+    pub launch_ms: Outcome<Vec<f64>>,
+}
+
+impl SideResults {
+    /// All benchmarks failed for the same reason (the LWK side when no
+    /// partition could be booted).
+    pub fn failed(why: &str, gups_modes: &[Mode]) -> SideResults {
+        let why = why.to_string();
+        SideResults {
+            fwq: Err(why.clone()),
+            stream: Err(why.clone()),
+            gups: gups_modes.iter().map(|&m| (m, Err(why.clone()))).collect(),
+            syscalls: OPS.iter().map(|&o| (o, Err(why.clone()))).collect(),
+            launch_ms: Err(why),
+        }
+    }
+
+    pub fn gups(&self, mode: Mode) -> Option<&Outcome<GupsResult>> {
+        self.gups.iter().find(|(m, _)| *m == mode).map(|(_, r)| r)
+    }
+
+    pub fn syscall(&self, arg: &str) -> Option<&Outcome<SyscallResult>> {
+        self.syscalls.iter().find(|(o, _)| o.arg == arg).map(|(_, r)| r)
+    }
+}
+
+/// What a row must meet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// No target: reported for information.
+    None,
+    /// LWK / Linux <= x (lower is better).
+    RatioAtMost(f64),
+    /// LWK / Linux >= x (higher is better).
+    RatioAtLeast(f64),
+    /// LWK value <= x, in the row's unit.
+    LwkAtMost(f64),
+    /// LWK - Linux <= x, in the row's unit.
+    OverheadAtMost(f64),
+}
+
+/// One value of a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Value(f64),
+    /// The side was not run (--linux-only) or has no counterpart (boot).
+    Absent,
+    Error(String),
+}
+
+impl Cell {
+    fn from<T>(o: Option<&Outcome<T>>, f: impl Fn(&T) -> f64) -> Cell {
+        match o {
+            None => Cell::Absent,
+            Some(Ok(v)) => Cell::Value(f(v)),
+            Some(Err(e)) => Cell::Error(e.clone()),
+        }
+    }
+    fn value(&self) -> Option<f64> {
+        match self {
+            Cell::Value(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Miss,
+    /// No target.
+    Info,
+    /// A side failed to run, or its results are wrong.
+    Error,
+    /// Nothing to compare (a side was not run).
+    NoData,
+}
+
+impl Verdict {
+    pub fn text(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Miss => "MISS",
+            Verdict::Info => "info",
+            Verdict::Error => "ERROR",
+            Verdict::NoData => "-",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub bench: String,
+    pub unit: &'static str,
+    pub lwk: Cell,
+    pub linux: Cell,
+    pub target: Target,
+    /// A reason the results cannot be trusted (e.g. checksums differ).
+    pub invalid: Option<String>,
+}
+
+impl Row {
+    fn new(bench: impl Into<String>, unit: &'static str, lwk: Cell, linux: Cell, target: Target) -> Row {
+        Row { bench: bench.into(), unit, lwk, linux, target, invalid: None }
+    }
+
+    pub fn ratio(&self) -> Option<f64> {
+        match (self.lwk.value(), self.linux.value()) {
+            (Some(l), Some(n)) if n != 0.0 => Some(l / n),
+            _ => None,
+        }
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        if self.invalid.is_some()
+            || matches!(self.lwk, Cell::Error(_))
+            || matches!(self.linux, Cell::Error(_))
+        {
+            return Verdict::Error;
+        }
+        let (lwk, linux) = (self.lwk.value(), self.linux.value());
+        let ok = match self.target {
+            Target::None => return if lwk.is_some() || linux.is_some() { Verdict::Info } else { Verdict::NoData },
+            Target::LwkAtMost(x) => lwk.map(|l| l <= x),
+            Target::RatioAtMost(x) => self.ratio().map(|r| r <= x),
+            Target::RatioAtLeast(x) => self.ratio().map(|r| r >= x),
+            Target::OverheadAtMost(x) => lwk.zip(linux).map(|(l, n)| l - n <= x),
+        };
+        match ok {
+            Some(true) => Verdict::Pass,
+            Some(false) => Verdict::Miss,
+            None => Verdict::NoData,
+        }
+    }
+
+    pub fn target_text(&self) -> String {
+        match self.target {
+            Target::None => "-".into(),
+            Target::RatioAtMost(x) => format!("<= {x:.2}x"),
+            Target::RatioAtLeast(x) => format!(">= {x:.2}x"),
+            Target::LwkAtMost(x) => format!("LWK <= {x} {}", self.unit),
+            Target::OverheadAtMost(x) => format!("LWK - Linux <= {x} {}", self.unit),
+        }
+    }
+}
+
+/// A number with about three significant digits.
+pub fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    let a = v.abs();
+    if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else if a >= 10.0 {
+        format!("{v:.2}")
+    } else if a >= 1.0 || a == 0.0 {
+        format!("{v:.3}")
+    } else {
+        let digits = (-a.log10()).ceil() as usize + 2;
+        format!("{v:.digits$}")
+    }
+}
+
+fn cell_text(c: &Cell) -> String {
+    match c {
+        Cell::Value(v) => num(*v),
+        Cell::Absent => "-".into(),
+        Cell::Error(_) => "error".into(),
+    }
+}
+
+/// The rows of the report, in the issue's order.
+pub fn rows(lwk: Option<&SideResults>, linux: Option<&SideResults>, boots: &[Outcome<BootResult>], boot_sizes: &[String]) -> Vec<Row> {
+    let mut out = Vec::new();
+    let fwq = |s: Option<&SideResults>, f: &dyn Fn(&FwqResult) -> f64| Cell::from(s.map(|s| &s.fwq), f);
+    out.push(Row::new("FWQ noise", "%", fwq(lwk, &|r| r.median_of(|s| s.noise_pct)), fwq(linux, &|r| r.median_of(|s| s.noise_pct)), Target::RatioAtMost(0.2)));
+    out.push(Row::new("FWQ max/min", "x", fwq(lwk, &|r| r.median_of(|s| s.max_over_min)), fwq(linux, &|r| r.median_of(|s| s.max_over_min)), Target::None));
+    out.push(Row::new("FWQ stddev", "us", fwq(lwk, &|r| r.median_of(|s| s.summary.stddev)), fwq(linux, &|r| r.median_of(|s| s.summary.stddev)), Target::None));
+    out.push(Row::new("FWQ min quantum", "us", fwq(lwk, &|r| r.median_of(|s| s.summary.min)), fwq(linux, &|r| r.median_of(|s| s.summary.min)), Target::None));
+
+    for (k, name) in KERNELS.iter().enumerate() {
+        let c = |s: Option<&SideResults>| Cell::from(s.map(|s| &s.stream), |r| r.median(k));
+        out.push(Row::new(format!("STREAM {name}"), "MB/s", c(lwk), c(linux), Target::RatioAtLeast(0.98)));
+    }
+
+    let lwk_gups = lwk.and_then(|s| s.gups(Mode::Default));
+    for (mode, target) in [(Mode::NoHuge, 1.3), (Mode::Huge, 1.0)] {
+        let linux_gups = linux.and_then(|s| s.gups(mode));
+        let mut row = Row::new(
+            format!("GUPS vs Linux {}", mode.label()),
+            "GUP/s",
+            Cell::from(lwk_gups, GupsResult::median),
+            Cell::from(linux_gups, GupsResult::median),
+            Target::RatioAtLeast(target),
+        );
+        if let (Some(Ok(a)), Some(Ok(b))) = (lwk_gups, linux_gups) {
+            if a.checksum != b.checksum {
+                row.invalid = Some(format!("table checksum {} on the LWK, {} on Linux: the LWK computed a different result", a.checksum, b.checksum));
+            }
+        }
+        out.push(row);
+    }
+
+    for op in OPS {
+        let c = |s: Option<&SideResults>| Cell::from(s.and_then(|s| s.syscall(op.arg)), SyscallResult::median);
+        let (name, target) = match op.arg {
+            // Local calls: at or below native (issue 5).
+            "getpid" | "getppid" => (format!("{} (LWK-local)", op.label), Target::RatioAtMost(1.0)),
+            // The offloaded round trip (ARCHITECTURE.md 5): 2 us or less.
+            "fcntl" => (format!("{} (offloaded)", op.label), Target::LwkAtMost(2000.0)),
+            _ => (format!("{} /dev/null (offloaded)", op.label), Target::None),
+        };
+        out.push(Row::new(name, "ns", c(lwk), c(linux), target));
+    }
+
+    let launch = |s: Option<&SideResults>| Cell::from(s.map(|s| &s.launch_ms), |v| stats::median(v).unwrap_or(f64::NAN));
+    out.push(Row::new("launch busybox true", "ms", launch(lwk), launch(linux), Target::OverheadAtMost(5.0)));
+
+    for (i, size) in boot_sizes.iter().enumerate() {
+        let c = Cell::from(boots.get(i), BootResult::median);
+        out.push(Row::new(format!("boot {size} to RUNNING"), "s", c, Cell::Absent, Target::None));
+    }
+    out
+}
+
+const HEADERS: [&str; 7] = ["benchmark", "unit", "LWK", "Linux", "LWK/Linux", "target", "result"];
+
+fn row_cells(r: &Row) -> [String; 7] {
+    [
+        r.bench.clone(),
+        r.unit.to_string(),
+        cell_text(&r.lwk),
+        cell_text(&r.linux),
+        r.ratio().map_or("-".into(), |x| format!("{x:.3}")),
+        r.target_text(),
+        r.verdict().text().to_string(),
+    ]
+}
+
+/// The table for a terminal.
+pub fn console_table(rows: &[Row]) -> String {
+    let cells: Vec<[String; 7]> = rows.iter().map(row_cells).collect();
+    let mut w = HEADERS.map(str::len);
+    for c in &cells {
+        for (i, s) in c.iter().enumerate() {
+            w[i] = w[i].max(s.chars().count());
+        }
+    }
+    let line = |c: &[String]| {
+        let mut s = String::new();
+        for (i, v) in c.iter().enumerate() {
+            if i == 0 {
+                let _ = write!(s, "{v:<width$}", width = w[i]);
+            } else {
+                let _ = write!(s, "  {v:>width$}", width = w[i]);
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut s = line(&HEADERS.map(String::from));
+    s += &line(&w.map(|n| "-".repeat(n)));
+    for c in &cells {
+        s += &line(c);
+    }
+    s
+}
+
+/// The table in Markdown.
+pub fn markdown_table(rows: &[Row]) -> String {
+    let mut s = format!("| {} |\n", HEADERS.join(" | "));
+    s += "|---|---|--:|--:|--:|---|---|\n";
+    for r in rows {
+        let c = row_cells(r);
+        s += &format!("| {} |\n", c.join(" | ").replace("<=", "&le;").replace(">=", "&ge;"));
+    }
+    s
+}
+
+/// Why rows are ERROR: one line per distinct message.
+pub fn problems(rows: &[Row]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in rows {
+        for (side, c) in [("LWK", &r.lwk), ("Linux", &r.linux)] {
+            if let Cell::Error(e) = c {
+                let m = format!("{side}: {e}");
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+        if let Some(m) = &r.invalid {
+            out.push(format!("{}: {m}", r.bench));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(lwk: f64, linux: f64, t: Target) -> Row {
+        Row::new("x", "ns", Cell::Value(lwk), Cell::Value(linux), t)
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(row(1.0, 10.0, Target::RatioAtMost(0.2)).verdict(), Verdict::Pass);
+        assert_eq!(row(3.0, 10.0, Target::RatioAtMost(0.2)).verdict(), Verdict::Miss);
+        assert_eq!(row(13.0, 10.0, Target::RatioAtLeast(1.3)).verdict(), Verdict::Pass);
+        assert_eq!(row(12.9, 10.0, Target::RatioAtLeast(1.3)).verdict(), Verdict::Miss);
+        assert_eq!(row(2100.0, 100.0, Target::LwkAtMost(2000.0)).verdict(), Verdict::Miss);
+        assert_eq!(row(6.0, 2.0, Target::OverheadAtMost(5.0)).verdict(), Verdict::Pass);
+        assert_eq!(row(7.5, 2.0, Target::OverheadAtMost(5.0)).verdict(), Verdict::Miss);
+        assert_eq!(row(1.0, 2.0, Target::None).verdict(), Verdict::Info);
+        let mut r = row(1.0, 10.0, Target::RatioAtMost(0.2));
+        r.lwk = Cell::Absent;
+        assert_eq!(r.verdict(), Verdict::NoData);
+        r.lwk = Cell::Error("mcexec failed".into());
+        assert_eq!(r.verdict(), Verdict::Error);
+        assert_eq!(problems(&[r]), vec!["LWK: mcexec failed".to_string()]);
+        let mut r = row(1.0, 1.0, Target::RatioAtLeast(1.0));
+        r.invalid = Some("checksum".into());
+        assert_eq!(r.verdict(), Verdict::Error);
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(num(12345.6), "12346");
+        assert_eq!(num(123.45), "123.5");
+        assert_eq!(num(1.23456), "1.235");
+        assert_eq!(num(0.0012345), "0.00123");
+    }
+
+    #[test]
+    fn linux_only_rows_have_no_verdicts() {
+        let linux = SideResults::failed("not run", &[Mode::NoHuge, Mode::Huge]);
+        let rows = rows(None, Some(&linux), &[], &[]);
+        assert!(rows.iter().all(|r| r.lwk == Cell::Absent));
+        assert!(rows.iter().all(|r| r.verdict() == Verdict::Error));
+        let t = markdown_table(&rows);
+        assert!(t.contains("| FWQ noise | % | - | error | - | &le; 0.20x | ERROR |"), "{t}");
+    }
+}

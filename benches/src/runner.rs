@@ -1,0 +1,283 @@
+//! Running one benchmark program on one side: on the LWK (`mcexec [args]
+//! <program> <args>`) or natively pinned to the LWK's CPU (the same argv,
+//! with sched_setaffinity in the child before exec). Both sides share every
+//! other line of code.
+//!
+//! A child is watched through a pidfd: the harness kills it (by its own pid,
+//! before reaping it, so the pid cannot have been reused) when it runs past
+//! its time limit or when the harness is asked to stop.
+
+use crate::interrupt;
+use anyhow::{anyhow, bail, Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Which system runs the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Lwk,
+    Linux,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Lwk => "LWK",
+            Side::Linux => "Linux",
+        }
+    }
+}
+
+/// How to reach the LWK: the mcexec binary, its options, and the
+/// environment that names the partition (IHK_RUNTIME_DIR).
+#[derive(Debug, Clone)]
+pub struct Mcexec {
+    pub path: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, OsString)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Runner {
+    side: Side,
+    cpu: usize,
+    mcexec: Option<Mcexec>,
+}
+
+/// What a finished program left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub stdout: String,
+    pub stderr: String,
+    /// From spawn to exit.
+    pub wall: Duration,
+}
+
+impl Runner {
+    /// Native Linux, pinned to `cpu`.
+    pub fn linux(cpu: usize) -> Runner {
+        Runner { side: Side::Linux, cpu, mcexec: None }
+    }
+
+    /// Under mcexec on the partition whose LWK CPU is `cpu`.
+    pub fn lwk(cpu: usize, mcexec: Mcexec) -> Runner {
+        Runner { side: Side::Lwk, cpu, mcexec: Some(mcexec) }
+    }
+
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The command that runs `program args` on this side.
+    pub fn command(&self, program: &Path, args: &[String]) -> Command {
+        match &self.mcexec {
+            Some(m) => {
+                let mut c = Command::new(&m.path);
+                c.args(&m.args).arg(program).args(args);
+                c.envs(m.env.iter().map(|(k, v)| (k, v)));
+                c
+            }
+            None => {
+                let mut c = Command::new(program);
+                c.args(args);
+                pin_child(&mut c, self.cpu);
+                c
+            }
+        }
+    }
+
+    /// Runs `program args` to completion within `limit`; an error names the
+    /// side, the command and the tail of its stderr when it fails.
+    pub fn run(&self, program: &Path, args: &[String], limit: Duration) -> Result<Finished> {
+        let cmd = self.command(program, args);
+        let shown = show(&cmd);
+        let fin = run_command(cmd, limit, true)
+            .with_context(|| format!("{}: {shown}", self.side.name()))?;
+        Ok(fin)
+    }
+
+    /// Wall time of one run of `program args`, output discarded.
+    pub fn time_once(&self, program: &Path, args: &[String], limit: Duration) -> Result<Duration> {
+        let cmd = self.command(program, args);
+        let shown = show(&cmd);
+        let fin = run_command(cmd, limit, false)
+            .with_context(|| format!("{}: {shown}", self.side.name()))?;
+        Ok(fin.wall)
+    }
+}
+
+/// The command line as a person would type it.
+pub fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Makes the spawned child run on `cpu` only.
+fn pin_child(cmd: &mut Command, cpu: usize) {
+    // SAFETY: the closure runs in the forked child before exec. It only
+    // builds a CpuSet on the stack and makes one sched_setaffinity system
+    // call, both async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set = CpuSet::new();
+            set.set(cpu).map_err(std::io::Error::from)?;
+            sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// A pidfd for our own, not yet reaped child.
+fn pidfd_of(child: &Child) -> Result<OwnedFd> {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1;
+    // it touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("pidfd_open");
+    }
+    // SAFETY: fd is a fresh descriptor returned to us and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn reader<R: Read + Send + 'static>(r: Option<R>) -> Option<JoinHandle<String>> {
+    r.map(|mut r| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    })
+}
+
+/// Spawns `cmd`, waits for it (killing it on time-out or interrupt), and
+/// fails unless it exits with status 0.
+pub fn run_command(cmd: Command, limit: Duration, capture: bool) -> Result<Finished> {
+    run_command_with(cmd, limit, capture, true)
+}
+
+/// As `run_command`; with `interruptible` false a stop request does not kill
+/// the child (for the shutdown that must still run after Ctrl-C).
+pub fn run_command_with(mut cmd: Command, limit: Duration, capture: bool, interruptible: bool) -> Result<Finished> {
+    cmd.stdin(Stdio::null());
+    if !interruptible {
+        // Its own process group: a Ctrl-C at the terminal does not reach it.
+        cmd.process_group(0);
+    }
+    if capture {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    } else {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| anyhow!("cannot start: {e}"))?;
+    let out = reader(child.stdout.take());
+    let err = reader(child.stderr.take());
+    let stopped = watch(&child, start, limit, interruptible);
+    let wall = start.elapsed();
+    let status: ExitStatus = child.wait().context("waiting for the child")?;
+    let stdout = out.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+    let stderr = err.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+    if let Some(why) = stopped? {
+        bail!("{why}; killed it{}", stderr_tail(&stderr));
+    }
+    if !status.success() {
+        bail!("{status}{}", stderr_tail(&stderr));
+    }
+    Ok(Finished { stdout, stderr, wall })
+}
+
+/// Waits until the child exits; kills it and says why when the time limit
+/// passes or a stop is requested. Does not reap it.
+fn watch(child: &Child, start: Instant, limit: Duration, interruptible: bool) -> Result<Option<&'static str>> {
+    let pidfd = pidfd_of(child)?;
+    loop {
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(50u8)) {
+            Ok(n) if n > 0 => return Ok(None),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("poll on pidfd"),
+        }
+        let why = if interruptible && interrupt::requested() {
+            "stopped by a signal to the harness"
+        } else if start.elapsed() >= limit {
+            "timed out"
+        } else {
+            continue;
+        };
+        // Not reaped yet, so this pid is still our child.
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+        return Ok(Some(why));
+    }
+}
+
+fn stderr_tail(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail = &lines[lines.len().saturating_sub(6)..];
+    format!(": {}", tail.join(" | "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_child_is_pinned() {
+        let cpu = nix::sched::sched_getaffinity(Pid::from_raw(0))
+            .ok()
+            .and_then(|s| (0..CpuSet::count()).find(|&c| s.is_set(c).unwrap_or(false)))
+            .expect("at least one usable cpu");
+        let r = Runner::linux(cpu);
+        let f = r
+            .run(Path::new("/bin/sh"), &["-c".into(), "grep Cpus_allowed_list /proc/self/status".into()], Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(f.stdout.split_whitespace().nth(1), Some(cpu.to_string().as_str()), "{}", f.stdout);
+    }
+
+    #[test]
+    fn failure_names_status_and_stderr() {
+        let r = Runner::linux(0);
+        let e = r
+            .run(Path::new("/bin/sh"), &["-c".into(), "echo broken >&2; exit 3".into()], Duration::from_secs(10))
+            .unwrap_err();
+        let s = format!("{e:#}");
+        assert!(s.contains("exit status: 3") && s.contains("broken") && s.contains("Linux"), "{s}");
+    }
+
+    #[test]
+    fn time_limit_kills_child() {
+        let r = Runner::linux(0);
+        let t = Instant::now();
+        let e = r.run(Path::new("/bin/sleep"), &["30".into()], Duration::from_millis(300)).unwrap_err();
+        assert!(format!("{e:#}").contains("timed out"));
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn lwk_command_is_mcexec_prefix() {
+        let m = Mcexec {
+            path: "/opt/mck/bin/mcexec".into(),
+            args: vec!["-n".into(), "1".into()],
+            env: vec![("IHK_RUNTIME_DIR".into(), "/run/x".into())],
+        };
+        let c = Runner::lwk(1, m).command(Path::new("/b/fwq"), &["10".into()]);
+        assert_eq!(show(&c), "/opt/mck/bin/mcexec -n 1 /b/fwq 10");
+        assert!(c.get_envs().any(|(k, v)| k == "IHK_RUNTIME_DIR" && v == Some("/run/x".as_ref())));
+    }
+}

@@ -1,0 +1,116 @@
+/*
+ * System call latency: <iters> timed calls of one operation, each timed on
+ * its own with the TSC, after 1000 untimed warm-up calls.
+ *
+ * usage: syscall <op> <iters> <out-file>
+ *   getpid    syscall(SYS_getpid)     (answered by the LWK itself)
+ *   getppid   syscall(SYS_getppid)    (answered by the LWK itself)
+ *   fcntl     fcntl(fd, F_GETFL) on an fd of /dev/null  (offloaded to Linux)
+ *   write1    write(fd, buf, 1) to /dev/null            (offloaded)
+ *   write64k  write(fd, buf, 65536) to /dev/null        (offloaded)
+ * Every call's result is checked; a failing call aborts the run.
+ * stdout: tsc_hz, op, iters, "done"; <out-file>: per-call TSC ticks.
+ */
+#include "bench_common.h"
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static const char *prog = "syscall";
+
+enum op { OP_GETPID, OP_GETPPID, OP_FCNTL, OP_WRITE1, OP_WRITE64K };
+
+static char buf[65536];
+
+static void fail(const char *what, long ret)
+{
+	fprintf(stderr, "%s: %s returned %ld (%s)\n", prog, what, ret, strerror(errno));
+	exit(1);
+}
+
+static inline void one_call(enum op op, int fd, long expect)
+{
+	long r;
+	switch (op) {
+	case OP_GETPID:
+		r = syscall(SYS_getpid);
+		if (r != expect)
+			fail("getpid", r);
+		break;
+	case OP_GETPPID:
+		r = syscall(SYS_getppid);
+		if (r != expect)
+			fail("getppid", r);
+		break;
+	case OP_FCNTL:
+		r = fcntl(fd, F_GETFL);
+		if (r != expect)
+			fail("fcntl(F_GETFL)", r);
+		break;
+	case OP_WRITE1:
+		r = write(fd, buf, 1);
+		if (r != 1)
+			fail("write(1)", r);
+		break;
+	case OP_WRITE64K:
+		r = write(fd, buf, sizeof(buf));
+		if (r != (long)sizeof(buf))
+			fail("write(65536)", r);
+		break;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s <getpid|getppid|fcntl|write1|write64k> <iters> <out-file>\n",
+			prog);
+		return 2;
+	}
+	enum op op;
+	const char *name = argv[1];
+	if (strcmp(name, "getpid") == 0)
+		op = OP_GETPID;
+	else if (strcmp(name, "getppid") == 0)
+		op = OP_GETPPID;
+	else if (strcmp(name, "fcntl") == 0)
+		op = OP_FCNTL;
+	else if (strcmp(name, "write1") == 0)
+		op = OP_WRITE1;
+	else if (strcmp(name, "write64k") == 0)
+		op = OP_WRITE64K;
+	else {
+		fprintf(stderr, "%s: op must be getpid, getppid, fcntl, write1 or write64k, got '%s'\n",
+			prog, name);
+		return 2;
+	}
+	uint64_t n = parse_count(prog, "iters", argv[2]);
+	uint64_t *s = alloc_samples(prog, n);
+	memset(buf, 'x', sizeof(buf));
+
+	int fd = open("/dev/null", O_WRONLY);
+	if (fd < 0)
+		fail("open(/dev/null)", fd);
+	long expect = 0;
+	if (op == OP_GETPID)
+		expect = syscall(SYS_getpid);
+	else if (op == OP_GETPPID)
+		expect = syscall(SYS_getppid);
+	else if (op == OP_FCNTL)
+		expect = fcntl(fd, F_GETFL);
+	if (expect < 0)
+		fail("first call", expect);
+
+	double hz = calibrate_tsc_hz();
+	for (int i = 0; i < 1000; i++)
+		one_call(op, fd, expect);
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t t0 = tsc_begin();
+		one_call(op, fd, expect);
+		uint64_t t1 = tsc_end();
+		s[i] = t1 - t0;
+	}
+	write_samples(prog, argv[3], s, n);
+	printf("tsc_hz %.0f\nop %s\niters %llu\ndone\n", hz, name, (unsigned long long)n);
+	return 0;
+}

@@ -1,0 +1,120 @@
+//! mcstop+release: give the node back, step by step, each step checked
+//! (openmosix-shutdown.txt's spirit: an ordered exit that accounts for
+//! everything and says what it could not do).
+//!
+//! Steps: no ihkd and no journal -> nothing to do. No ihkd but a journal
+//! left by a crashed one -> start ihkd (it replays the journal on start) and
+//! continue. Destroy every OS instance (retrying while something holds one
+//! open) -> release the reserved CPUs -> release the reserved memory -> ask
+//! ihkd to quit (it undoes whatever the journal still holds and exits) ->
+//! wait for it to exit -> check that no journal record, socket or pid file
+//! is left. Later steps run even when an earlier one failed, so that as much
+//! as possible is given back; every failure is reported.
+
+use std::time::Duration;
+
+use super::daemon_proc::{start_ihkd, wait_exit};
+use super::destroy_all_instances;
+use crate::client::{self, Client};
+use crate::journal::Journal;
+use crate::list::MemList;
+use crate::paths::RuntimeDir;
+
+/// The outcome: empty `failures` means the node is clean.
+#[derive(Debug, Default)]
+pub struct StopReport {
+    pub had_daemon: bool,
+    pub replayed_crash_journal: bool,
+    pub failures: Vec<String>,
+}
+
+fn journal_pending(dir: &RuntimeDir) -> usize {
+    let p = dir.journal();
+    if !p.exists() {
+        return 0;
+    }
+    // Opening creates nothing new (the file exists) and only reads.
+    Journal::open(&p).map(|j| j.pending().len()).unwrap_or(1)
+}
+
+pub fn stop_release(dir: &RuntimeDir) -> StopReport {
+    let mut report = StopReport::default();
+    let fail =
+        |r: &mut StopReport, step: &str, why: String| r.failures.push(format!("{step}: {why}"));
+
+    report.had_daemon = client::daemon_running(dir);
+    if !report.had_daemon {
+        if journal_pending(dir) == 0 {
+            return report;
+        }
+        // A crashed ihkd left changes behind: a new one restores them.
+        report.replayed_crash_journal = true;
+        if let Err(e) = start_ihkd(dir) {
+            fail(&mut report, "starting ihkd to replay the journal", e.detail);
+            return report;
+        }
+    }
+
+    if let Err(e) = destroy_all_instances(dir) {
+        fail(&mut report, "destroying OS instances", e.detail);
+    }
+
+    match Client::device(dir, 0).and_then(|mut c| c.query_cpu()) {
+        Ok(cpus) if !cpus.is_empty() => {
+            if let Err(e) = Client::device(dir, 0).and_then(|mut c| c.release_cpu(&cpus)) {
+                fail(&mut report, "releasing CPUs", e.detail);
+            }
+        }
+        Ok(_) => {}
+        Err(e) => fail(&mut report, "querying CPUs", e.detail),
+    }
+
+    match Client::device(dir, 0).and_then(|mut c| c.query_mem()) {
+        Ok(mem) if !mem.is_empty() => {
+            let all = MemList::parse("all").expect("static list");
+            if let Err(e) = Client::device(dir, 0).and_then(|mut c| c.release_mem(&all)) {
+                fail(&mut report, "releasing memory", e.detail);
+            }
+        }
+        Ok(_) => {}
+        Err(e) => fail(&mut report, "querying memory", e.detail),
+    }
+
+    match Client::device(dir, 0).and_then(|mut c| Ok((c.daemon_info()?.pid, c.quit()))) {
+        Ok((pid, quit)) => {
+            // A refused quit (EPERM) leaves ihkd running: nothing to wait for.
+            let refused = quit.as_ref().is_err_and(|e| e.errno == libc::EPERM);
+            if let Err(e) = quit {
+                fail(&mut report, "restoring the node", e.detail);
+            }
+            if !refused && !wait_exit(pid, Duration::from_secs(15)) {
+                fail(
+                    &mut report,
+                    "stopping ihkd",
+                    format!("ihkd (pid {pid}) is still running"),
+                );
+            }
+        }
+        Err(e) => fail(&mut report, "stopping ihkd", e.detail),
+    }
+
+    let left = journal_pending(dir);
+    if left > 0 {
+        fail(
+            &mut report,
+            "checking the journal",
+            format!(
+                "{left} change(s) in {} could not be undone",
+                dir.journal().display()
+            ),
+        );
+    }
+    if client::daemon_running(dir) {
+        fail(
+            &mut report,
+            "checking ihkd",
+            format!("an ihkd still serves {}", dir.device_socket(0).display()),
+        );
+    }
+    report
+}

@@ -1,0 +1,115 @@
+//! ihkd: the IHK-master daemon (stands in for ihk.ko + ihk-smp-x86.ko and
+//! their /dev/mcd0). It owns reserved CPUs and memory and the OS instances;
+//! see `ihk::daemon`. Everything it changes on the node is journaled and
+//! restored when it exits (Quit request, SIGTERM, SIGINT) or, after a crash,
+//! when the next ihkd starts on the same runtime directory.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use ihk::daemon::{self, Config, Readiness};
+use ihk::paths::{Roots, RuntimeDir};
+use ihk::reserve::Isolation;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ihkd",
+    version,
+    about = "IHK-master daemon: reserves CPUs and memory and runs LWK partitions as KVM VMs",
+    after_help = "Environment: IHK_RUNTIME_DIR (default /run/ihk), IHK_ISOLATION (pin|evict, default evict), \
+IHK_PROC_ROOT / IHK_SYS_ROOT (default /), IHK_LOG (log filter, default info).\n\
+Sockets: <runtime dir>/mcd0 (device) and <runtime dir>/mcos<N> (OS instances); log: <runtime dir>/ihkd.log when daemonized."
+)]
+struct Args {
+    /// Stay in the foreground and log to stderr.
+    #[arg(long)]
+    foreground: bool,
+    /// How reserved CPUs are isolated: `pin` (only pin the vCPU threads) or
+    /// `evict` (move every other task and IRQ off them).
+    #[arg(long, value_name = "pin|evict")]
+    isolation: Option<String>,
+    /// Runtime directory (overrides IHK_RUNTIME_DIR).
+    #[arg(long, value_name = "DIR")]
+    runtime_dir: Option<PathBuf>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let iso_text = args
+        .isolation
+        .clone()
+        .or_else(|| {
+            std::env::var("IHK_ISOLATION")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "evict".to_string());
+    let Some(isolation) = Isolation::parse(&iso_text) else {
+        eprintln!("ihkd: invalid isolation mode '{iso_text}' (expected pin or evict)");
+        std::process::exit(2);
+    };
+    let dir = args
+        .runtime_dir
+        .map(RuntimeDir)
+        .unwrap_or_else(RuntimeDir::from_env);
+    let cfg = Config {
+        dir: dir.clone(),
+        roots: Roots::from_env(),
+        isolation,
+    };
+
+    let ready = if args.foreground {
+        Readiness::Foreground
+    } else {
+        // The log goes next to the sockets; create the directory first so
+        // the daemon can open it after detaching.
+        if let Err(e) = daemon::prepare_runtime_dir(&dir) {
+            eprintln!("ihkd: {e:#}");
+            std::process::exit(1);
+        }
+        match daemon::daemonize() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("ihkd: cannot daemonize: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    };
+    init_logging(args.foreground, &dir);
+    if let Err(e) = daemon::run(cfg, ready) {
+        tracing::error!("{e:#}");
+        if args.foreground {
+            eprintln!("ihkd: {e:#}");
+        }
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(foreground: bool, dir: &RuntimeDir) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("IHK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    if foreground {
+        use std::io::IsTerminal;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init();
+        return;
+    }
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.log_file())
+    {
+        Ok(f) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .init(),
+        Err(_) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::sink)
+            .init(),
+    }
+}

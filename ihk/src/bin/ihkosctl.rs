@@ -1,0 +1,223 @@
+//! ihkosctl: management of one OS instance (specification §1.3.2). A thin
+//! layer over `ihk::client`; prints nothing on success except query results,
+//! the status and the kernel messages.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use ihk::cli::{fail, format_mem, print_warnings};
+use ihk::client::Client;
+use ihk::list::{format_cpus, CpuList, IkcMap, MemList};
+use ihk::paths::RuntimeDir;
+use ihk::IhkError;
+
+/// Default wait for `boot` (RUNNING, PANIC or this long).
+const DEFAULT_BOOT_TIMEOUT_SECS: u64 = 30;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ihkosctl",
+    version,
+    about = "Configure, boot, inspect and shut down an IHK OS instance",
+    after_help = "Examples:\n  ihkosctl 0 assign cpu 1\n  ihkosctl 0 assign mem 512M@0\n  ihkosctl 0 load mckernel.img\n  ihkosctl 0 kargs \"hidos\"\n  ihkosctl 0 boot\n  ihkosctl 0 get status\n  ihkosctl 0 kmsg\n  ihkosctl 0 shutdown"
+)]
+struct Args {
+    /// OS instance index (<runtime dir>/mcos<index>).
+    os: u32,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Subcommand, Debug)]
+enum Action {
+    /// Assign reserved CPUs (`cpu 1-3`; LWK CPUs are numbered in this order)
+    /// or reserved memory (`mem 512M@0`, `all`).
+    Assign {
+        #[command(subcommand)]
+        what: Resource,
+    },
+    /// Give CPUs or memory back to the reserved pool.
+    Release {
+        #[command(subcommand)]
+        what: Resource,
+    },
+    /// Print the assigned CPUs or memory.
+    Query {
+        #[command(subcommand)]
+        what: Kind,
+    },
+    /// `set ikc_map <map>`.
+    Set {
+        #[command(subcommand)]
+        what: SetWhat,
+    },
+    /// `get ikc_map` or `get status`.
+    Get {
+        #[command(subcommand)]
+        what: GetWhat,
+    },
+    /// Same as `set ikc_map <map>` (the specification's example form).
+    #[command(name = "ikc_map", hide = true)]
+    IkcMapShort { map: String },
+    /// Load a kernel image (an LWK ELF).
+    Load { image: PathBuf },
+    /// Set the kernel arguments (must contain `hidos`).
+    Kargs { kargs: String },
+    /// Boot and wait until RUNNING; on a panic or timeout, print the last
+    /// kernel messages and fail.
+    Boot {
+        /// Seconds to wait for RUNNING.
+        #[arg(long, default_value_t = DEFAULT_BOOT_TIMEOUT_SECS)]
+        timeout: u64,
+    },
+    /// Shut the kernel down; its CPUs and memory go back to the reserved pool.
+    Shutdown,
+    /// Print the kernel message buffer.
+    Kmsg,
+    /// Clear the kernel message buffer.
+    #[command(name = "clear_kmsg")]
+    ClearKmsg,
+    /// Print the LWK's free memory per NUMA node.
+    #[command(name = "query_free_mem")]
+    QueryFreeMem,
+}
+
+#[derive(Subcommand, Debug)]
+enum Resource {
+    Cpu { list: String },
+    Mem { list: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum Kind {
+    Cpu,
+    Mem,
+}
+
+#[derive(Subcommand, Debug)]
+enum SetWhat {
+    #[command(name = "ikc_map")]
+    IkcMap { map: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum GetWhat {
+    #[command(name = "ikc_map")]
+    IkcMap,
+    Status,
+}
+
+const PROG: &str = "ihkosctl";
+
+fn main() {
+    let args = Args::parse();
+    let dir = RuntimeDir::from_env();
+    let what = describe(&args.action);
+    let os = args.os;
+    let die = |e: IhkError| -> ! { fail(PROG, &what, &e, true) };
+    let bad = |e: ihk::list::ListError| -> ! { fail(PROG, &what, &e.into(), true) };
+    let mut c = Client::os(&dir, os).unwrap_or_else(|e| die(e));
+    let r: Result<(), IhkError> = match &args.action {
+        Action::Assign {
+            what: Resource::Cpu { list },
+        } => {
+            let l = CpuList::parse(list).unwrap_or_else(|e| bad(e));
+            c.os_assign_cpu(l.ids())
+        }
+        Action::Assign {
+            what: Resource::Mem { list },
+        } => {
+            let l = MemList::parse(list).unwrap_or_else(|e| bad(e));
+            c.os_assign_mem(&l)
+        }
+        Action::Release {
+            what: Resource::Cpu { list },
+        } => {
+            let l = CpuList::parse(list).unwrap_or_else(|e| bad(e));
+            c.os_release_cpu(l.ids())
+        }
+        Action::Release {
+            what: Resource::Mem { list },
+        } => {
+            let l = MemList::parse(list).unwrap_or_else(|e| bad(e));
+            c.os_release_mem(&l)
+        }
+        Action::Query { what: Kind::Cpu } => {
+            c.os_query_cpu().map(|v| println!("{}", format_cpus(&v)))
+        }
+        Action::Query { what: Kind::Mem } => {
+            c.os_query_mem().map(|v| println!("{}", format_mem(&v)))
+        }
+        Action::Set {
+            what: SetWhat::IkcMap { map },
+        }
+        | Action::IkcMapShort { map } => {
+            let m = IkcMap::parse(map).unwrap_or_else(|e| bad(e));
+            c.os_set_ikc_map(&m)
+        }
+        Action::Get {
+            what: GetWhat::IkcMap,
+        } => c.os_get_ikc_map().map(|m| println!("{m}")),
+        Action::Get {
+            what: GetWhat::Status,
+        } => c.os_get_status().map(|s| println!("{s}")),
+        Action::Load { image } => c.os_load(image),
+        Action::Kargs { kargs } => c.os_kargs(kargs),
+        Action::Boot { timeout } => {
+            let t = Duration::from_secs((*timeout).max(1));
+            c.os_boot(t)
+        }
+        Action::Shutdown => c.os_shutdown(),
+        Action::Kmsg => c.os_kmsg().map(|k| {
+            print!("{k}");
+            if !k.is_empty() && !k.ends_with('\n') {
+                println!();
+            }
+        }),
+        Action::ClearKmsg => c.os_clear_kmsg(),
+        Action::QueryFreeMem => c
+            .os_query_free_mem()
+            .map(|v| println!("{}", format_mem(&v))),
+    };
+    match r {
+        Ok(()) => print_warnings(PROG, c.warnings()),
+        Err(e) => die(e),
+    }
+}
+
+fn describe(a: &Action) -> String {
+    match a {
+        Action::Assign {
+            what: Resource::Cpu { list },
+        } => format!("assign cpu {list}"),
+        Action::Assign {
+            what: Resource::Mem { list },
+        } => format!("assign mem {list}"),
+        Action::Release {
+            what: Resource::Cpu { list },
+        } => format!("release cpu {list}"),
+        Action::Release {
+            what: Resource::Mem { list },
+        } => format!("release mem {list}"),
+        Action::Query { what: Kind::Cpu } => "query cpu".into(),
+        Action::Query { what: Kind::Mem } => "query mem".into(),
+        Action::Set {
+            what: SetWhat::IkcMap { map },
+        }
+        | Action::IkcMapShort { map } => format!("set ikc_map {map}"),
+        Action::Get {
+            what: GetWhat::IkcMap,
+        } => "get ikc_map".into(),
+        Action::Get {
+            what: GetWhat::Status,
+        } => "get status".into(),
+        Action::Load { image } => format!("load {}", image.display()),
+        Action::Kargs { kargs } => format!("kargs \"{kargs}\""),
+        Action::Boot { .. } => "boot".into(),
+        Action::Shutdown => "shutdown".into(),
+        Action::Kmsg => "kmsg".into(),
+        Action::ClearKmsg => "clear_kmsg".into(),
+        Action::QueryFreeMem => "query_free_mem".into(),
+    }
+}

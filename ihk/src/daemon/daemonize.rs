@@ -1,0 +1,83 @@
+//! Detach from the terminal (double fork, new session, stdio on
+//! /dev/null) while the starting process waits for a readiness report, so
+//! `ihkd` returns 0 only once its sockets accept connections and non-zero
+//! with the reason when it could not start.
+//!
+//! Must be called while the process is single-threaded.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::unistd::{fork, pipe, setsid, ForkResult};
+
+/// Where to report readiness.
+pub enum Readiness {
+    /// Foreground: nobody waits.
+    Foreground,
+    /// Daemonized: the starter reads this pipe.
+    Pipe(OwnedFd),
+}
+
+impl Readiness {
+    /// The daemon serves.
+    pub fn ok(&mut self) {
+        self.send("OK\n");
+    }
+
+    /// The daemon could not start.
+    pub fn fail(&mut self, why: &str) {
+        self.send(&format!("{why}\n"));
+    }
+
+    fn send(&mut self, msg: &str) {
+        if let Readiness::Pipe(fd) = std::mem::replace(self, Readiness::Foreground) {
+            let mut f = File::from(fd);
+            let _ = f.write_all(msg.as_bytes());
+        }
+    }
+}
+
+/// Fork into the background. Returns in the daemon; the original process
+/// exits with 0 when the daemon reports ready, 1 (printing the reason)
+/// otherwise.
+pub fn daemonize() -> anyhow::Result<Readiness> {
+    let (rd, wr) = pipe()?;
+    // SAFETY: single-threaded at this point (documented precondition), so
+    // the child may run arbitrary code.
+    match unsafe { fork() }? {
+        ForkResult::Parent { child } => {
+            drop(wr);
+            let _ = nix::sys::wait::waitpid(child, None);
+            let mut msg = String::new();
+            let _ = File::from(rd).read_to_string(&mut msg);
+            if msg == "OK\n" {
+                std::process::exit(0);
+            }
+            let msg = msg.trim();
+            if msg.is_empty() {
+                eprintln!("ihkd: the daemon exited before it was ready (see its log)");
+            } else {
+                eprintln!("ihkd: {msg}");
+            }
+            std::process::exit(1);
+        }
+        ForkResult::Child => {}
+    }
+    drop(rd);
+    setsid()?;
+    // SAFETY: still single-threaded.
+    if let ForkResult::Parent { .. } = unsafe { fork() }? {
+        // The intermediate child: let the session leader go so the daemon
+        // can never reacquire a terminal.
+        // SAFETY: _exit skips destructors of state shared with the daemon.
+        unsafe { libc::_exit(0) };
+    }
+    std::env::set_current_dir("/")?;
+    let null = File::options().read(true).write(true).open("/dev/null")?;
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors of this process.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+    Ok(Readiness::Pipe(wr))
+}

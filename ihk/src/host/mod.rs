@@ -1,0 +1,3 @@
+//! Facts about the host node (read-only).
+
+pub mod topology;

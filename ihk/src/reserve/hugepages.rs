@@ -1,0 +1,130 @@
+//! Per-node hugetlb pools: `nr_hugepages` of
+//! `<sys>/devices/system/node/node<N>/hugepages/hugepages-<size>kB/`.
+//!
+//! ihkd raises a node's pool by the pages it needs, journaling the old count
+//! and the increase, and lowers it by the same increase on release. Lowering
+//! by the increase (rather than writing the old value back) keeps two
+//! daemons that share a node (tests of different runtime directories) from
+//! undoing each other.
+
+use std::fs;
+use std::path::PathBuf;
+
+use crate::error::{IhkError, IhkResult};
+use crate::journal::{Journal, Record};
+use crate::paths::Roots;
+
+pub const KB_1G: u64 = 1 << 20;
+pub const KB_2M: u64 = 2048;
+
+fn pool_file(roots: &Roots, node: u32, page_kb: u64, name: &str) -> PathBuf {
+    roots.sys(&format!(
+        "devices/system/node/node{node}/hugepages/hugepages-{page_kb}kB/{name}"
+    ))
+}
+
+/// Whether the node has a pool of pages of this size.
+pub fn has_pool(roots: &Roots, node: u32, page_kb: u64) -> bool {
+    pool_file(roots, node, page_kb, "nr_hugepages").exists()
+}
+
+fn read_count(roots: &Roots, node: u32, page_kb: u64, name: &str) -> IhkResult<u64> {
+    let p = pool_file(roots, node, page_kb, name);
+    let s =
+        fs::read_to_string(&p).map_err(|e| IhkError::os(e, format!("reading {}", p.display())))?;
+    s.trim()
+        .parse()
+        .map_err(|_| IhkError::io(format!("{}: not a number: {s:?}", p.display())))
+}
+
+pub fn nr_hugepages(roots: &Roots, node: u32, page_kb: u64) -> IhkResult<u64> {
+    read_count(roots, node, page_kb, "nr_hugepages")
+}
+
+pub fn free_hugepages(roots: &Roots, node: u32, page_kb: u64) -> IhkResult<u64> {
+    read_count(roots, node, page_kb, "free_hugepages")
+}
+
+fn write_nr(roots: &Roots, node: u32, page_kb: u64, n: u64) -> IhkResult<()> {
+    let p = pool_file(roots, node, page_kb, "nr_hugepages");
+    fs::write(&p, n.to_string())
+        .map_err(|e| IhkError::os(e, format!("writing {n} to {}", p.display())))
+}
+
+/// An increase of a node's pool that ihkd owes back.
+#[derive(Debug)]
+pub struct Raise {
+    pub seq: u64,
+    pub node: u32,
+    pub page_kb: u64,
+    pub added: u64,
+}
+
+/// Try to add `want` pages to the node's pool; returns the increase the
+/// kernel granted (possibly zero, then nothing stays journaled).
+pub fn raise(
+    journal: &mut Journal,
+    roots: &Roots,
+    node: u32,
+    page_kb: u64,
+    want: u64,
+) -> IhkResult<Option<Raise>> {
+    if want == 0 || !has_pool(roots, node, page_kb) {
+        return Ok(None);
+    }
+    let old = nr_hugepages(roots, node, page_kb)?;
+    let seq = journal.append(Record::HugePages {
+        node,
+        page_kb,
+        old,
+        added: want,
+    })?;
+    // The kernel may grant fewer pages than asked (fragmentation); the write
+    // itself can fail with ENOMEM when it grants none.
+    let _ = write_nr(roots, node, page_kb, old + want);
+    let now = nr_hugepages(roots, node, page_kb)?;
+    let got = now.saturating_sub(old).min(want);
+    if got == 0 {
+        let _ = write_nr(roots, node, page_kb, old.min(now));
+        journal.mark_undone(seq)?;
+        return Ok(None);
+    }
+    if got < want {
+        journal.amend(
+            seq,
+            Record::HugePages {
+                node,
+                page_kb,
+                old,
+                added: got,
+            },
+        )?;
+    }
+    Ok(Some(Raise {
+        seq,
+        node,
+        page_kb,
+        added: got,
+    }))
+}
+
+/// Give back pages previously added by `raise`, after their memory was
+/// freed. Shrinks `r.added` to what is still owed if the write fails.
+pub fn lower(journal: &mut Journal, roots: &Roots, r: &Raise) -> IhkResult<()> {
+    undo(roots, r.node, r.page_kb, r.added).map_err(IhkError::io)?;
+    journal.mark_undone(r.seq)
+}
+
+/// Lower a pool by `added` pages (journal replay and release).
+pub fn undo(roots: &Roots, node: u32, page_kb: u64, added: u64) -> Result<(), String> {
+    let cur = nr_hugepages(roots, node, page_kb).map_err(|e| e.to_string())?;
+    let target = cur.saturating_sub(added);
+    write_nr(roots, node, page_kb, target).map_err(|e| e.to_string())?;
+    let now = nr_hugepages(roots, node, page_kb).map_err(|e| e.to_string())?;
+    if now > target {
+        return Err(format!(
+            "node {node}: nr_hugepages ({page_kb} kB pages) is {now}, expected {target}: pages still in use"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! x86-64: descriptor tables (`gdt`), interrupts and exceptions (`idt`), the
+//! local APIC in x2APIC mode (`x2apic`), the TSC (`tsc`), and a few
+//! instructions.
+
+pub mod gdt;
+pub mod idt;
+pub mod tsc;
+pub mod x2apic;
+
+use core::arch::asm;
+
+pub fn interrupts_off() {
+    x86_64::instructions::interrupts::disable();
+}
+
+/// `sti; hlt`: returns after the next interrupt has been handled.
+pub fn enable_interrupts_and_halt() {
+    x86_64::instructions::interrupts::enable_and_hlt();
+}
+
+/// Stop this CPU for good (interrupts off; only NMI/INIT can wake it, and
+/// the NMI handler comes back here).
+pub fn halt_forever() -> ! {
+    loop {
+        interrupts_off();
+        x86_64::instructions::hlt();
+    }
+}
+
+/// 32-bit `out`: doorbells to the host.
+pub fn outl(port: u16, value: u32) {
+    // SAFETY: port I/O to the host's doorbell ports has no effect on guest
+    // memory; the host defines their meaning (ihk_abi::doorbell).
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+    };
+}
+
+/// 8-bit `out` (early debug console).
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: as outl.
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    };
+}
+
+pub fn rdmsr(msr: u32) -> u64 {
+    // SAFETY: callers only read architectural MSRs that exist under KVM.
+    unsafe { x86_64::registers::model_specific::Msr::new(msr).read() }
+}
+
+pub fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: callers only write architectural MSRs with valid values; none
+    // of them changes memory safety (APIC, TSC deadline, GS base).
+    unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value) };
+}
+
+pub fn read_cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+/// CPUID leaf `leaf`, subleaf 0: (eax, ebx, ecx, edx).
+pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
+    let r = core::arch::x86_64::__cpuid_count(leaf, 0);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}

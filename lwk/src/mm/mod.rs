@@ -1,0 +1,45 @@
+//! Physical memory: the frame allocator over the assigned chunks (`frame`).
+//! Later: page tables and user address spaces.
+
+pub mod frame;
+
+use ihk_abi::BootParams;
+
+pub fn init(bp: &BootParams) {
+    frame::init(bp);
+    frame::self_check();
+}
+
+/// McKernel-like memory lines in kmsg.
+pub fn log_layout(bp: &BootParams) {
+    for (i, c) in bp.chunks().iter().enumerate() {
+        crate::printk!(
+            "Memory chunk {}: {:#x} - {:#x} ({} bytes) @ NUMA: {}",
+            i,
+            c.start,
+            c.end,
+            c.end - c.start,
+            c.numa_id
+        );
+    }
+    frame::log_regions();
+    for (i, n) in bp.numa_nodes().iter().enumerate() {
+        let (free, _) = frame::node_bytes(i as u32);
+        crate::printk!(
+            "NUMA: {}, Linux NUMA: {}, type: {}, available bytes: {}, pages: {}",
+            i,
+            n.linux_id,
+            n.mem_type,
+            free,
+            free / frame::PAGE_SIZE
+        );
+        let mut line = crate::mm::frame::LineBuf::new();
+        for j in 0..bp.numa_nodes().len() {
+            let _ = core::fmt::Write::write_fmt(
+                &mut line,
+                format_args!("{} ({}), ", j, bp.numa_distance(i, j).unwrap_or(0)),
+            );
+        }
+        crate::printk!("NUMA {} distances: {}", i, line.as_str());
+    }
+}

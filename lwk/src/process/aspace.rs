@@ -1,0 +1,704 @@
+//! A process's address space: VMAs, the physical memory backing them, the
+//! page table, and the map table `mcexec` mirrors (ARCHITECTURE.md §5-6).
+//!
+//! Backing: user memory is allocated in aligned blocks of the mirror
+//! granule (the host memfds' page size) with `va ≡ pa (mod granule)`, so
+//! every backed range is a valid `mmap` of the host memfd at the same
+//! address in `mcexec`. Memory is populated eagerly when a VMA becomes
+//! accessible (NUMA-local, 2 MiB aligned runs where the span allows, so
+//! the page table uses 2 MiB pages), except MAP_NORESERVE and PROT_NONE
+//! ranges and the stack's growth area, which fault in. A block is freed when
+//! no VMA touches it any more; frees wait while an offloaded call of the
+//! process is in flight, since its proxy may still use the old mirror.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MMAP_TOP, USER_END, USER_START};
+
+use super::pagetable::{PageTable, Perm, LARGE};
+use super::phys::{self, PAGE};
+use crate::syscall::errno::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaKind {
+    Anon,
+    Heap,
+    Stack,
+    Image,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Vma {
+    pub end: u64,
+    pub perm: Perm,
+    pub kind: VmaKind,
+    /// Populated on first touch instead of at creation.
+    pub lazy: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Extent {
+    len: u64,
+    pa: u64,
+}
+
+/// Where the process's map table lives (in its proxy area).
+pub struct MapTable {
+    pub header: *mut ProxyAreaHeader,
+    pub entries: *mut MapEntry,
+    pub capacity: u32,
+}
+
+pub struct AddressSpace {
+    pub pt: PageTable,
+    vmas: BTreeMap<u64, Vma>,
+    backing: BTreeMap<u64, Extent>,
+    granule: u64,
+    numa: u32,
+    map: MapTable,
+    /// Physical ranges waiting for no offload to be in flight.
+    deferred: Vec<(u64, u64)>,
+    pub brk_start: u64,
+    pub brk: u64,
+    brk_end: u64,
+    heap_ext: u64,
+    pub stack_top: u64,
+    stack_limit: u64,
+    /// Offloaded calls of the process in flight (see module doc).
+    pub in_flight: u32,
+    /// Bytes of user memory backed (for rusage / kmsg).
+    pub backed_bytes: u64,
+}
+
+// SAFETY: the MapTable pointers point into the process's proxy area in the
+// direct map, owned by the process; the address space is behind a lock.
+unsafe impl Send for AddressSpace {}
+
+pub const fn align_up(v: u64, a: u64) -> u64 {
+    (v + a - 1) & !(a - 1)
+}
+pub const fn align_down(v: u64, a: u64) -> u64 {
+    v & !(a - 1)
+}
+
+/// `[a, b)` minus the union of sorted, possibly overlapping `holes`.
+fn subtract(a: u64, b: u64, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut cur = a;
+    for &(hs, he) in holes {
+        if he <= cur || hs >= b {
+            continue;
+        }
+        if hs > cur {
+            out.push((cur, hs));
+        }
+        cur = cur.max(he);
+        if cur >= b {
+            break;
+        }
+    }
+    if cur < b {
+        out.push((cur, b));
+    }
+    out
+}
+
+impl AddressSpace {
+    pub fn new(granule: u64, numa: u32, map: MapTable) -> Result<AddressSpace, Errno> {
+        let pt = PageTable::new(phys::kernel_root()).map_err(|_| ENOMEM)?;
+        Ok(AddressSpace {
+            pt,
+            vmas: BTreeMap::new(),
+            backing: BTreeMap::new(),
+            granule: granule.max(PAGE),
+            numa,
+            map,
+            deferred: Vec::new(),
+            brk_start: 0,
+            brk: 0,
+            brk_end: 0,
+            heap_ext: PAGE,
+            stack_top: 0,
+            stack_limit: 0,
+            in_flight: 0,
+            backed_bytes: 0,
+        })
+    }
+
+    pub fn granule(&self) -> u64 {
+        self.granule
+    }
+
+    // ----- VMAs ---------------------------------------------------------
+
+    /// The VMA containing `addr`.
+    pub fn vma_at(&self, addr: u64) -> Option<(u64, Vma)> {
+        let (&s, &v) = self.vmas.range(..=addr).next_back()?;
+        (addr < v.end).then_some((s, v))
+    }
+
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        if let Some((_, v)) = self.vmas.range(..start).next_back() {
+            if v.end > start {
+                return true;
+            }
+        }
+        self.vmas.range(start..end).next().is_some()
+    }
+
+    /// Split the VMA containing `addr` so that a VMA starts at `addr`.
+    fn split_at(&mut self, addr: u64) {
+        if let Some((s, v)) = self.vma_at(addr) {
+            if s < addr {
+                self.vmas.insert(s, Vma { end: addr, ..v });
+                self.vmas.insert(addr, v);
+            }
+        }
+    }
+
+    /// Remove VMAs in `[start, end)` (splitting at the edges); returns them.
+    fn remove_vmas(&mut self, start: u64, end: u64) -> Vec<(u64, Vma)> {
+        self.split_at(start);
+        self.split_at(end);
+        let keys: Vec<u64> = self.vmas.range(start..end).map(|(&k, _)| k).collect();
+        keys.into_iter().map(|k| (k, self.vmas.remove(&k).unwrap())).collect()
+    }
+
+    /// Lowest-level insert of a VMA over free space.
+    fn insert_vma(&mut self, start: u64, v: Vma) {
+        debug_assert!(!self.overlaps(start, v.end));
+        self.vmas.insert(start, v);
+    }
+
+    /// A free range of `len` bytes: at `hint` if free, else top-down below
+    /// the mmap top. Ranges of 2 MiB and more are 2 MiB aligned.
+    pub fn find_free(&self, len: u64, hint: u64) -> Option<u64> {
+        let align = if len >= LARGE { LARGE } else { PAGE };
+        if hint != 0 {
+            let h = align_down(hint, PAGE);
+            if h >= USER_START && h.checked_add(len).is_some_and(|e| e <= MMAP_TOP) && !self.overlaps(h, h + len) {
+                return Some(h);
+            }
+        }
+        let mut top = MMAP_TOP;
+        for (&s, v) in self.vmas.range(..MMAP_TOP).rev() {
+            if v.end <= top {
+                if let Some(cand) = top.checked_sub(len).map(|c| align_down(c, align)) {
+                    if cand >= v.end && cand >= USER_START {
+                        return Some(cand);
+                    }
+                }
+            }
+            top = top.min(s);
+        }
+        let cand = align_down(top.checked_sub(len)?, align);
+        (cand >= USER_START).then_some(cand)
+    }
+
+    // ----- backing ------------------------------------------------------
+
+    /// Ranges of `[s, e)` (granule aligned) without backing.
+    fn unbacked(&self, s: u64, e: u64) -> Vec<(u64, u64)> {
+        let mut holes = Vec::new();
+        if let Some((&va, x)) = self.backing.range(..s).next_back() {
+            if va + x.len > s {
+                holes.push((va, va + x.len));
+            }
+        }
+        for (&va, x) in self.backing.range(s..e) {
+            holes.push((va, va + x.len));
+        }
+        subtract(s, e, &holes)
+    }
+
+    /// Back `[start, end)` with zeroed memory where it is not yet.
+    fn populate(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        let g = self.granule;
+        let (s, e) = (align_down(start, g), align_up(end, g));
+        for (gs, ge) in self.unbacked(s, e) {
+            let mut v = gs;
+            while v < ge {
+                // Large aligned runs where possible (at most 1 GiB at once),
+                // else up to the next 2 MiB boundary.
+                let mut piece = if v % LARGE == 0 && ge - v >= LARGE {
+                    align_down((ge - v).min(1 << 30), LARGE)
+                } else {
+                    (align_up(v + 1, LARGE).min(ge)) - v
+                };
+                let pa = loop {
+                    let align = if piece % LARGE == 0 && v % LARGE == 0 { LARGE } else { g };
+                    if let Some(pa) = phys::alloc_on(piece, align, Some(self.numa)) {
+                        break pa;
+                    }
+                    // Fragmented: try a smaller run.
+                    let smaller = if piece > LARGE { align_down(piece / 2, LARGE) } else { 0 };
+                    if smaller < LARGE.max(g) || smaller == piece {
+                        return Err(ENOMEM);
+                    }
+                    piece = smaller;
+                };
+                phys::zero(pa, piece);
+                self.backing.insert(v, Extent { len: piece, pa });
+                self.backed_bytes += piece;
+                v += piece;
+            }
+        }
+        Ok(())
+    }
+
+    /// Map the accessible pages of VMAs in `[start, end)` onto their backing.
+    fn map_pages(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        let mut vs: Vec<(u64, Vma)> = Vec::new();
+        if let Some((s, v)) = self.vma_at(start) {
+            vs.push((s, v));
+        }
+        vs.extend(self.vmas.range(start..end).filter(|(&k, _)| k != start).map(|(&k, &v)| (k, v)));
+        for (vs_, v) in vs {
+            if v.perm.is_none() {
+                continue;
+            }
+            let (a, b) = (vs_.max(start), v.end.min(end));
+            let mut exts: Vec<(u64, Extent)> = Vec::new();
+            if let Some((&va, &x)) = self.backing.range(..a).next_back() {
+                exts.push((va, x));
+            }
+            exts.extend(self.backing.range(a..b).map(|(&k, &x)| (k, x)));
+            for (va, x) in exts {
+                let (ms, me) = (va.max(a), (va + x.len).min(b));
+                if ms < me {
+                    self.pt.map(ms, x.pa + (ms - va), me - ms, v.perm).map_err(|_| ENOMEM)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Free backing blocks in `[start, end)` that no VMA touches.
+    fn release_unused(&mut self, start: u64, end: u64) {
+        let g = self.granule;
+        let (s, e) = (align_down(start, g), align_up(end, g));
+        let mut used = Vec::new();
+        if let Some((&vs, v)) = self.vmas.range(..s).next_back() {
+            if v.end > s {
+                used.push((align_down(vs, g), align_up(v.end, g)));
+            }
+        }
+        for (&vs, v) in self.vmas.range(s..e) {
+            used.push((align_down(vs, g), align_up(v.end, g)));
+        }
+        for (fs, fe) in subtract(s, e, &used) {
+            self.release_backing(fs, fe);
+        }
+    }
+
+    /// Drop the backing of `[s, e)` (granule aligned), splitting extents.
+    fn release_backing(&mut self, s: u64, e: u64) {
+        let mut keys: Vec<u64> = Vec::new();
+        if let Some((&va, x)) = self.backing.range(..s).next_back() {
+            if va + x.len > s {
+                keys.push(va);
+            }
+        }
+        keys.extend(self.backing.range(s..e).map(|(&k, _)| k));
+        for va in keys {
+            let x = self.backing.remove(&va).unwrap();
+            let (xs, xe) = (va, va + x.len);
+            let (cs, ce) = (xs.max(s), xe.min(e));
+            if xs < cs {
+                self.backing.insert(xs, Extent { len: cs - xs, pa: x.pa });
+            }
+            if ce < xe {
+                self.backing.insert(ce, Extent { len: xe - ce, pa: x.pa + (ce - xs) });
+            }
+            self.backed_bytes -= ce - cs;
+            self.deferred.push((x.pa + (cs - xs), ce - cs));
+        }
+        self.flush_deferred();
+    }
+
+    /// Give deferred frees back when no offload is in flight.
+    pub fn flush_deferred(&mut self) {
+        if self.in_flight == 0 {
+            for (pa, len) in self.deferred.drain(..) {
+                phys::free(pa, len);
+            }
+        }
+    }
+
+    /// Rewrite the map table from the backing (seqlock: odd while writing).
+    fn publish(&mut self) -> Result<(), Errno> {
+        let mut merged: Vec<MapEntry> = Vec::new();
+        for (&va, x) in &self.backing {
+            if let Some(last) = merged.last_mut() {
+                if last.va + last.len == va && last.gpa + last.len == x.pa {
+                    last.len += x.len;
+                    continue;
+                }
+            }
+            merged.push(MapEntry { va, len: x.len, gpa: x.pa, _reserved: 0 });
+        }
+        if merged.len() > self.map.capacity as usize {
+            crate::printk!(
+                "process: {} mirrored ranges exceed the map table ({}); offloaded calls may fail",
+                merged.len(),
+                self.map.capacity
+            );
+            return Err(ENOMEM);
+        }
+        // SAFETY: the header and entries live in this process's proxy area;
+        // the LWK is the only writer (under the address-space lock) and
+        // mcexec reads under the sequence counter.
+        let h = unsafe { &*self.map.header };
+        h.map_seq.fetch_add(1, Ordering::AcqRel);
+        for (i, m) in merged.iter().enumerate() {
+            // SAFETY: i < capacity (checked above).
+            unsafe { core::ptr::write_volatile(self.map.entries.add(i), *m) };
+        }
+        h.map_count.store(merged.len() as u32, Ordering::Release);
+        h.map_seq.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// The current (even) map sequence, for offload requests.
+    pub fn map_seq(&self) -> u64 {
+        // SAFETY: see publish.
+        unsafe { &*self.map.header }.map_seq.load(Ordering::Acquire)
+    }
+
+    // ----- operations ---------------------------------------------------
+
+    /// Create a VMA over free space and populate it unless lazy/PROT_NONE.
+    pub fn map_new(&mut self, start: u64, len: u64, perm: Perm, kind: VmaKind, lazy: bool) -> Result<(), Errno> {
+        let end = start.checked_add(len).ok_or(ENOMEM)?;
+        if start < USER_START || end > USER_END || start % PAGE != 0 || len % PAGE != 0 || len == 0 {
+            return Err(EINVAL);
+        }
+        if self.overlaps(start, end) {
+            return Err(EEXIST);
+        }
+        self.insert_vma(start, Vma { end, perm, kind, lazy });
+        if lazy || perm.is_none() {
+            return Ok(());
+        }
+        let r = self.populate(start, end).and_then(|_| self.map_pages(start, end)).and_then(|_| self.publish());
+        if r.is_err() {
+            let _ = self.unmap(start, len);
+        }
+        r
+    }
+
+    /// munmap.
+    pub fn unmap(&mut self, start: u64, len: u64) -> Result<(), Errno> {
+        let end = align_up(start.checked_add(len).ok_or(EINVAL)?, PAGE);
+        if start % PAGE != 0 || len == 0 || start < USER_START || end > USER_END {
+            return Err(EINVAL);
+        }
+        let removed = self.remove_vmas(start, end);
+        if removed.is_empty() {
+            return Ok(());
+        }
+        self.pt.unmap(start, end - start).map_err(|_| ENOMEM)?;
+        self.release_unused(start, end);
+        self.publish()
+    }
+
+    /// mprotect.
+    pub fn protect(&mut self, start: u64, len: u64, perm: Perm) -> Result<(), Errno> {
+        let end = align_up(start.checked_add(len).ok_or(ENOMEM)?, PAGE);
+        if start % PAGE != 0 {
+            return Err(EINVAL);
+        }
+        // Every page must be mapped (Linux: ENOMEM otherwise).
+        let mut cur = start;
+        while cur < end {
+            let (_, v) = self.vma_at(cur).ok_or(ENOMEM)?;
+            cur = v.end;
+        }
+        self.split_at(start);
+        self.split_at(end);
+        let keys: Vec<u64> = self.vmas.range(start..end).map(|(&k, _)| k).collect();
+        let mut newly_accessible = false;
+        for k in keys {
+            let v = self.vmas.get_mut(&k).unwrap();
+            if v.perm.is_none() && !perm.is_none() && !v.lazy {
+                newly_accessible = true;
+            }
+            v.perm = perm;
+        }
+        if perm.is_none() {
+            self.pt.unmap(start, end - start).map_err(|_| ENOMEM)?;
+            return Ok(());
+        }
+        if newly_accessible {
+            self.populate(start, end)?;
+            self.publish()?;
+        }
+        self.map_pages(start, end)?;
+        crate::process::pagetable::flush_range(start, end - start);
+        Ok(())
+    }
+
+    /// Set up the heap after the image: `brk_start` page aligned.
+    pub fn init_brk(&mut self, brk_start: u64, heap_ext: u64) {
+        self.brk_start = brk_start;
+        self.brk = brk_start;
+        self.brk_end = brk_start;
+        self.heap_ext = heap_ext.max(PAGE).next_power_of_two();
+    }
+
+    /// brk(2): returns the new (or unchanged) break.
+    pub fn set_brk(&mut self, req: u64) -> u64 {
+        if req < self.brk_start {
+            return self.brk;
+        }
+        if req <= self.brk_end {
+            self.brk = req;
+            return self.brk;
+        }
+        let new_end = align_up(req, self.heap_ext);
+        if new_end > MMAP_TOP || self.overlaps(self.brk_end, new_end) {
+            return self.brk;
+        }
+        let old_end = self.brk_end;
+        // Extend (or create) the heap VMA.
+        let perm = Perm { read: true, write: true, exec: false };
+        match self.vma_at(old_end.saturating_sub(1)) {
+            Some((s, v)) if v.kind == VmaKind::Heap && v.end == old_end => {
+                self.vmas.insert(s, Vma { end: new_end, ..v });
+            }
+            _ => self.insert_vma(old_end, Vma { end: new_end, perm, kind: VmaKind::Heap, lazy: false }),
+        }
+        let r = self.populate(old_end, new_end).and_then(|_| self.map_pages(old_end, new_end)).and_then(|_| self.publish());
+        if r.is_err() {
+            let _ = self.remove_vmas(old_end, new_end);
+            let _ = self.pt.unmap(old_end, new_end - old_end);
+            self.release_unused(old_end, new_end);
+            let _ = self.publish();
+            return self.brk;
+        }
+        self.brk_end = new_end;
+        self.brk = req;
+        self.brk
+    }
+
+    /// The initial stack: `[top - premap, top)` populated, growth down to
+    /// `top - max` on faults.
+    pub fn init_stack(&mut self, top: u64, premap: u64, max: u64) -> Result<(), Errno> {
+        let premap = align_up(premap.max(PAGE), PAGE);
+        let max = align_up(max.max(premap), PAGE);
+        self.stack_top = top;
+        self.stack_limit = top - max;
+        let perm = Perm { read: true, write: true, exec: false };
+        self.map_new(top - premap, premap, perm, VmaKind::Stack, false)
+    }
+
+    /// Bytes of the stack VMA (premapped plus grown).
+    pub fn stack_bytes(&self) -> u64 {
+        self.vmas
+            .range(..self.stack_top)
+            .rev()
+            .find(|(_, v)| v.kind == VmaKind::Stack)
+            .map_or(0, |(&s, _)| self.stack_top - s)
+    }
+
+    /// Grow the stack VMA down to cover `addr` (page fault or before an
+    /// offloaded call whose buffers may lie below the touched stack).
+    pub fn grow_stack(&mut self, addr: u64) -> bool {
+        if addr < self.stack_limit || addr >= self.stack_top {
+            return false;
+        }
+        let Some((s, v)) = self.vmas.range(..self.stack_top).find(|(_, v)| v.kind == VmaKind::Stack).map(|(&s, &v)| (s, v))
+        else {
+            return false;
+        };
+        if addr >= s {
+            return true;
+        }
+        // Whole granule blocks get backed anyway: cover them.
+        let new_start = align_down(addr, self.granule).max(self.stack_limit);
+        if self.overlaps(new_start, s) {
+            return false;
+        }
+        self.vmas.remove(&s);
+        self.vmas.insert(new_start, v);
+        if self.populate(new_start, s).and_then(|_| self.map_pages(new_start, s)).and_then(|_| self.publish()).is_err() {
+            self.vmas.remove(&new_start);
+            self.vmas.insert(s, v);
+            self.release_unused(new_start, s);
+            return false;
+        }
+        true
+    }
+
+    /// Resolve a user page fault at `addr`; false means SIGSEGV.
+    pub fn fault(&mut self, addr: u64, write: bool, exec: bool) -> bool {
+        match self.vma_at(addr) {
+            Some((s, v)) => {
+                let allowed = if write { v.perm.write } else if exec { v.perm.exec } else { v.perm.read || v.perm.write };
+                if !allowed {
+                    return false;
+                }
+                // Already mapped with the right rights: a stale TLB entry.
+                if let Some((_, w)) = self.pt.translate(addr) {
+                    if w || !write {
+                        crate::process::pagetable::flush_range(addr, PAGE);
+                        return true;
+                    }
+                }
+                let g = self.granule;
+                let (bs, be) = (align_down(addr, g).max(s), align_up(addr + 1, g).min(v.end));
+                self.populate(bs, be).and_then(|_| self.map_pages(bs, be)).and_then(|_| self.publish()).is_ok()
+            }
+            None => self.grow_stack(addr),
+        }
+    }
+
+    /// mremap(2).
+    pub fn remap(&mut self, old: u64, old_len: u64, new_len: u64, may_move: bool) -> Result<u64, Errno> {
+        if old % PAGE != 0 || new_len == 0 {
+            return Err(EINVAL);
+        }
+        let old_len = align_up(old_len, PAGE);
+        let new_len = align_up(new_len, PAGE);
+        let (s, v) = self.vma_at(old).ok_or(EFAULT)?;
+        if old + old_len > v.end || old_len == 0 {
+            return Err(EFAULT);
+        }
+        if new_len <= old_len {
+            if new_len < old_len {
+                self.unmap(old + new_len, old_len - new_len)?;
+            }
+            return Ok(old);
+        }
+        let grow_end = old + new_len;
+        if old + old_len == v.end && grow_end <= MMAP_TOP && !self.overlaps(v.end, grow_end) {
+            let from = v.end;
+            self.vmas.insert(s, Vma { end: grow_end, ..v });
+            if !v.lazy && !v.perm.is_none() {
+                if let Err(e) = self.populate(from, grow_end).and_then(|_| self.map_pages(from, grow_end)).and_then(|_| self.publish()) {
+                    self.vmas.insert(s, v);
+                    self.release_unused(from, grow_end);
+                    return Err(e);
+                }
+            }
+            return Ok(old);
+        }
+        if !may_move {
+            return Err(ENOMEM);
+        }
+        let dst = self.find_free(new_len, 0).ok_or(ENOMEM)?;
+        self.map_new(dst, new_len, v.perm, v.kind, v.lazy)?;
+        self.copy_user_range(old, dst, old_len);
+        self.unmap(old, old_len)?;
+        Ok(dst)
+    }
+
+    /// Copy mapped user memory (pages without mapping are skipped).
+    fn copy_user_range(&mut self, src: u64, dst: u64, len: u64) {
+        let mut off = 0;
+        while off < len {
+            if let (Some((ps, _)), Some((pd, _))) = (self.pt.translate(src + off), self.pt.translate(dst + off)) {
+                // SAFETY: both are user pages of this process in the direct map.
+                unsafe { core::ptr::copy_nonoverlapping(phys::to_virt(ps), phys::to_virt(pd), PAGE as usize) };
+            }
+            off += PAGE;
+        }
+    }
+
+    /// Free everything (the process is gone and so is its proxy).
+    pub fn teardown(&mut self) {
+        self.vmas.clear();
+        let all: Vec<(u64, u64)> = self.backing.iter().map(|(&va, x)| (va, va + x.len)).collect();
+        for (s, e) in all {
+            self.release_backing(s, e);
+        }
+        self.in_flight = 0;
+        self.flush_deferred();
+    }
+
+    // ----- access from the kernel -----------------------------------------
+
+    /// Copy `buf.len()` bytes from user address `va`.
+    pub fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let a = va.checked_add(done as u64).ok_or(EFAULT)?;
+            let (pa, _) = self.pt.translate(a).ok_or(EFAULT)?;
+            let n = ((PAGE - a % PAGE) as usize).min(buf.len() - done);
+            // SAFETY: `pa..pa+n` is inside one user page of this process.
+            unsafe { core::ptr::copy_nonoverlapping(phys::to_virt(pa), buf[done..].as_mut_ptr(), n) };
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copy `data` to user address `va` (pages must be writable).
+    pub fn write(&self, va: u64, data: &[u8]) -> Result<(), Errno> {
+        let mut done = 0usize;
+        while done < data.len() {
+            let a = va.checked_add(done as u64).ok_or(EFAULT)?;
+            let (pa, w) = self.pt.translate(a).ok_or(EFAULT)?;
+            if !w {
+                return Err(EFAULT);
+            }
+            let n = ((PAGE - a % PAGE) as usize).min(data.len() - done);
+            // SAFETY: as in `read`.
+            unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), phys::to_virt(pa), n) };
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Write through the kernel regardless of the page's write permission
+    /// (ELF loading into read-only segments).
+    pub fn write_force(&self, va: u64, data: &[u8]) -> Result<(), Errno> {
+        let mut done = 0usize;
+        while done < data.len() {
+            let a = va + done as u64;
+            let (pa, _) = self.pt.translate(a).ok_or(EFAULT)?;
+            let n = ((PAGE - a % PAGE) as usize).min(data.len() - done);
+            // SAFETY: as in `read`.
+            unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), phys::to_virt(pa), n) };
+            done += n;
+        }
+        Ok(())
+    }
+
+    pub fn read_u64(&self, va: u64) -> Result<u64, Errno> {
+        let mut b = [0u8; 8];
+        self.read(va, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    pub fn write_u64(&self, va: u64, v: u64) -> Result<(), Errno> {
+        self.write(va, &v.to_le_bytes())
+    }
+
+    pub fn write_u32(&self, va: u64, v: u32) -> Result<(), Errno> {
+        self.write(va, &v.to_le_bytes())
+    }
+
+    /// Is `[va, va+len)` entirely inside accessible VMAs?
+    pub fn range_mapped(&self, va: u64, len: u64) -> bool {
+        let mut cur = va;
+        let end = match va.checked_add(len) {
+            Some(e) => e,
+            None => return false,
+        };
+        while cur < end {
+            match self.vma_at(cur) {
+                Some((_, v)) if !v.perm.is_none() => cur = v.end,
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}

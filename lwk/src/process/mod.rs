@@ -1,0 +1,169 @@
+//! Processes and threads of the LWK (ARCHITECTURE.md §6).
+//!
+//! A process is started by `mcexec` through a slot of the offload area
+//! (`service`), owns an address space (`aspace`, `pagetable`, `phys`) and
+//! threads; each thread has a kernel stack, saved FPU/SIMD state (`fpu`),
+//! and an offload slot served by one proxy thread in `mcexec`. Threads are
+//! scheduled cooperatively per CPU (`sched`). User-mode faults and signal
+//! delivery are in `trap` and `signal`.
+//!
+//! Must not: let kernel code that may run under a process's page table use
+//! identity-mapped (lower-half) addresses: everything here goes through the
+//! direct map (`phys::to_virt`).
+
+pub mod aspace;
+pub mod fpu;
+pub mod heap;
+pub mod pagetable;
+pub mod phys;
+pub mod sched;
+pub mod service;
+pub mod signal;
+pub mod trap;
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use ihk_abi::offload::{ProcessSlot, StartParams, ThreadSlot};
+use spin::Mutex;
+
+use aspace::AddressSpace;
+use signal::SignalState;
+
+/// Kernel stack of every thread.
+pub const KSTACK_SIZE: u64 = 32 * 1024;
+
+/// One LWK process (the program one `mcexec` runs).
+pub struct Process {
+    /// Equal to the host pid of its `mcexec`.
+    pub pid: u32,
+    pub ppid: u32,
+    /// Index of its slot in the offload area.
+    pub slot_index: u32,
+    pub slot: &'static ProcessSlot,
+    pub start: StartParams,
+    /// The proxy area (guest-physical) and its thread slots.
+    pub area_pa: u64,
+    pub area_size: u64,
+    threads_ptr: *mut ThreadSlot,
+    pub thread_capacity: u32,
+    pub aspace: Mutex<AddressSpace>,
+    /// CR3 of the process (its page table root; fixed for its life).
+    pub cr3: u64,
+    pub home_cpu: u32,
+    pub signals: Mutex<SignalState>,
+    /// Threads alive (main thread included).
+    pub live_threads: AtomicU32,
+    /// Set when the process is being ended; threads leave at the next
+    /// kernel exit or offload wake-up.
+    pub dying: AtomicBool,
+    /// Exit status once decided: (code, signal).
+    pub exit_status: Mutex<Option<(u32, u32)>>,
+    /// Short name for messages (`comm`).
+    pub comm: Mutex<String>,
+    /// Bitmap of thread slots in use.
+    pub slot_bitmap: Mutex<alloc::vec::Vec<bool>>,
+    pub next_tid: AtomicU32,
+    /// TSC at start (times()).
+    pub start_tsc: u64,
+    /// Exit already reported to mcexec.
+    pub reported: AtomicBool,
+}
+
+// SAFETY: `threads_ptr` points into the proxy area (direct map) owned by
+// the process; slots are used per the offload protocol.
+unsafe impl Send for Process {}
+unsafe impl Sync for Process {}
+
+impl Process {
+    pub fn thread_slot(&self, i: u32) -> &ThreadSlot {
+        assert!(i < self.thread_capacity);
+        // SAFETY: in bounds of the slot array in the proxy area.
+        unsafe { &*self.threads_ptr.add(i as usize) }
+    }
+
+    pub fn thread_slot_ptr(&self, i: u32) -> *mut ThreadSlot {
+        assert!(i < self.thread_capacity);
+        // SAFETY: as above.
+        unsafe { self.threads_ptr.add(i as usize) }
+    }
+
+    pub fn is_dying(&self) -> bool {
+        self.dying.load(Ordering::Acquire)
+    }
+}
+
+/// What a thread is doing, for the scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadState {
+    Runnable,
+    /// Waiting for its offload slot to become DONE.
+    WaitingOffload,
+    Dead,
+}
+
+/// One LWK thread.
+pub struct Thread {
+    pub tid: u32,
+    pub process: Arc<Process>,
+    /// Its offload slot (index in the proxy area).
+    pub slot: u32,
+    pub kstack_pa: u64,
+    /// Saved kernel stack pointer while switched out.
+    pub ctx_rsp: AtomicU64,
+    pub state: Mutex<ThreadState>,
+    pub fpu: fpu::FpuState,
+    pub fs_base: AtomicU64,
+    pub clear_child_tid: AtomicU64,
+    pub sig_mask: AtomicU64,
+    /// Signals directed at this thread.
+    pub sig_pending: AtomicU64,
+    pub cpu: u32,
+    /// Entry work of a new thread (run before entering user mode).
+    pub start: Mutex<Option<sched::ThreadStart>>,
+    /// sigaltstack: (sp, size, flags).
+    pub altstack: Mutex<(u64, u64, u32)>,
+    /// Number of an offloaded call the proxy interrupted for a signal
+    /// (`NO_RESTART` if none): restarted after the handler if SA_RESTART.
+    pub restart_nr: AtomicU64,
+}
+
+pub const NO_RESTART: u64 = u64::MAX;
+
+impl Thread {
+    pub fn kstack_top(&self) -> u64 {
+        phys::to_virt(self.kstack_pa) as u64 + KSTACK_SIZE
+    }
+
+    pub fn set_state(&self, s: ThreadState) {
+        *self.state.lock() = s;
+    }
+
+    pub fn get_state(&self) -> ThreadState {
+        *self.state.lock()
+    }
+
+    pub fn take_restart(&self) -> Option<u64> {
+        let n = self.restart_nr.swap(NO_RESTART, Ordering::Relaxed);
+        (n != NO_RESTART).then_some(n)
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        phys::free(self.kstack_pa, KSTACK_SIZE);
+    }
+}
+
+/// Per-CPU setup for running processes (every CPU, after its GDT/IDT).
+pub fn init_this_cpu() {
+    fpu::init_this_cpu();
+    crate::syscall::entry::init_this_cpu();
+}
+
+/// Boot-time setup on the BSP (after the frame allocator): the offload area.
+pub fn init() {
+    service::init();
+    sched::init();
+}

@@ -1,0 +1,337 @@
+//! The process service: the LWK end of the offload area
+//! (`ihk_abi::offload`). Starts a process when `mcexec` sets its slot to
+//! START, delivers forwarded signals, reports exits, and frees everything
+//! once the host reports the proxy gone (ending the process first, with a
+//! kmsg line, when `mcexec` died before it).
+//!
+//! Every slot is handled by the LWK CPU named in its start parameters, from
+//! that CPU's scheduler loop (`sched::poll`), so no two CPUs touch a slot.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use ihk_abi::doorbell::IKC_DOORBELL_PORT;
+use ihk_abi::offload::*;
+use spin::Mutex;
+
+use super::aspace::{AddressSpace, MapTable};
+use super::sched::{self, ThreadStart};
+use super::signal::SignalState;
+use super::{phys, Process, Thread, ThreadState, KSTACK_SIZE};
+use crate::syscall::errno::*;
+
+/// Map table entries per process.
+const MAP_CAPACITY: u32 = 8192;
+
+/// Processes by slot index.
+static PROCS: Mutex<Vec<Option<Arc<Process>>>> = Mutex::new(Vec::new());
+
+fn area() -> *mut u8 {
+    phys::to_virt(OFFLOAD_AREA_GPA)
+}
+
+fn slot(i: usize) -> &'static ProcessSlot {
+    // SAFETY: the offload area is reserved in the boot area for the
+    // kernel's life and initialised by `init`; slots are atomics or fields
+    // used per the protocol.
+    unsafe { &*(area().add(process_slot_offset(i)) as *const ProcessSlot) }
+}
+
+/// Initialise the offload area (BSP, at boot, before RUNNING).
+pub fn init() {
+    let bp = crate::boot_params::get();
+    assert!(
+        bp.boot_area.phys <= OFFLOAD_AREA_GPA && OFFLOAD_AREA_GPA + OFFLOAD_AREA_MAX_SIZE <= bp.boot_area.end(),
+        "offload area outside the boot area"
+    );
+    // SAFETY: the area is ours (boot area, not in the allocator), no host
+    // side uses it before the header's magic is written (last).
+    unsafe {
+        core::ptr::write_bytes(area(), 0, OFFLOAD_AREA_SIZE as usize);
+        let h = area() as *mut OffloadAreaHeader;
+        (*h).version = OFFLOAD_VERSION;
+        (*h).nr_slots = MAX_PROCESSES as u32;
+        (*h).slot_size = core::mem::size_of::<ProcessSlot>() as u32;
+        fence(Ordering::Release);
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*h).magic), OFFLOAD_MAGIC);
+    }
+    *PROCS.lock() = vec![None; MAX_PROCESSES];
+}
+
+/// Ring the host doorbell of process slot `i`.
+pub fn ring_host(i: u32) {
+    crate::arch::x86_64::outl(IKC_DOORBELL_PORT, process_doorbell(i));
+}
+
+/// Handle the offload area's work for this CPU (scheduler context).
+pub fn poll_events() {
+    let me = crate::smp::cpu_id();
+    for i in 0..MAX_PROCESSES {
+        let s = slot(i);
+        let state = s.state.load(Ordering::Acquire);
+        if state == ProcState::Free as u32 || state == ProcState::Claimed as u32 {
+            continue;
+        }
+        // SAFETY: `start` is stable once the slot left CLAIMED.
+        let cpu = unsafe { core::ptr::read_volatile(&s.start.cpu) };
+        if cpu != me {
+            continue;
+        }
+        if state == ProcState::Start as u32 {
+            start_process(i);
+            continue;
+        }
+        let events = s.events.swap(0, Ordering::AcqRel);
+        let proc = PROCS.lock()[i].clone();
+        if events & EVENT_SIGNAL != 0 {
+            let sigs = s.pending_signals.swap(0, Ordering::AcqRel);
+            if let Some(p) = &proc {
+                for n in 1..=64u32 {
+                    if sigs & (1 << (n - 1)) != 0 {
+                        super::signal::send_to_process(p, n);
+                    }
+                }
+            }
+        }
+        if events & EVENT_PROXY_GONE != 0 {
+            match &proc {
+                Some(p) if p.live_threads.load(Ordering::Acquire) > 0 => {
+                    crate::printk!(
+                        "mcexec (pid {}) is gone: ending process {} ({})",
+                        p.pid,
+                        p.pid,
+                        p.comm.lock().as_str()
+                    );
+                    kill_process(p, 9, false);
+                    // Freed when its last thread is gone (thread_gone).
+                    s.events.fetch_or(EVENT_PROXY_GONE, Ordering::AcqRel);
+                }
+                Some(_) => release(i),
+                None => {
+                    s.state.store(ProcState::Free as u32, Ordering::Release);
+                }
+            }
+        }
+    }
+}
+
+/// Create the process of slot `i` from its start parameters.
+fn start_process(i: usize) {
+    let s = slot(i);
+    // SAFETY: mcexec wrote `start` before the Release store of START.
+    let sp: StartParams = unsafe { core::ptr::read_volatile(&s.start) };
+    match create(i, s, &sp) {
+        Ok(p) => {
+            let main = new_thread(&p, 0, p.pid, ThreadStart::Exec).expect("slot 0 is free");
+            PROCS.lock()[i] = Some(p);
+            s.state.store(ProcState::Running as u32, Ordering::Release);
+            sched::enqueue(main);
+        }
+        Err(e) => {
+            s.start_error.store(-(e.0 as i64), Ordering::Relaxed);
+            s.state.store(ProcState::Failed as u32, Ordering::Release);
+            ring_host(i as u32);
+        }
+    }
+}
+
+fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Process>, Errno> {
+    let g = sp.mirror_granule;
+    if !g.is_power_of_two() || g < phys::PAGE || sp.max_threads == 0 || sp.max_threads > 1024 {
+        return Err(EINVAL);
+    }
+    let (threads_off, map_off, size) = proxy_area_layout(sp.max_threads, MAP_CAPACITY);
+    let size = size.div_ceil(phys::PAGE) * phys::PAGE;
+    let area_pa = phys::alloc_zeroed(size, phys::PAGE).ok_or(ENOMEM)?;
+    let base = phys::to_virt(area_pa);
+    // SAFETY: the fresh area is ours; mcexec reads it only after RUNNING.
+    unsafe {
+        let h = base as *mut ProxyAreaHeader;
+        (*h).magic = PROXY_AREA_MAGIC;
+        (*h).size = size;
+        (*h).thread_capacity = sp.max_threads;
+        (*h).map_capacity = MAP_CAPACITY;
+        (*h).threads_offset = threads_off;
+        (*h).map_offset = map_off;
+    }
+    let map = MapTable {
+        header: base as *mut ProxyAreaHeader,
+        // SAFETY: offsets inside the area (proxy_area_layout).
+        entries: unsafe { base.add(map_off as usize) } as *mut MapEntry,
+        capacity: MAP_CAPACITY,
+    };
+    let numa = phys::local_numa();
+    let aspace = match AddressSpace::new(g, numa, map) {
+        Ok(a) => a,
+        Err(e) => {
+            phys::free(area_pa, size);
+            return Err(e);
+        }
+    };
+    let cr3 = aspace.pt.root();
+    let comm = comm_of_exe(sp);
+    s.proxy_area.store(area_pa, Ordering::Relaxed);
+    s.proxy_area_size.store(size, Ordering::Relaxed);
+    s.lwk_pid.store(sp.host_pid, Ordering::Relaxed);
+    Ok(Arc::new(Process {
+        pid: sp.host_pid,
+        ppid: sp.host_ppid,
+        slot_index: i as u32,
+        slot: s,
+        start: *sp,
+        area_pa,
+        area_size: size,
+        // SAFETY: inside the area.
+        threads_ptr: unsafe { base.add(threads_off as usize) } as *mut ThreadSlot,
+        thread_capacity: sp.max_threads,
+        aspace: Mutex::new(aspace),
+        cr3,
+        home_cpu: crate::smp::cpu_id(),
+        signals: Mutex::new(SignalState::new()),
+        live_threads: AtomicU32::new(0),
+        dying: AtomicBool::new(false),
+        exit_status: Mutex::new(None),
+        comm: Mutex::new(comm),
+        slot_bitmap: Mutex::new(vec![false; sp.max_threads as usize]),
+        next_tid: AtomicU32::new(sp.host_pid),
+        start_tsc: crate::arch::x86_64::tsc::now(),
+        reported: AtomicBool::new(false),
+    }))
+}
+
+/// The name Linux would show for the program (its file name, 15 bytes):
+/// filled in by the loader from AT_EXECFN; "a.out" until then.
+fn comm_of_exe(_sp: &StartParams) -> String {
+    String::from("a.out")
+}
+
+/// A new thread of `p` using offload slot `slot`.
+pub fn new_thread(p: &Arc<Process>, slot_i: u32, tid: u32, start: ThreadStart) -> Result<Arc<Thread>, Errno> {
+    {
+        let mut b = p.slot_bitmap.lock();
+        if b.get(slot_i as usize).copied() != Some(false) {
+            return Err(EAGAIN);
+        }
+        b[slot_i as usize] = true;
+    }
+    let kstack_pa = phys::alloc(KSTACK_SIZE, phys::PAGE).ok_or(ENOMEM)?;
+    let fpu = super::fpu::FpuState::new().ok_or(ENOMEM);
+    let fpu = match fpu {
+        Ok(f) => f,
+        Err(e) => {
+            phys::free(kstack_pa, KSTACK_SIZE);
+            return Err(e);
+        }
+    };
+    let ts = p.thread_slot(slot_i);
+    ts.tid.store(tid, Ordering::Relaxed);
+    ts.cpu.store(crate::smp::cpu_id(), Ordering::Relaxed);
+    let t = Arc::new(Thread {
+        tid,
+        process: Arc::clone(p),
+        slot: slot_i,
+        kstack_pa,
+        ctx_rsp: AtomicU64::new(0),
+        state: Mutex::new(ThreadState::Runnable),
+        fpu,
+        fs_base: AtomicU64::new(0),
+        clear_child_tid: AtomicU64::new(0),
+        sig_mask: AtomicU64::new(0),
+        sig_pending: AtomicU64::new(0),
+        cpu: crate::smp::cpu_id(),
+        start: Mutex::new(Some(start)),
+        altstack: Mutex::new((0, 0, 2 /* SS_DISABLE */)),
+        restart_nr: AtomicU64::new(super::NO_RESTART),
+    });
+    p.live_threads.fetch_add(1, Ordering::AcqRel);
+    sched::prepare_stack(&t);
+    Ok(t)
+}
+
+/// Main thread of a new process: load the program and enter user mode.
+pub fn exec_main(t: &Thread) -> ! {
+    let p = &t.process;
+    crate::printk!("DBG exec_main pid {}", p.pid);
+    match crate::elf::exec(t) {
+        Ok(frame) => super::trap::enter_with_frame(t, frame),
+        Err(e) => {
+            if !p.is_dying() {
+                p.slot.start_error.store(-(e.0 as i64), Ordering::Relaxed);
+            }
+            exit_process(t, 0, 0)
+        }
+    }
+}
+
+/// Decide the process's exit status (first caller wins) and end it.
+pub fn exit_process(t: &Thread, code: u32, sig: u32) -> ! {
+    let p = &t.process;
+    kill_process(p, sig, true);
+    {
+        let mut st = p.exit_status.lock();
+        if st.is_none() {
+            *st = Some((code & 0xff, sig));
+        }
+    }
+    sched::exit_current(t)
+}
+
+/// Mark `p` dying; its threads leave at their next chance.
+pub fn kill_process(p: &Arc<Process>, sig: u32, _self_exit: bool) {
+    {
+        let mut st = p.exit_status.lock();
+        if st.is_none() && sig != 0 {
+            *st = Some((0, sig));
+        }
+    }
+    p.dying.store(true, Ordering::Release);
+}
+
+/// A thread is gone (scheduler context, off its stack).
+pub fn thread_gone(t: Arc<Thread>) {
+    let p = Arc::clone(&t.process);
+    p.thread_slot(t.slot).tid.store(0, Ordering::Relaxed);
+    p.slot_bitmap.lock()[t.slot as usize] = false;
+    drop(t);
+    if p.live_threads.fetch_sub(1, Ordering::AcqRel) != 1 {
+        return;
+    }
+    // The last thread: report the exit to mcexec.
+    let (code, sig) = p.exit_status.lock().unwrap_or((0, 0));
+    let s = p.slot;
+    s.exit_code.store(code, Ordering::Relaxed);
+    s.exit_signal.store(sig, Ordering::Relaxed);
+    p.reported.store(true, Ordering::Release);
+    s.state.store(ProcState::Exited as u32, Ordering::Release);
+    fence(Ordering::SeqCst);
+    ring_host(p.slot_index);
+    if s.events.load(Ordering::Acquire) & EVENT_PROXY_GONE != 0 {
+        release(p.slot_index as usize);
+    }
+}
+
+/// Free the process of slot `i` and the slot (its proxy is gone).
+fn release(i: usize) {
+    let p = PROCS.lock()[i].take();
+    if let Some(p) = p {
+        p.aspace.lock().teardown();
+        phys::free(p.area_pa, p.area_size);
+        // The page table and heap objects go with the last Arc.
+    }
+    let s = slot(i);
+    s.events.store(0, Ordering::Relaxed);
+    s.pending_signals.store(0, Ordering::Relaxed);
+    s.proxy_area.store(0, Ordering::Relaxed);
+    s.start_error.store(0, Ordering::Relaxed);
+    s.state.store(ProcState::Free as u32, Ordering::Release);
+}
+
+/// Call `f` for every live process (the rusage page, ikc/rusage.rs).
+pub fn for_each_process(mut f: impl FnMut(&Arc<Process>)) {
+    for p in PROCS.lock().iter().flatten() {
+        f(p);
+    }
+}

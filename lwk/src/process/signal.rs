@@ -1,0 +1,444 @@
+//! Signals, handled in the LWK as in McKernel: dispositions, masks and
+//! pending sets live here; delivery happens on the way back to user mode
+//! (`trap::return_to_user`) with Linux's x86-64 `rt_sigframe`, and
+//! `rt_sigreturn` restores it. Signals come from the program itself
+//! (kill/tgkill/raise, faults, SIGPIPE after an offloaded write) or from
+//! `mcexec` (forwarded SIGINT/SIGTERM/SIGHUP/SIGQUIT).
+//!
+//! Not done yet: stop/continue job control (SIGSTOP and friends are
+//! ignored), siginfo details beyond signo/code/pid/uid and fault address,
+//! real-time signal queueing (one pending instance per signal).
+
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+
+use super::{Process, Thread};
+use crate::arch::x86_64::idt::TrapFrame;
+use crate::syscall::errno::*;
+use crate::syscall::entry::{USER_CS, USER_DS};
+
+pub const SIGKILL: u32 = 9;
+pub const SIGSEGV: u32 = 11;
+pub const SIGSTOP: u32 = 19;
+pub const SIG_DFL: u64 = 0;
+pub const SIG_IGN: u64 = 1;
+pub const SA_SIGINFO: u64 = 0x4;
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+pub const SA_RESTART: u64 = 0x1000_0000;
+pub const SA_NODEFER: u64 = 0x4000_0000;
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+pub const SA_RESTORER: u64 = 0x0400_0000;
+const SS_ONSTACK: u32 = 1;
+const SS_DISABLE: u32 = 2;
+
+/// `struct sigaction` as the kernel ABI has it (x86-64).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+pub struct SignalState {
+    pub actions: [SigAction; 64],
+    /// Process-directed pending signals (bit n-1 for signal n).
+    pub pending: u64,
+}
+
+impl SignalState {
+    pub fn new() -> SignalState {
+        SignalState { actions: [SigAction::default(); 64], pending: 0 }
+    }
+}
+
+/// What a signal does by default.
+#[derive(PartialEq, Eq)]
+enum Default {
+    Terminate,
+    Ignore,
+}
+
+fn default_action(sig: u32) -> Default {
+    match sig {
+        // SIGCHLD, SIGCONT, SIGURG, SIGWINCH, and the stop signals (no job
+        // control on the LWK yet).
+        17 | 18 | 23 | 28 | 19 | 20 | 21 | 22 => Default::Ignore,
+        _ => Default::Terminate,
+    }
+}
+
+fn bit(sig: u32) -> u64 {
+    1u64 << (sig - 1)
+}
+
+/// Signals that cannot be caught, blocked or ignored.
+const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
+
+/// Would `sig` be discarded right away?
+fn ignored(p: &Process, sig: u32) -> bool {
+    if sig == SIGKILL {
+        return false;
+    }
+    let a = p.signals.lock().actions[(sig - 1) as usize];
+    a.handler == SIG_IGN || (a.handler == SIG_DFL && default_action(sig) == Default::Ignore)
+}
+
+/// Send `sig` to process `p` (forwarded by mcexec, or kill()).
+pub fn send_to_process(p: &Arc<Process>, sig: u32) {
+    if sig == 0 || sig > 64 || ignored(p, sig) {
+        return;
+    }
+    if sig == SIGKILL {
+        super::service::kill_process(p, sig, false);
+        return;
+    }
+    p.signals.lock().pending |= bit(sig);
+    wake_for_signal(p, sig);
+}
+
+/// Send `sig` to thread `t` (tgkill, faults, SIGPIPE).
+pub fn send_to_thread(t: &Thread, sig: u32) {
+    if sig == 0 || sig > 64 || ignored(&t.process, sig) {
+        return;
+    }
+    if sig == SIGKILL {
+        super::service::kill_process(&t.process, sig, false);
+        return;
+    }
+    t.sig_pending.fetch_or(bit(sig), Ordering::AcqRel);
+}
+
+/// A thread blocked in an offloaded call must notice a deliverable signal:
+/// end the process now if the signal's default kills it, else ask the
+/// proxy to interrupt the call.
+fn wake_for_signal(p: &Arc<Process>, sig: u32) {
+    let a = p.signals.lock().actions[(sig - 1) as usize];
+    if a.handler == SIG_DFL && default_action(sig) == Default::Terminate {
+        // Unless every thread blocks it, the process dies of it.
+        let all_block = {
+            let cur = super::sched::current();
+            cur.as_ref().is_some_and(|t| Arc::ptr_eq(&t.process, p) && t.sig_mask.load(Ordering::Relaxed) & bit(sig) != 0)
+        };
+        if !all_block {
+            super::service::kill_process(p, sig, false);
+        }
+        return;
+    }
+    // A handler: interrupt offloaded calls in progress.
+    for i in 0..p.thread_capacity {
+        let s = p.thread_slot(i);
+        if s.tid.load(Ordering::Relaxed) != 0 && s.state.load(Ordering::Acquire) != ihk_abi::offload::SLOT_IDLE {
+            s.interrupt.store(1, Ordering::Release);
+        }
+    }
+    super::service::ring_host(p.slot_index);
+}
+
+/// The next signal `t` should take (removed from its pending set).
+fn dequeue(t: &Thread) -> Option<u32> {
+    let mask = t.sig_mask.load(Ordering::Relaxed) & !UNBLOCKABLE;
+    let mine = t.sig_pending.load(Ordering::Acquire) & !mask;
+    if mine != 0 {
+        let sig = mine.trailing_zeros() + 1;
+        t.sig_pending.fetch_and(!bit(sig), Ordering::AcqRel);
+        return Some(sig);
+    }
+    let mut st = t.process.signals.lock();
+    let shared = st.pending & !mask;
+    if shared != 0 {
+        let sig = shared.trailing_zeros() + 1;
+        st.pending &= !bit(sig);
+        return Some(sig);
+    }
+    None
+}
+
+/// Take pending signals on the way back to user mode. `restart`: the
+/// frame is a system call interrupted by a signal (its number).
+pub fn deliver(t: &Thread, f: &mut TrapFrame, mut restart: Option<u64>) {
+    while let Some(sig) = dequeue(t) {
+        let a = t.process.signals.lock().actions[(sig - 1) as usize];
+        if a.handler == SIG_IGN {
+            continue;
+        }
+        if a.handler == SIG_DFL {
+            if default_action(sig) == Default::Ignore {
+                continue;
+            }
+            super::service::exit_process(t, 0, sig);
+        }
+        if let Some(nr) = restart.take() {
+            if a.flags & SA_RESTART != 0 {
+                f.rax = nr;
+                f.rip -= 2;
+            } else {
+                f.rax = (-(EINTR.0 as i64)) as u64;
+            }
+        }
+        if a.flags & SA_RESETHAND != 0 {
+            t.process.signals.lock().actions[(sig - 1) as usize] = SigAction::default();
+        }
+        if setup_frame(t, f, sig, &a).is_err() {
+            // Linux: force SIGSEGV when the frame cannot be written.
+            super::service::exit_process(t, 0, SIGSEGV);
+        }
+        let mut m = t.sig_mask.load(Ordering::Relaxed) | a.mask;
+        if a.flags & SA_NODEFER == 0 {
+            m |= bit(sig);
+        }
+        t.sig_mask.store(m & !UNBLOCKABLE, Ordering::Relaxed);
+        return;
+    }
+    // No handler ran: an interrupted restartable call is restarted.
+    if let Some(nr) = restart {
+        f.rax = nr;
+        f.rip -= 2;
+    }
+}
+
+// ---- the signal frame ------------------------------------------------------
+
+const UC_FP_XSTATE: u64 = 1;
+const UC_SIGCONTEXT_SS: u64 = 2;
+const UC_STRICT_RESTORE_SS: u64 = 4;
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
+/// pretcode + ucontext (uc_flags, uc_link, uc_stack, sigcontext, sigmask) + siginfo.
+const UCONTEXT_OFF: u64 = 8;
+const SIGCONTEXT_OFF: u64 = UCONTEXT_OFF + 40;
+const SIGMASK_OFF: u64 = SIGCONTEXT_OFF + 256;
+const SIGINFO_OFF: u64 = SIGMASK_OFF + 8;
+const FRAME_SIZE: u64 = SIGINFO_OFF + 128;
+
+/// Smallest alternate stack a handler frame fits in (AT_MINSIGSTKSZ).
+pub fn min_sigstack_size() -> u64 {
+    FRAME_SIZE + super::fpu::area_size() + 4 + 64 + 128
+}
+
+fn setup_frame(t: &Thread, f: &mut TrapFrame, sig: u32, a: &SigAction) -> Result<(), Errno> {
+    let a_ = t.process.aspace.lock();
+    let mut sp = f.rsp;
+    let (alt_sp, alt_size, alt_flags) = *t_altstack(t);
+    let on_alt = alt_flags & SS_DISABLE == 0 && sp > alt_sp && sp <= alt_sp + alt_size;
+    if a.flags & SA_ONSTACK != 0 && alt_flags & SS_DISABLE == 0 && !on_alt {
+        sp = alt_sp + alt_size;
+    } else {
+        sp -= 128; // red zone
+    }
+    let fpsize = super::fpu::area_size();
+    let fp = (sp - fpsize - 4) & !63;
+    let frame = ((fp - FRAME_SIZE) & !15) - 8;
+    // FPU state of the thread (it is in this CPU's registers: we run it).
+    let mut img = alloc::vec![0u8; fpsize as usize + 64];
+    let off = (64 - (img.as_ptr() as usize % 64)) % 64;
+    super::fpu::save_to(img[off..].as_mut_ptr());
+    let img = &mut img[off..off + fpsize as usize];
+    if super::fpu::uses_xsave() {
+        // fpx_sw_bytes in the legacy area's software-reserved bytes.
+        img[464..468].copy_from_slice(&FP_XSTATE_MAGIC1.to_le_bytes());
+        img[468..472].copy_from_slice(&((fpsize + 4) as u32).to_le_bytes());
+        img[472..480].copy_from_slice(&super::fpu::xcr0().to_le_bytes());
+        img[480..484].copy_from_slice(&(fpsize as u32).to_le_bytes());
+    }
+    a_.write(fp, img)?;
+    if super::fpu::uses_xsave() {
+        a_.write(fp + fpsize, &FP_XSTATE_MAGIC2.to_le_bytes())?;
+    }
+    let mut w = [0u64; (FRAME_SIZE / 8) as usize];
+    w[0] = a.restorer;
+    let uc = (UCONTEXT_OFF / 8) as usize;
+    w[uc] = UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS | if super::fpu::uses_xsave() { UC_FP_XSTATE } else { 0 };
+    w[uc + 1] = 0;
+    w[uc + 2] = alt_sp;
+    w[uc + 3] = if alt_flags & SS_DISABLE != 0 { SS_DISABLE as u64 } else if on_alt { SS_ONSTACK as u64 } else { 0 };
+    w[uc + 4] = alt_size;
+    let sc = (SIGCONTEXT_OFF / 8) as usize;
+    let regs = [
+        f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.rdi, f.rsi, f.rbp, f.rbx, f.rdx, f.rax, f.rcx, f.rsp,
+        f.rip, f.rflags,
+    ];
+    w[sc..sc + 18].copy_from_slice(&regs);
+    w[sc + 18] = (f.cs & 0xffff) | ((f.ss & 0xffff) << 48); // cs, gs, fs, ss
+    w[sc + 19] = f.error_code;
+    w[sc + 20] = if f.vector < 32 { f.vector } else { 0 };
+    w[sc + 21] = t.sig_mask.load(Ordering::Relaxed);
+    w[sc + 22] = 0; // cr2 (set for faults below)
+    w[sc + 23] = fp;
+    w[(SIGMASK_OFF / 8) as usize] = t.sig_mask.load(Ordering::Relaxed);
+    let si = (SIGINFO_OFF / 8) as usize;
+    w[si] = sig as u64; // si_signo, si_errno = 0
+    w[si + 1] = 0; // si_code = SI_USER (0)
+    let bytes: alloc::vec::Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+    a_.write(frame, &bytes)?;
+    drop(a_);
+    // The handler runs with a clean FPU state.
+    t.fpu.reset();
+    t.fpu.restore();
+    f.rsp = frame;
+    f.rip = a.handler;
+    f.rdi = sig as u64;
+    f.rsi = frame + SIGINFO_OFF;
+    f.rdx = frame + UCONTEXT_OFF;
+    f.rax = 0;
+    f.rflags &= !(1 << 8 | 1 << 10); // TF, DF
+    f.cs = USER_CS;
+    f.ss = USER_DS;
+    Ok(())
+}
+
+fn t_altstack(t: &Thread) -> spin::MutexGuard<'_, (u64, u64, u32)> {
+    t.altstack.lock()
+}
+
+/// rt_sigreturn: restore the frame below `f.rsp`. Returns the restored rax.
+pub fn sigreturn(t: &Thread, f: &mut TrapFrame) -> Result<u64, Errno> {
+    let frame = f.rsp - 8;
+    let a = t.process.aspace.lock();
+    let mut buf = [0u8; FRAME_SIZE as usize];
+    a.read(frame, &mut buf)?;
+    let w = |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap());
+    let sc = (SIGCONTEXT_OFF / 8) as usize;
+    f.r8 = w(sc);
+    f.r9 = w(sc + 1);
+    f.r10 = w(sc + 2);
+    f.r11 = w(sc + 3);
+    f.r12 = w(sc + 4);
+    f.r13 = w(sc + 5);
+    f.r14 = w(sc + 6);
+    f.r15 = w(sc + 7);
+    f.rdi = w(sc + 8);
+    f.rsi = w(sc + 9);
+    f.rbp = w(sc + 10);
+    f.rbx = w(sc + 11);
+    f.rdx = w(sc + 12);
+    f.rax = w(sc + 13);
+    f.rcx = w(sc + 14);
+    f.rsp = w(sc + 15);
+    f.rip = w(sc + 16);
+    // User-changeable flags only (CF PF AF ZF SF TF DF OF AC ID... as
+    // Linux's FIX_EFLAGS), interrupts stay on.
+    const FIX: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000 | 0x4000 | 0x1_0000;
+    f.rflags = (f.rflags & !FIX) | (w(sc + 17) & FIX) | 0x200;
+    f.cs = USER_CS;
+    f.ss = USER_DS;
+    let mask = w((SIGMASK_OFF / 8) as usize);
+    t.sig_mask.store(mask & !UNBLOCKABLE, Ordering::Relaxed);
+    let fp = w(sc + 23);
+    if fp != 0 {
+        let size = super::fpu::area_size() as usize;
+        let mut img = alloc::vec![0u8; size + 64];
+        let off = (64 - (img.as_ptr() as usize % 64)) % 64;
+        a.read(fp, &mut img[off..off + size])?;
+        let im = &img[off..off + size];
+        let mxcsr = u32::from_le_bytes(im[24..28].try_into().unwrap());
+        let valid = mxcsr & 0xffff_0000 == 0
+            && (!super::fpu::uses_xsave() || {
+                let bv = u64::from_le_bytes(im[512..520].try_into().unwrap());
+                bv & !super::fpu::xcr0() == 0 && im[520..576].iter().all(|&b| b == 0)
+            });
+        if !valid {
+            return Err(EFAULT);
+        }
+        super::fpu::restore_from(img[off..].as_ptr());
+    }
+    Ok(f.rax)
+}
+
+// ---- system-call helpers -----------------------------------------------------
+
+/// rt_sigaction(sig, act, oact).
+pub fn sigaction(t: &Thread, sig: u64, act: u64, oact: u64) -> Result<u64, Errno> {
+    if sig == 0 || sig > 64 {
+        return Err(EINVAL);
+    }
+    let sig = sig as u32;
+    let a = t.process.aspace.lock();
+    let new = if act != 0 {
+        let mut b = [0u8; 32];
+        a.read(act, &mut b)?;
+        let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+        if sig == SIGKILL || sig == SIGSTOP {
+            return Err(EINVAL);
+        }
+        Some(SigAction { handler: w(0), flags: w(1), restorer: w(2), mask: w(3) & !UNBLOCKABLE })
+    } else {
+        None
+    };
+    let old = {
+        let mut st = t.process.signals.lock();
+        let old = st.actions[(sig - 1) as usize];
+        if let Some(n) = new {
+            st.actions[(sig - 1) as usize] = n;
+            // Setting SIG_IGN (or DFL of an ignored signal) discards pending ones.
+            if n.handler == SIG_IGN || (n.handler == SIG_DFL && default_action(sig) == Default::Ignore) {
+                st.pending &= !bit(sig);
+            }
+        }
+        old
+    };
+    if oact != 0 {
+        let b: alloc::vec::Vec<u8> =
+            [old.handler, old.flags, old.restorer, old.mask].iter().flat_map(|x| x.to_le_bytes()).collect();
+        a.write(oact, &b)?;
+    }
+    Ok(0)
+}
+
+/// rt_sigprocmask(how, set, oset).
+pub fn sigprocmask(t: &Thread, how: u64, set: u64, oset: u64) -> Result<u64, Errno> {
+    let a = t.process.aspace.lock();
+    let old = t.sig_mask.load(Ordering::Relaxed);
+    if set != 0 {
+        let s = a.read_u64(set)?;
+        let new = match how {
+            0 => old | s,  // SIG_BLOCK
+            1 => old & !s, // SIG_UNBLOCK
+            2 => s,        // SIG_SETMASK
+            _ => return Err(EINVAL),
+        };
+        t.sig_mask.store(new & !UNBLOCKABLE, Ordering::Relaxed);
+    }
+    if oset != 0 {
+        a.write_u64(oset, old)?;
+    }
+    Ok(0)
+}
+
+/// sigaltstack(ss, old_ss).
+pub fn sigaltstack(t: &Thread, ss: u64, old: u64, user_sp: u64) -> Result<u64, Errno> {
+    let a = t.process.aspace.lock();
+    let mut st = t.altstack.lock();
+    let (sp, size, flags) = *st;
+    let on = flags & SS_DISABLE == 0 && user_sp > sp && user_sp <= sp + size;
+    if old != 0 {
+        let mut b = [0u8; 24];
+        b[0..8].copy_from_slice(&sp.to_le_bytes());
+        let f = if on { SS_ONSTACK } else { flags & SS_DISABLE };
+        b[8..12].copy_from_slice(&f.to_le_bytes());
+        b[16..24].copy_from_slice(&size.to_le_bytes());
+        a.write(old, &b)?;
+    }
+    if ss != 0 {
+        if on {
+            return Err(EPERM);
+        }
+        let mut b = [0u8; 24];
+        a.read(ss, &mut b)?;
+        let nsp = u64::from_le_bytes(b[0..8].try_into().unwrap());
+        let nflags = u32::from_le_bytes(b[8..12].try_into().unwrap());
+        let nsize = u64::from_le_bytes(b[16..24].try_into().unwrap());
+        if nflags & !(SS_DISABLE | (1 << 31)) != 0 {
+            return Err(EINVAL);
+        }
+        if nflags & SS_DISABLE != 0 {
+            *st = (0, 0, SS_DISABLE);
+        } else {
+            if nsize < min_sigstack_size() {
+                return Err(Errno(12)); // ENOMEM, as Linux for a too small stack
+            }
+            *st = (nsp, nsize, 0);
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,161 @@
+//! Entering user mode, leaving the kernel for user mode (where kills and
+//! signals take effect), and exceptions raised by user code: page faults
+//! that the address space resolves (stack growth, lazily backed memory),
+//! and everything else as a signal with Linux's kmsg report
+//! ("a.out[pid]: segfault at ... ip ... sp ... error ...").
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use super::{sched, service, signal, Thread};
+use crate::arch::x86_64::idt::TrapFrame;
+use crate::syscall::entry::{enter_user, USER_CS, USER_DS};
+
+/// Set by the offload doorbell interrupt; the next return to user mode on
+/// that CPU handles the offload area's events (a thread may run in user
+/// mode for long, and the scheduler loop only runs between threads).
+static DOORBELL: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
+
+/// A user-mode frame for the first entry at `ip` with stack `sp`.
+pub fn initial_frame(ip: u64, sp: u64) -> TrapFrame {
+    TrapFrame {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: 0x202,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: 0,
+        rsi: 0,
+        rdx: 0,
+        rcx: ip,
+        rbx: 0,
+        rax: 0,
+        vector: 0,
+        error_code: 0,
+        rip: ip,
+        cs: USER_CS,
+        rflags: 0x202,
+        rsp: sp,
+        ss: USER_DS,
+    }
+}
+
+/// Leave for user mode with `frame`, from a thread's own context.
+pub fn enter_with_frame(t: &Thread, mut frame: TrapFrame) -> ! {
+    return_to_user(&mut frame);
+    let at = (t.kstack_top() - core::mem::size_of::<TrapFrame>() as u64) as *mut TrapFrame;
+    // SAFETY: the top of the thread's own kernel stack is free (we run
+    // below it), and the frame is a complete user frame.
+    unsafe {
+        at.write(frame);
+        enter_user(at)
+    }
+}
+
+/// The offload doorbell interrupt arrived on this CPU.
+pub fn doorbell() {
+    if let Some(d) = DOORBELL.get(crate::smp::cpu_id() as usize) {
+        d.store(true, Ordering::Release);
+    }
+}
+
+/// Last kernel step before a frame returns to user mode (system calls and
+/// interrupts from user mode): process-area events, the process's death,
+/// signal delivery.
+pub fn return_to_user(f: &mut TrapFrame) {
+    if f.cs & 3 != 3 {
+        return;
+    }
+    let cpu = crate::smp::cpu_id() as usize;
+    if DOORBELL.get(cpu).is_some_and(|d| d.swap(false, Ordering::AcqRel)) {
+        service::poll_events();
+    }
+    let Some(t) = sched::current() else { return };
+    if t.process.is_dying() {
+        drop_and_exit(t);
+    }
+    let restart = t.take_restart();
+    signal::deliver(&t, f, restart);
+}
+
+fn drop_and_exit(t: alloc::sync::Arc<Thread>) -> ! {
+    let raw = alloc::sync::Arc::as_ptr(&t);
+    drop(t);
+    // SAFETY: the scheduler holds another Arc of the running thread.
+    sched::exit_current(unsafe { &*raw })
+}
+
+const SIGTRAP: u32 = 5;
+const SIGILL: u32 = 4;
+const SIGBUS: u32 = 7;
+const SIGFPE: u32 = 8;
+
+/// An exception raised in user mode (vector < 32, not NMI).
+pub fn user_exception(f: &mut TrapFrame) {
+    let Some(t) = sched::current() else {
+        panic!("user-mode exception {} without a current thread", f.vector);
+    };
+    let p = &t.process;
+    let comm = p.comm.lock().clone();
+    let sig = match f.vector {
+        14 => {
+            let addr = crate::arch::x86_64::read_cr2();
+            let (write, exec) = (f.error_code & 2 != 0, f.error_code & 16 != 0);
+            if p.aspace.lock().fault(addr, write, exec) {
+                return;
+            }
+            crate::printk!(
+                "{}[{}]: segfault at {:x} ip {:016x} sp {:016x} error {:x}",
+                comm,
+                p.pid,
+                addr,
+                f.rip,
+                f.rsp,
+                f.error_code
+            );
+            signal::SIGSEGV
+        }
+        0 => {
+            crate::printk!("traps: {}[{}] trap divide error ip:{:x} sp:{:x} error:0", comm, p.pid, f.rip, f.rsp);
+            SIGFPE
+        }
+        6 => {
+            crate::printk!("traps: {}[{}] trap invalid opcode ip:{:x} sp:{:x} error:0", comm, p.pid, f.rip, f.rsp);
+            SIGILL
+        }
+        13 => {
+            crate::printk!(
+                "traps: {}[{}] general protection fault ip:{:x} sp:{:x} error:{:x}",
+                comm,
+                p.pid,
+                f.rip,
+                f.rsp,
+                f.error_code
+            );
+            signal::SIGSEGV
+        }
+        1 | 3 => SIGTRAP,
+        16 | 19 => SIGFPE,
+        17 | 11 | 12 => SIGBUS,
+        _ => signal::SIGSEGV,
+    };
+    force_signal(&t, sig);
+}
+
+/// Deliver a synchronous fault signal: if the program blocks or ignores
+/// it, the default action applies (as Linux's force_sig).
+fn force_signal(t: &Thread, sig: u32) {
+    {
+        let mut st = t.process.signals.lock();
+        let a = &mut st.actions[(sig - 1) as usize];
+        let blocked = t.sig_mask.load(Ordering::Relaxed) & (1 << (sig - 1)) != 0;
+        if a.handler == signal::SIG_IGN || blocked {
+            *a = signal::SigAction::default();
+        }
+    }
+    t.sig_mask.fetch_and(!(1 << (sig - 1)), Ordering::Relaxed);
+    t.sig_pending.fetch_or(1 << (sig - 1), Ordering::AcqRel);
+}

@@ -1,0 +1,39 @@
+//! The LWK's system-call layer (STYLE.md: one small file per family, and a
+//! number-to-handler table, `table.rs`, where every entry is a local handler
+//! or `offload`). Handlers parse raw arguments and call into the subsystem
+//! that owns the state (`process`); they own no state themselves.
+
+pub mod entry;
+pub mod errno;
+mod exit;
+mod ids;
+pub mod mm;
+pub mod offload;
+mod signal;
+mod table;
+mod thread;
+mod time;
+mod uname;
+
+use crate::arch::x86_64::idt::TrapFrame;
+use table::Entry;
+
+/// The six argument registers of a system call.
+pub fn args(f: &TrapFrame) -> [u64; 6] {
+    [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9]
+}
+
+/// Run the system call in `f` (number in `vector`, the saved rax) and put
+/// its result in `f.rax`.
+pub fn dispatch(f: &mut TrapFrame) {
+    let r = match table::lookup(f.vector) {
+        Entry::Local(h) => h(f),
+        Entry::Offload => offload::syscall(f),
+    };
+    f.rax = errno::to_raw(r);
+}
+
+/// The thread making the call.
+fn current() -> alloc::sync::Arc<crate::process::Thread> {
+    crate::process::sched::current().expect("system call without a current thread")
+}

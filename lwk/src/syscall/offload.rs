@@ -1,0 +1,155 @@
+//! Offloading: a call the LWK does not handle goes to the thread's proxy in
+//! `mcexec` through its offload slot (ARCHITECTURE.md §5), which executes
+//! it on Linux with the raw arguments.
+//!
+//! Hot path: write the request, publish REQUEST, ring the process doorbell
+//! only if the proxy declared it sleeps, then spin on the slot. After
+//! [`SPIN_US`] the thread yields its CPU (`sched`); the scheduler resumes it
+//! when the slot is DONE, halting meanwhile with `lwk_waiting` set so the
+//! proxy's irqfd wakes the CPU.
+
+use core::ptr::addr_of_mut;
+use core::sync::atomic::{fence, Ordering};
+
+use ihk_abi::offload::{SLOT_DONE, SLOT_IDLE, SLOT_REQUEST};
+
+use super::errno::*;
+use crate::arch::x86_64::idt::TrapFrame;
+use crate::process::{sched, Thread, ThreadState};
+
+/// How long a thread spins for its answer before yielding the CPU.
+pub const SPIN_US: u64 = 50;
+
+const NR_WRITE: u64 = 1;
+const NR_PWRITE64: u64 = 18;
+const NR_WRITEV: u64 = 20;
+const NR_SENDTO: u64 = 44;
+const NR_SENDMSG: u64 = 46;
+const NR_PWRITEV: u64 = 296;
+const NR_SENDMMSG: u64 = 307;
+const NR_PWRITEV2: u64 = 328;
+const SIGPIPE: u32 = 13;
+
+/// Offload `nr` with `args` for thread `t` and wait for the result (a raw
+/// value: negative errno on failure). Returns -EINTR without an answer if
+/// the process is ended meanwhile.
+pub fn call(t: &Thread, nr: u64, args: [u64; 6]) -> i64 {
+    call_interruptible(t, nr, args).0
+}
+
+/// As [`call`]; also says whether the proxy was asked to interrupt the
+/// call for a signal.
+fn call_interruptible(t: &Thread, nr: u64, args: [u64; 6]) -> (i64, bool) {
+    let p = &t.process;
+    if p.is_dying() {
+        return (-(EINTR.0 as i64), false);
+    }
+    let mut interrupted = false;
+    let seq = {
+        let mut a = p.aspace.lock();
+        a.in_flight += 1;
+        a.map_seq()
+    };
+    let slot = p.thread_slot(t.slot);
+    let sp = p.thread_slot_ptr(t.slot);
+    crate::printk!("DBG offload nr {:#x} args {:x?}", nr, args);
+    // SAFETY: the slot is IDLE and ours; the proxy reads the payload only
+    // after the Release store of REQUEST below.
+    unsafe {
+        addr_of_mut!((*sp).number).write_volatile(nr);
+        addr_of_mut!((*sp).args).write_volatile(args);
+        addr_of_mut!((*sp).map_seq).write_volatile(seq);
+    }
+    slot.cpu.store(t.cpu, Ordering::Relaxed);
+    slot.lwk_waiting.store(0, Ordering::Relaxed);
+    slot.state.store(SLOT_REQUEST, Ordering::Release);
+    fence(Ordering::SeqCst);
+    if slot.host_sleeping.load(Ordering::Relaxed) != 0 {
+        crate::process::service::ring_host(p.slot_index);
+    }
+    let deadline = crate::arch::x86_64::tsc::now() + us_to_ticks(SPIN_US);
+    let mut answered = false;
+    loop {
+        if slot.state.load(Ordering::Acquire) == SLOT_DONE {
+            answered = true;
+            break;
+        }
+        if p.is_dying() {
+            break;
+        }
+        if crate::arch::x86_64::tsc::now() > deadline {
+            t.set_state(ThreadState::WaitingOffload);
+            sched::yield_now(t);
+            if slot.state.load(Ordering::Acquire) == SLOT_DONE {
+                answered = true;
+            }
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    let r = if answered {
+        // SAFETY: the proxy wrote `result` before the Release store of DONE.
+        let r = unsafe { addr_of_mut!((*sp).result).read_volatile() };
+        interrupted = slot.interrupt.load(Ordering::Relaxed) != 0;
+        slot.lwk_waiting.store(0, Ordering::Relaxed);
+        slot.interrupt.store(0, Ordering::Relaxed);
+        slot.state.store(SLOT_IDLE, Ordering::Release);
+        r
+    } else {
+        -(EINTR.0 as i64)
+    };
+    {
+        let mut a = p.aspace.lock();
+        a.in_flight -= 1;
+        a.flush_deferred();
+    }
+    (r, interrupted)
+}
+
+fn us_to_ticks(us: u64) -> u64 {
+    let khz = crate::boot_params::get().tsc_khz;
+    us * khz / 1000
+}
+
+/// A system call the LWK does not handle (the table's `offload` entry).
+pub fn syscall(f: &mut TrapFrame) -> SysResult {
+    let t = sched::current().expect("syscall without a thread");
+    let nr = f.vector;
+    let args = super::args(f);
+    // Buffers on the stack below what the program touched so far must be
+    // backed before the proxy writes them through the mirror.
+    {
+        let mut a = t.process.aspace.lock();
+        let sp = f.rsp.saturating_sub(4096);
+        if a.vma_at(sp).is_none() {
+            a.grow_stack(sp);
+        }
+    }
+    let (r, interrupted) = call_interruptible(&t, nr, args);
+    if r == -(EINTR.0 as i64) && interrupted {
+        // Interrupted for a signal: restarted after the handler if it has
+        // SA_RESTART (signal::deliver), else the program sees EINTR.
+        t.restart_nr.store(nr, Ordering::Relaxed);
+    }
+    if r == -(EPIPE.0 as i64)
+        && matches!(nr, NR_WRITE | NR_PWRITE64 | NR_WRITEV | NR_SENDTO | NR_SENDMSG | NR_PWRITEV | NR_SENDMMSG | NR_PWRITEV2)
+    {
+        // mcexec ignores SIGPIPE so that the LWK can apply the program's
+        // disposition (MSG_NOSIGNAL sends do not raise it).
+        let nosignal = matches!(nr, NR_SENDTO | NR_SENDMSG | NR_SENDMMSG) && flags_have_nosignal(nr, &args);
+        if !nosignal {
+            crate::process::signal::send_to_thread(&t, SIGPIPE);
+        }
+    }
+    Ok(r as u64)
+}
+
+fn flags_have_nosignal(nr: u64, args: &[u64; 6]) -> bool {
+    const MSG_NOSIGNAL: u64 = 0x4000;
+    let flags = match nr {
+        NR_SENDTO | NR_SENDMSG => args[if nr == NR_SENDTO { 3 } else { 2 }],
+        NR_SENDMMSG => args[3],
+        _ => 0,
+    };
+    flags & MSG_NOSIGNAL != 0
+}

@@ -1,0 +1,249 @@
+//! Proxy threads: one host thread per LWK thread, each serving that
+//! thread's offload slot (ARCHITECTURE.md §5). A proxy spins on its slot
+//! for a short while after each call, then declares it sleeps and waits on a
+//! futex on the slot's state word; the dispatcher (`session.rs`) wakes it when
+//! the LWK rings the process doorbell.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::ptr::addr_of_mut;
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ihk_abi::offload::{
+    OffloadCall, ThreadSlot, SLOT_BUSY, SLOT_DONE, SLOT_REQUEST,
+};
+
+use crate::exec::Executor;
+use crate::mirror::Mirror;
+
+/// How long a proxy spins on its slot before sleeping.
+pub const SPIN: Duration = Duration::from_micros(100);
+
+/// The host side of one LWK process: its thread slots, mirror and executor.
+pub struct Process {
+    slots: *mut ThreadSlot,
+    capacity: u32,
+    pub mirror: Mirror,
+    pub exec: Executor,
+    /// irqfd of each LWK CPU, indexed by LWK CPU id (None: not ours).
+    irqfds: Vec<Option<OwnedFd>>,
+    /// pthread of the proxy serving each slot.
+    proxies: Mutex<Vec<Option<libc::pthread_t>>>,
+}
+
+// SAFETY: `slots` points into the guest window, which outlives the process
+// (the Mirror holds the window); fields are accessed per the slot protocol.
+unsafe impl Send for Process {}
+unsafe impl Sync for Process {}
+
+const EAGAIN: i64 = 11;
+
+impl Process {
+    pub fn new(
+        slots: *mut ThreadSlot,
+        capacity: u32,
+        mirror: Mirror,
+        exec: Executor,
+        irqfds: Vec<Option<OwnedFd>>,
+    ) -> Process {
+        Process {
+            slots,
+            capacity,
+            mirror,
+            exec,
+            irqfds,
+            proxies: Mutex::new(vec![None; capacity as usize]),
+        }
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    fn slot_ptr(&self, i: u32) -> *mut ThreadSlot {
+        assert!(i < self.capacity);
+        // SAFETY: in bounds of the slot array.
+        unsafe { self.slots.add(i as usize) }
+    }
+
+    /// Shared view of slot `i` for its atomics.
+    pub fn slot(&self, i: u32) -> &ThreadSlot {
+        // SAFETY: in bounds; the atomics are the only fields read through it.
+        unsafe { &*self.slot_ptr(i) }
+    }
+
+    /// Ring the irqfd of LWK CPU `cpu`.
+    pub fn kick_cpu(&self, cpu: u32) {
+        if let Some(Some(fd)) = self.irqfds.get(cpu as usize) {
+            let one: u64 = 1;
+            // SAFETY: writing 8 bytes from a local to an eventfd.
+            unsafe { libc::write(fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+        }
+    }
+
+    /// Start the proxy thread of slot `i`. Returns its host tid.
+    pub fn start_proxy(self: &Arc<Self>, i: u32) -> std::io::Result<u32> {
+        let me = Arc::clone(self);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name(format!("proxy{i}"))
+            .stack_size(256 << 10)
+            .spawn(move || {
+                // SAFETY: plain getters of the calling thread's ids.
+                let _ = tx.send((unsafe { libc::pthread_self() }, unsafe { libc::gettid() } as u32));
+                me.serve(i);
+            })?;
+        let (pthread, tid) = rx.recv().map_err(|_| std::io::Error::other("proxy thread died at start"))?;
+        self.proxies.lock().unwrap_or_else(|e| e.into_inner())[i as usize] = Some(pthread);
+        drop(handle); // detached: it ends on ThreadExit or with the process
+        Ok(tid)
+    }
+
+    /// The pthread serving slot `i`, if any.
+    pub fn proxy_of(&self, i: u32) -> Option<libc::pthread_t> {
+        self.proxies.lock().unwrap_or_else(|e| e.into_inner()).get(i as usize).copied().flatten()
+    }
+
+    /// Proxy thread body for slot `i`.
+    fn serve(self: &Arc<Self>, i: u32) {
+        let p = self.slot_ptr(i);
+        loop {
+            self.wait_for_request(i);
+            let s = self.slot(i);
+            s.state.store(SLOT_BUSY, Ordering::Relaxed);
+            // SAFETY: the LWK wrote these before publishing REQUEST
+            // (Acquire in wait_for_request) and does not touch them until DONE.
+            let (number, args, map_seq) = unsafe {
+                (
+                    std::ptr::read_volatile(addr_of_mut!((*p).number)),
+                    std::ptr::read_volatile(addr_of_mut!((*p).args)),
+                    std::ptr::read_volatile(addr_of_mut!((*p).map_seq)),
+                )
+            };
+            let result = if map_seq > self.mirror.applied_seq() {
+                match self.mirror.ensure(map_seq) {
+                    Ok(()) => None,
+                    Err(e) => {
+                        eprintln!("mcexec: {e}");
+                        Some(-14) // EFAULT
+                    }
+                }
+            } else {
+                None
+            };
+            let call = OffloadCall::from_u64(number);
+            let result = result.unwrap_or_else(|| match call {
+                Some(OffloadCall::ThreadStart) => match self.start_proxy(args[0] as u32) {
+                    Ok(tid) => tid as i64,
+                    Err(_) => -EAGAIN,
+                },
+                Some(OffloadCall::ThreadExit) => 0,
+                _ => self.exec.execute(number, args),
+            });
+            // SAFETY: we own the slot's payload while it is BUSY.
+            unsafe { std::ptr::write_volatile(addr_of_mut!((*p).result), result) };
+            s.state.store(SLOT_DONE, Ordering::Release);
+            fence(Ordering::SeqCst);
+            if s.lwk_waiting.load(Ordering::Relaxed) != 0 {
+                self.kick_cpu(s.cpu.load(Ordering::Relaxed));
+            }
+            if call == Some(OffloadCall::ThreadExit) {
+                self.proxies.lock().unwrap_or_else(|e| e.into_inner())[i as usize] = None;
+                return;
+            }
+        }
+    }
+
+    /// Spin, then sleep, until slot `i` holds a request.
+    fn wait_for_request(&self, i: u32) {
+        let s = self.slot(i);
+        let start = Instant::now();
+        let mut n = 0u32;
+        loop {
+            if s.state.load(Ordering::Acquire) == SLOT_REQUEST {
+                return;
+            }
+            std::hint::spin_loop();
+            n += 1;
+            if n % 64 == 0 && start.elapsed() > SPIN {
+                break;
+            }
+        }
+        loop {
+            s.host_sleeping.store(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            let v = s.state.load(Ordering::Acquire);
+            if v == SLOT_REQUEST {
+                s.host_sleeping.store(0, Ordering::Relaxed);
+                return;
+            }
+            futex_wait(&s.state, v);
+            s.host_sleeping.store(0, Ordering::Relaxed);
+            if s.state.load(Ordering::Acquire) == SLOT_REQUEST {
+                return;
+            }
+        }
+    }
+
+    /// Called by the dispatcher on a doorbell: wake sleeping proxies that
+    /// have a request, interrupt those the LWK asked to interrupt.
+    pub fn on_doorbell(&self) {
+        for i in 0..self.capacity {
+            let s = self.slot(i);
+            let state = s.state.load(Ordering::Acquire);
+            if state == SLOT_REQUEST && s.host_sleeping.load(Ordering::Relaxed) != 0 {
+                futex_wake(&s.state);
+            }
+            if state == SLOT_BUSY && s.interrupt.load(Ordering::Relaxed) != 0 {
+                if let Some(t) = self.proxy_of(i) {
+                    // SAFETY: `t` is a live proxy thread of ours (it clears
+                    // its entry before ending); SIGURG has a no-op handler.
+                    unsafe { libc::pthread_kill(t, libc::SIGURG) };
+                }
+            }
+        }
+    }
+
+    /// True while some slot has an interrupt request pending on a busy call.
+    pub fn interrupts_pending(&self) -> bool {
+        (0..self.capacity).any(|i| {
+            let s = self.slot(i);
+            s.state.load(Ordering::Relaxed) == SLOT_BUSY && s.interrupt.load(Ordering::Relaxed) != 0
+        })
+    }
+}
+
+fn futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: FUTEX_WAIT on a valid, aligned u32 of ours; returns on wake,
+    // on a changed value (EAGAIN) or on a signal.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a valid, aligned u32.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX)
+    };
+}
+
+/// Install the no-op SIGURG handler (without SA_RESTART) that makes a proxy
+/// thread's blocking call return EINTR when the LWK asks to interrupt it.
+pub fn install_interrupt_handler() -> nix::Result<()> {
+    extern "C" fn noop(_: libc::c_int) {}
+    let sa = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(noop),
+        nix::sys::signal::SaFlags::empty(),
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler is async-signal-safe (it does nothing).
+    unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGURG, &sa) }.map(|_| ())
+}

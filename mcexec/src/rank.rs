@@ -1,0 +1,37 @@
+//! The node-local rank of this process as the MPI launcher or Slurm tells
+//! it through the environment (used with `-n` to pick the process's share
+//! of LWK CPUs; ARCHITECTURE.md §7).
+
+/// Variables naming the node-local rank, most specific first.
+const LOCAL_RANK_VARS: [&str; 5] = [
+    "OMPI_COMM_WORLD_LOCAL_RANK", // Open MPI
+    "MPI_LOCALRANKID",            // MPICH / Hydra
+    "PMI_LOCAL_RANK",             // PMI-1 launchers
+    "PMIX_LOCAL_RANK",            // some PMIx launchers
+    "SLURM_LOCALID",              // srun
+];
+
+pub fn local_rank() -> Option<u32> {
+    local_rank_from(|k| std::env::var(k).ok())
+}
+
+fn local_rank_from(get: impl Fn(&str) -> Option<String>) -> Option<u32> {
+    LOCAL_RANK_VARS.iter().find_map(|k| get(k).and_then(|v| v.trim().parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_known_variable_wins() {
+        let env = |k: &str| match k {
+            "MPI_LOCALRANKID" => Some("3".to_string()),
+            "SLURM_LOCALID" => Some("1".to_string()),
+            _ => None,
+        };
+        assert_eq!(local_rank_from(env), Some(3));
+        assert_eq!(local_rank_from(|_| None), None);
+        assert_eq!(local_rank_from(|k| (k == "SLURM_LOCALID").then(|| "x".into())), None);
+    }
+}

@@ -1,0 +1,488 @@
+//! One run of `mcexec`: attach, start the LWK process, serve it, and end
+//! with its status.
+//!
+//! The main thread is the dispatcher: it polls the process doorbell (the
+//! LWK rings it to wake a sleeping proxy, to ask for an interruption, or to
+//! report the exit), a signalfd of the forwarded signals, and the attach
+//! socket (closed by ihkd when the OS instance goes away).
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ihk_abi::layout::MONITOR_GPA;
+use ihk_abi::monitor::MonitorPage;
+use ihk_abi::offload::{
+    OffloadAreaHeader, ProcState, ProcessSlot, ProxyAreaHeader, StartParams, ThreadSlot,
+    DEFAULT_STACK_MAX, DEFAULT_STACK_PREMAP, EVENT_SIGNAL, FORWARDED_SIGNALS, OFFLOAD_MAGIC,
+    OFFLOAD_VERSION, PROXY_AREA_MAGIC,
+};
+use ihk_abi::OsStatus;
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::attach::{attach, Attachment};
+use crate::cli::Options;
+use crate::exec::Executor;
+use crate::guest::GuestMemory;
+use crate::mirror::{reserve_user_range, Mirror};
+use crate::program::{self, ProgramError};
+use crate::proxy::{install_interrupt_handler, Process};
+
+/// Default number of thread slots when `-t` is not given.
+pub const DEFAULT_THREADS: u32 = 64;
+/// How long the LWK may take to pick up a new process.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A failure before the program ran, with the exit status to use.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub code: i32,
+}
+
+impl Failure {
+    fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), code }
+    }
+}
+
+impl From<ProgramError> for Failure {
+    fn from(e: ProgramError) -> Failure {
+        Failure::new(e.exit_code(), e.to_string())
+    }
+}
+
+/// How the LWK process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Exited(i32),
+    Signaled(i32),
+}
+
+/// Run the program; returns how it ended (the caller mirrors that).
+pub fn run(opts: &Options) -> Result<Ending, Failure> {
+    // 1. The user range first, before anything could make Linux map there.
+    reserve_user_range().map_err(|e| Failure::new(1, e.to_string()))?;
+
+    // 2. The program.
+    let path = program::resolve(&opts.program, std::env::var_os("PATH").as_deref())?;
+    let prog = program::open(&path)?;
+    let interp = match &prog.interp {
+        Some(i) => Some(std::fs::File::open(i).map_err(|e| {
+            Failure::new(126, format!("{}: cannot open its ELF interpreter {}: {e}", path.display(), i.display()))
+        })?),
+        None => None,
+    };
+
+    // 3. Signals: forwarded ones go to a signalfd (blocked in every thread,
+    // so block before any thread exists); SIGPIPE is ignored so a write to a
+    // closed pipe returns EPIPE to the LWK, which raises SIGPIPE itself.
+    let mut forwarded = SigSet::empty();
+    for s in FORWARDED_SIGNALS {
+        forwarded.add(Signal::try_from(s as i32).expect("valid signal"));
+    }
+    forwarded.thread_block().map_err(|e| Failure::new(1, format!("blocking signals: {e}")))?;
+    // SAFETY: signalfd(-1, ..) creates a new descriptor from a valid mask.
+    let sigfd = unsafe { libc::signalfd(-1, forwarded.as_ref(), libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    if sigfd < 0 {
+        return Err(Failure::new(1, format!("signalfd: {}", std::io::Error::last_os_error())));
+    }
+    // SAFETY: a fresh descriptor we own.
+    let sigfd = unsafe { OwnedFd::from_raw_fd(sigfd) };
+    // SAFETY: setting a disposition to SIG_IGN installs no handler code.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }
+        .map_err(|e| Failure::new(1, format!("ignoring SIGPIPE: {e}")))?;
+    install_interrupt_handler().map_err(|e| Failure::new(1, format!("SIGURG handler: {e}")))?;
+
+    // 4. Attach.
+    let dir = ihk::paths::RuntimeDir::from_env();
+    let rank = opts.procs_per_node.and_then(|_| crate::rank::local_rank());
+    let att = attach(&dir, opts.os_index, rank, opts.procs_per_node).map_err(|e| Failure::new(1, e.to_string()))?;
+    if let Some(n) = opts.procs_per_node {
+        if n > att.info.nr_cpus {
+            return Err(Failure::new(
+                1,
+                format!(
+                    "-n {n}: OS instance {} has {} LWK CPU(s); at most {} processes per node",
+                    opts.os_index, att.info.nr_cpus, att.info.nr_cpus
+                ),
+            ));
+        }
+    }
+    let Attachment { sock, info, doorbell, irqfd, memfds } = att;
+    let regions = info.regions.iter().map(|r| crate::guest::RegionDesc {
+        gpa: r.gpa,
+        size: r.size,
+        fd_offset: r.fd_offset,
+        page_size: r.page_size,
+    });
+
+    // 5. Our descriptors move out of the program's way.
+    let sock = relocate(OwnedFd::from(sock)).map_err(|e| Failure::new(1, format!("fd: {e}")))?;
+    let doorbell = relocate(doorbell).map_err(|e| Failure::new(1, format!("fd: {e}")))?;
+    let irqfd = relocate(irqfd).map_err(|e| Failure::new(1, format!("fd: {e}")))?;
+    let exe_fd = relocate(OwnedFd::from(prog.file)).map_err(|e| Failure::new(1, format!("fd: {e}")))?;
+    let interp_size = interp.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
+    let interp_fd = interp
+        .map(|f| relocate(OwnedFd::from(f)))
+        .transpose()
+        .map_err(|e| Failure::new(1, format!("fd: {e}")))?;
+    let memfds = memfds.into_iter().map(relocate).collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| Failure::new(1, format!("fd: {e}")))?;
+    let sigfd = relocate(sigfd).map_err(|e| Failure::new(1, format!("fd: {e}")))?;
+
+    let guest = Arc::new(
+        GuestMemory::map(regions.collect(), memfds).map_err(|e| Failure::new(1, e.to_string()))?,
+    );
+    let granule = guest.mirror_granule();
+
+    // 6. The slot ihkd claimed for us.
+    // SAFETY: the LWK initialized the offload area at boot (ihkd checked
+    // the magic before claiming); the header and slots are atomics or
+    // stable fields.
+    let header: &OffloadAreaHeader = unsafe { guest.get(info.offload_area_gpa) }
+        .map_err(|e| Failure::new(1, e.to_string()))?;
+    if header.magic != OFFLOAD_MAGIC || header.version != OFFLOAD_VERSION {
+        return Err(Failure::new(1, "the LWK's offload area has an unknown format (mcexec and LWK image differ?)"));
+    }
+    let slot_gpa = info.offload_area_gpa + ihk_abi::offload::process_slot_offset(info.slot as usize) as u64;
+    let slot_ptr = guest.ptr(slot_gpa, std::mem::size_of::<ProcessSlot>() as u64)
+        .map_err(|e| Failure::new(1, e.to_string()))? as *mut ProcessSlot;
+    // SAFETY: a ProcessSlot lives there (checked bounds); we use its atomics.
+    let slot: &ProcessSlot = unsafe { &*slot_ptr };
+    if slot.state() != Some(ProcState::Claimed) || slot.host_pid.load(Ordering::Acquire) != std::process::id() {
+        return Err(Failure::new(1, format!("process slot {} was not claimed for us", info.slot)));
+    }
+
+    // 7. Start parameters.
+    let blob = args_blob(path.as_os_str(), &opts.program, &opts.args);
+    let (uid, euid, gid, egid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let stack_limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK)
+        .map(|(soft, _)| soft)
+        .unwrap_or(DEFAULT_STACK_MAX);
+    let stack_premap = opts.stack_premap.unwrap_or(DEFAULT_STACK_PREMAP);
+    let stack_max = opts
+        .stack_max
+        .unwrap_or(if stack_limit == libc::RLIM_INFINITY || stack_limit == 0 { DEFAULT_STACK_MAX } else { stack_limit })
+        .max(stack_premap);
+    let mut random = [0u8; 16];
+    getrandom(&mut random);
+    let params = StartParams {
+        cpu: info.cpu,
+        max_threads: opts.threads.unwrap_or(DEFAULT_THREADS),
+        host_pid: std::process::id(),
+        host_ppid: nix::unistd::getppid().as_raw() as u32,
+        uid,
+        euid,
+        gid,
+        egid,
+        argc: 1 + opts.args.len() as u32,
+        envc: std::env::vars_os().count() as u32,
+        args_len: blob.len() as u64,
+        exe_fd: exe_fd.as_raw_fd(),
+        interp_fd: interp_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+        exe_size: prog.size,
+        interp_size,
+        heap_extension: opts.extend_heap_by.unwrap_or(0),
+        stack_premap,
+        stack_max,
+        mirror_granule: granule,
+        monotonic_offset_ns: clock_offset(libc::CLOCK_MONOTONIC),
+        boottime_offset_ns: clock_offset(libc::CLOCK_BOOTTIME),
+        random,
+        _reserved: [0; 4],
+    };
+    // SAFETY: the slot is CLAIMED for us; the LWK reads `start` only after
+    // the Release store of START below.
+    unsafe { std::ptr::addr_of_mut!((*slot_ptr).start).write_volatile(params) };
+    slot.state.store(ProcState::Start as u32, Ordering::Release);
+    fence(Ordering::SeqCst);
+    kick(irqfd.as_fd());
+
+    let mut reserved = guest.raw_fds();
+    reserved.extend([sock.as_raw_fd(), doorbell.as_raw_fd(), irqfd.as_raw_fd(), exe_fd.as_raw_fd(), sigfd.as_raw_fd()]);
+    if let Some(f) = &interp_fd {
+        reserved.push(f.as_raw_fd());
+    }
+    let mut irqfds: Vec<Option<OwnedFd>> = (0..=info.cpu).map(|_| None).collect();
+    irqfds[info.cpu as usize] = Some(irqfd.try_clone().map_err(|e| Failure::new(1, format!("fd: {e}")))?);
+
+    // 8. Serve until the process ends.
+    let mut d = Dispatcher {
+        guest: Arc::clone(&guest),
+        slot,
+        doorbell,
+        irqfd,
+        sock,
+        sigfd,
+        process: None,
+        started: Instant::now(),
+        program: path.display().to_string(),
+        granule,
+        exec: Some(Executor::new(Arc::clone(&guest), blob, reserved)),
+        irqfds: Some(irqfds),
+        cpu: info.cpu,
+    };
+    let ending = d.run();
+    drop(exe_fd);
+    ending
+}
+
+struct Dispatcher<'a> {
+    guest: Arc<GuestMemory>,
+    slot: &'a ProcessSlot,
+    doorbell: OwnedFd,
+    irqfd: OwnedFd,
+    sock: OwnedFd,
+    sigfd: OwnedFd,
+    process: Option<Arc<Process>>,
+    started: Instant,
+    program: String,
+    granule: u64,
+    exec: Option<Executor>,
+    irqfds: Option<Vec<Option<OwnedFd>>>,
+    cpu: u32,
+}
+
+impl Dispatcher<'_> {
+    fn run(&mut self) -> Result<Ending, Failure> {
+        loop {
+            let timeout_ms = if self.process.is_none() {
+                1
+            } else if self.process.as_ref().is_some_and(|p| p.interrupts_pending()) {
+                10
+            } else {
+                500
+            };
+            let mut fds = [
+                libc::pollfd { fd: self.doorbell.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: polling three valid descriptors we own.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout_ms) };
+            if n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return Err(Failure::new(1, format!("poll: {}", std::io::Error::last_os_error())));
+            }
+            if fds[0].revents & libc::POLLIN != 0 {
+                let mut v = 0u64;
+                // SAFETY: reading 8 bytes into a local from our eventfd.
+                unsafe { libc::read(self.doorbell.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+            }
+            if fds[1].revents & libc::POLLIN != 0 {
+                self.forward_signals();
+            }
+            if fds[2].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                let mut b = [0u8; 64];
+                // SAFETY: reading into a local buffer from our socket.
+                let r = unsafe { libc::read(self.sock.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, b.len()) };
+                if r == 0 || fds[2].revents & libc::POLLHUP != 0 {
+                    return Err(Failure::new(
+                        1,
+                        "the OS instance went away while the program was running (shut down or destroyed)",
+                    ));
+                }
+            }
+            match self.slot.state() {
+                Some(ProcState::Start) => {
+                    if self.started.elapsed() > START_TIMEOUT {
+                        return Err(Failure::new(
+                            1,
+                            format!(
+                                "the LWK did not pick up the process within {} s (LWK CPU {} unresponsive?); see `ihkosctl 0 kmsg`",
+                                START_TIMEOUT.as_secs(),
+                                self.cpu
+                            ),
+                        ));
+                    }
+                    self.check_os()?;
+                }
+                Some(ProcState::Running) => {
+                    if self.process.is_none() {
+                        self.attach_process()?;
+                    }
+                    if let Some(p) = &self.process {
+                        p.on_doorbell();
+                    }
+                    if n == 0 {
+                        self.check_os()?;
+                    }
+                }
+                Some(ProcState::Exited) => return self.ending(),
+                Some(ProcState::Failed) => return Err(self.start_failure()),
+                other => {
+                    return Err(Failure::new(1, format!("process slot in unexpected state {other:?}")));
+                }
+            }
+        }
+    }
+
+    /// Map the proxy area and start the main thread's proxy.
+    fn attach_process(&mut self) -> Result<(), Failure> {
+        let area_gpa = self.slot.proxy_area.load(Ordering::Acquire);
+        let err = |e: &dyn std::fmt::Display| Failure::new(1, format!("attaching to the LWK process: {e}"));
+        // SAFETY: the LWK wrote the header before RUNNING and keeps it until
+        // the proxy is gone.
+        let header: &ProxyAreaHeader = unsafe { self.guest.get(area_gpa) }.map_err(|e| err(&e))?;
+        if header.magic != PROXY_AREA_MAGIC {
+            return Err(err(&"bad proxy area"));
+        }
+        let cap = header.thread_capacity;
+        let slots = self
+            .guest
+            .ptr(area_gpa + header.threads_offset as u64, cap as u64 * std::mem::size_of::<ThreadSlot>() as u64)
+            .map_err(|e| err(&e))? as *mut ThreadSlot;
+        let mirror = Mirror::new(Arc::clone(&self.guest), area_gpa, self.granule).map_err(|e| err(&e))?;
+        let process = Arc::new(Process::new(
+            slots,
+            cap,
+            mirror,
+            self.exec.take().expect("executor"),
+            self.irqfds.take().expect("irqfds"),
+        ));
+        process.start_proxy(0).map_err(|e| err(&e))?;
+        self.process = Some(process);
+        Ok(())
+    }
+
+    fn forward_signals(&mut self) {
+        loop {
+            let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            // SAFETY: reading one siginfo record into a local.
+            let r = unsafe {
+                libc::read(self.sigfd.as_raw_fd(), &mut si as *mut _ as *mut libc::c_void, std::mem::size_of_val(&si))
+            };
+            if r != std::mem::size_of_val(&si) as isize {
+                return;
+            }
+            let sig = si.ssi_signo;
+            if (1..=64).contains(&sig) {
+                self.slot.pending_signals.fetch_or(1 << (sig - 1), Ordering::SeqCst);
+                self.slot.events.fetch_or(EVENT_SIGNAL, Ordering::SeqCst);
+                kick(self.irqfd.as_fd());
+            }
+        }
+    }
+
+    /// Fail when the OS instance panicked or stopped.
+    fn check_os(&self) -> Result<(), Failure> {
+        // SAFETY: the monitor page is at MONITOR_GPA in chunk 0 for the
+        // life of the instance; we read its atomics.
+        let Ok(mon) = (unsafe { self.guest.get::<MonitorPage>(MONITOR_GPA) }) else { return Ok(()) };
+        match mon.os_status() {
+            Some(OsStatus::Panic) => Err(Failure::new(1, "the LWK panicked; see `ihkosctl 0 kmsg`")),
+            Some(OsStatus::Shutdown) => Err(Failure::new(1, "the OS instance is shutting down")),
+            _ => Ok(()),
+        }
+    }
+
+    fn ending(&self) -> Result<Ending, Failure> {
+        let err = self.slot.start_error.load(Ordering::Acquire);
+        if err != 0 {
+            return Err(self.start_failure());
+        }
+        let sig = self.slot.exit_signal.load(Ordering::Acquire);
+        if sig != 0 {
+            Ok(Ending::Signaled(sig as i32))
+        } else {
+            Ok(Ending::Exited(self.slot.exit_code.load(Ordering::Acquire) as i32))
+        }
+    }
+
+    fn start_failure(&self) -> Failure {
+        let e = -self.slot.start_error.load(Ordering::Acquire);
+        let p = &self.program;
+        match e as i32 {
+            libc::ENOMEM => Failure::new(
+                1,
+                format!("{p}: not enough memory in the LWK to start the program (see `ihkosctl 0 query_free_mem`)"),
+            ),
+            libc::ENOEXEC => Failure::new(126, format!("{p}: cannot execute binary file on the LWK: Exec format error")),
+            libc::ENOSYS => Failure::new(
+                126,
+                format!("{p}: dynamically linked programs are not supported by this LWK yet; link it statically"),
+            ),
+            libc::EAGAIN => Failure::new(1, format!("{p}: the LWK has no room for another process")),
+            0 => Failure::new(1, format!("{p}: the LWK could not start the program")),
+            e => Failure::new(
+                1,
+                format!("{p}: the LWK could not start the program: {}", std::io::Error::from_raw_os_error(e)),
+            ),
+        }
+    }
+}
+
+/// Ring an eventfd.
+fn kick(fd: BorrowedFd<'_>) {
+    let one: u64 = 1;
+    // SAFETY: writing 8 bytes from a local to an eventfd.
+    unsafe { libc::write(fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+}
+
+/// Lowest descriptor number used for mcexec's own descriptors: near the top
+/// of the soft limit, where programs rarely look.
+fn reserved_fd_base() -> i32 {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(s, _)| s)
+        .unwrap_or(1024);
+    (soft.min(1 << 20) as i32 - 64).max(16)
+}
+
+/// Move a descriptor to a high number, out of the program's way.
+fn relocate(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC duplicates a valid descriptor of ours.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, reserved_fd_base()) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    drop(fd);
+    // SAFETY: `n` is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// `execfn\0 argv..\0 envp..\0`.
+fn args_blob(execfn: &OsStr, argv0: &OsStr, args: &[OsString]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for s in std::iter::once(execfn).chain(std::iter::once(argv0)).chain(args.iter().map(|a| a.as_os_str())) {
+        b.extend_from_slice(s.as_bytes());
+        b.push(0);
+    }
+    for (k, v) in std::env::vars_os() {
+        b.extend_from_slice(k.as_bytes());
+        b.push(b'=');
+        b.extend_from_slice(v.as_bytes());
+        b.push(0);
+    }
+    b
+}
+
+/// clock − CLOCK_REALTIME in ns, now.
+fn clock_offset(clock: libc::clockid_t) -> i64 {
+    let get = |c| {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: writes a timespec into a local.
+        unsafe { libc::clock_gettime(c, &mut ts) };
+        ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    };
+    let r1 = get(libc::CLOCK_REALTIME);
+    let c = get(clock);
+    let r2 = get(libc::CLOCK_REALTIME);
+    c - (r1 / 2 + r2 / 2)
+}
+
+fn getrandom(buf: &mut [u8]) {
+    // SAFETY: fills a local buffer.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+    if n != buf.len() as isize {
+        let t = Instant::now().elapsed().as_nanos() as u64 ^ std::process::id() as u64;
+        buf[..8].copy_from_slice(&t.to_le_bytes());
+    }
+}

@@ -1,0 +1,62 @@
+//! `mckernel-epilog`: the job epilogue (slurm.conf `Epilog=`), also usable
+//! by hand. Ends the job's leftover mcexec processes, shuts down the job's
+//! LWK partition, releases its CPUs and memory, has the reservation journal
+//! replayed, and checks the node is as before the job. Idempotent.
+//!
+//! Reads `SLURM_JOB_ID` (set by slurmd) or `--job <id>`, and the site file
+//! from `--config <path>` or `MCKERNEL_SLURM_CONFIG` (default
+//! /etc/slurm/mckernel.toml). Prints what it did; on failure prints what it
+//! could not restore and exits 1, so that slurmd logs it and drains the node
+//! instead of giving it to the next job dirty.
+//!
+//! Owns nothing but its command line; the work is mckernel_slurm::lifecycle.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use mckernel_slurm::config::{SiteConfig, DEFAULT_CONFIG_PATH};
+use mckernel_slurm::lifecycle;
+
+const USAGE: &str = "usage: mckernel-epilog [--job <id>] [--config <site TOML file>]";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mckernel-epilog: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<ExitCode, String> {
+    let mut job: Option<String> = std::env::var("SLURM_JOB_ID").ok();
+    let mut config = std::env::var_os("MCKERNEL_SLURM_CONFIG").map(PathBuf::from);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--job" => job = Some(args.next().ok_or(USAGE)?),
+            "--config" => config = Some(PathBuf::from(args.next().ok_or(USAGE)?)),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
+        }
+    }
+    let job = job.ok_or_else(|| format!("no job: SLURM_JOB_ID is not set and --job was not given\n{USAGE}"))?;
+    let job_id: u32 = job
+        .parse()
+        .map_err(|_| format!("job id '{job}' is not a number (expected the Slurm job id, e.g. 1234)"))?;
+    let path = config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let config = SiteConfig::load(&path).map_err(|e| e.to_string())?;
+
+    let report = lifecycle::cleanup_job(&config, job_id);
+    for a in &report.actions {
+        println!("mckernel-epilog: job {job_id}: {a}");
+    }
+    for p in &report.problems {
+        eprintln!("mckernel-epilog: job {job_id}: could not restore the node: {p}");
+    }
+    Ok(if report.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,351 @@
+//! A real one-node Slurm cluster on loopback for the tests: munged with its
+//! own key, slurmctld and slurmd in the foreground with a generated
+//! slurm.conf, all in a temporary directory, on free 127.0.0.1 ports, with
+//! the plugin in plugstack.conf and the epilogue as `Epilog=`. Nothing of a
+//! system Slurm or munge is read or touched. The daemons are this process's
+//! children; Drop cancels every job, waits for the node to drain its jobs,
+//! and ends the daemons by pid.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Serializes the tests of this binary: one node, one partition at a time.
+pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Why a test cannot run here (printed, and the test returns).
+pub fn skip_reason() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root (slurmd, munged and the LWK run as root)".into());
+    }
+    for bin in ["/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/bin/srun"] {
+        assert!(
+            Path::new(bin).exists(),
+            "{bin} is missing: install munge, slurmctld, slurmd and slurm-client (scripts/setup-deps.sh)"
+        );
+    }
+    None
+}
+
+/// The cargo profile directory holding this test's build (target/debug).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
+}
+
+/// The plugin as cargo built it for these tests: `deps/` holds the copy
+/// built with this test binary (the one in the profile directory is only
+/// refreshed by `cargo build`).
+pub fn plugin_so() -> PathBuf {
+    let so = profile_dir().join("deps/libspank_mckernel.so");
+    assert!(so.exists(), "{} was not built", so.display());
+    so
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
+}
+
+fn mem_total_mb() -> u64 {
+    let text = fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .expect("MemTotal")
+        / 1024
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub conf: PathBuf,
+    pub site: PathBuf,
+    pub node: String,
+    daemons: Vec<(&'static str, Child)>,
+}
+
+impl Cluster {
+    /// Starts munged, slurmctld and slurmd with `site_toml` as the plugin's
+    /// site configuration; returns when the node is idle.
+    /// `site_toml` gets the cluster directory (for state and runtime paths).
+    pub fn start(site_toml: impl FnOnce(&Path) -> String) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("spank-mckernel-").tempdir().expect("tempdir");
+        let d = dir.path().to_path_buf();
+        // Jobs of other users must reach munge's socket and slurm.conf.
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+        for sub in ["munge", "spool", "state", "log", "run"] {
+            fs::create_dir_all(d.join(sub)).unwrap();
+            fs::set_permissions(d.join(sub), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let key = d.join("munge/munge.key");
+        let bytes: Vec<u8> = (0..1024).map(|i| (i as u8).wrapping_mul(31).wrapping_add(std::process::id() as u8)).collect();
+        fs::write(&key, bytes).unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+
+        let site = d.join("mckernel.toml");
+        fs::write(&site, site_toml(&d)).unwrap();
+        let epilog = d.join("epilog.sh");
+        fs::write(
+            &epilog,
+            format!(
+                "#!/bin/sh\nexec {} --config {}\n",
+                env!("CARGO_BIN_EXE_mckernel-epilog"),
+                site.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&epilog, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(
+            d.join("plugstack.conf"),
+            format!("required {} config={}\n", plugin_so().display(), site.display()),
+        )
+        .unwrap();
+
+        let node = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let conf = d.join("slurm.conf");
+        let p = |s: &str| d.join(s).display().to_string();
+        fs::write(
+            &conf,
+            format!(
+                "ClusterName=spanktest\n\
+                 SlurmctldHost={node}(127.0.0.1)\n\
+                 SlurmctldPort={ctld}\n\
+                 SlurmdPort={slurmd}\n\
+                 AuthType=auth/munge\n\
+                 CredType=cred/munge\n\
+                 AuthInfo=socket={munge}\n\
+                 SlurmUser=root\n\
+                 SlurmdUser=root\n\
+                 StateSaveLocation={state}\n\
+                 SlurmdSpoolDir={spool}\n\
+                 SlurmctldPidFile={ctldpid}\n\
+                 SlurmdPidFile={slurmdpid}\n\
+                 SlurmctldLogFile={ctldlog}\n\
+                 SlurmdLogFile={slurmdlog}\n\
+                 SlurmdDebug=debug\n\
+                 ProctrackType=proctrack/linuxproc\n\
+                 TaskPlugin=task/none\n\
+                 SelectType=select/cons_tres\n\
+                 SelectTypeParameters=CR_CPU\n\
+                 MpiDefault=none\n\
+                 SwitchType=switch/none\n\
+                 JobAcctGatherType=jobacct_gather/none\n\
+                 AccountingStorageType=accounting_storage/none\n\
+                 JobCompType=jobcomp/none\n\
+                 MailProg=/bin/true\n\
+                 ReturnToService=2\n\
+                 KillWait=5\n\
+                 MessageTimeout=30\n\
+                 PlugStackConfig={plugstack}\n\
+                 Epilog={epilog}\n\
+                 NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} State=UNKNOWN\n\
+                 PartitionName=lwk Nodes={node} Default=YES MaxTime=INFINITE OverSubscribe=EXCLUSIVE State=UP\n",
+                ctld = free_port(),
+                slurmd = free_port(),
+                munge = p("munge/munge.socket"),
+                state = p("state"),
+                spool = p("spool"),
+                ctldpid = p("run/slurmctld.pid"),
+                slurmdpid = p("run/slurmd.pid"),
+                ctldlog = p("log/slurmctld.log"),
+                slurmdlog = p("log/slurmd.log"),
+                plugstack = p("plugstack.conf"),
+                epilog = epilog.display(),
+                mem = mem_total_mb() / 2,
+            ),
+        )
+        .unwrap();
+
+        let mut cluster = Cluster { dir, conf, site, node: node.clone(), daemons: Vec::new() };
+        let log = |name: &str| Stdio::from(fs::File::create(d.join("log").join(name)).unwrap());
+        cluster.spawn(
+            "munged",
+            Command::new("/usr/sbin/munged")
+                .args(["--foreground", "--force", "--num-threads=2"])
+                .arg(format!("--socket={}", p("munge/munge.socket")))
+                .arg(format!("--key-file={}", key.display()))
+                .arg(format!("--pid-file={}", p("munge/munged.pid")))
+                .arg(format!("--log-file={}", p("log/munged.log")))
+                .arg(format!("--seed-file={}", p("munge/munged.seed")))
+                .stdout(log("munged.out"))
+                .stderr(log("munged.err")),
+        );
+        cluster.wait_for("munge socket", Duration::from_secs(10), |c| c.dir.path().join("munge/munge.socket").exists());
+        cluster.spawn(
+            "slurmctld",
+            Command::new("/usr/sbin/slurmctld")
+                .args(["-D", "-i", "-f"])
+                .arg(&cluster.conf)
+                .stdout(log("slurmctld.out"))
+                .stderr(log("slurmctld.err")),
+        );
+        cluster.spawn(
+            "slurmd",
+            Command::new("/usr/sbin/slurmd")
+                .args(["-D", "-N", &node, "-f"])
+                .arg(&cluster.conf)
+                .stdout(log("slurmd.out"))
+                .stderr(log("slurmd.err")),
+        );
+        cluster.wait_idle(Duration::from_secs(60));
+        cluster
+    }
+
+    fn spawn(&mut self, name: &'static str, cmd: &mut Command) {
+        let child = cmd.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        self.daemons.push((name, child));
+    }
+
+    fn wait_for(&mut self, what: &str, limit: Duration, mut ok: impl FnMut(&mut Cluster) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !ok(self) {
+            for (name, child) in &mut self.daemons {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("{name} exited ({status}) while waiting for {what}\n{}", self_logs(self.dir.path()));
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}\n{}", self_logs(self.dir.path()));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A Slurm client command with this cluster's configuration.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("SLURM_CONF", &self.conf).env_remove("SLURM_JOB_ID").stdin(Stdio::null());
+        c
+    }
+
+    /// `srun <args>` with a time limit; returns its output.
+    pub fn srun(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd("/usr/bin/timeout");
+        c.args(["120", "/usr/bin/srun"]).args(args);
+        c.output().expect("srun")
+    }
+
+    /// The node's state as sinfo prints it (idle, alloc, drain, ...).
+    pub fn node_state(&self) -> String {
+        let o = self.cmd("/usr/bin/sinfo").args(["-h", "-N", "-o", "%T"]).output().expect("sinfo");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    pub fn drain_reason(&self) -> String {
+        let o = self.cmd("/usr/bin/sinfo").args(["-h", "-R", "-o", "%E"]).output().expect("sinfo");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    pub fn wait_idle(&mut self, limit: Duration) {
+        self.wait_for("the node to be idle", limit, |c| c.node_state() == "idle");
+    }
+
+    /// Waits until the node is idle again after jobs, and fails with the
+    /// reason if it was drained.
+    pub fn wait_idle_after_jobs(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let state = self.node_state();
+            if state == "idle" && self.jobs().is_empty() {
+                return;
+            }
+            if state.contains("drain") {
+                panic!("the node was drained: {}\n{}", self.drain_reason(), self.slurmd_log_tail(60));
+            }
+            if Instant::now() > deadline {
+                panic!("node state {state} after 120 s\n{}", self.slurmd_log_tail(60));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Ids of jobs slurmctld still knows as not finished.
+    pub fn jobs(&self) -> Vec<String> {
+        let o = self.cmd("/usr/bin/squeue").args(["-h", "-o", "%i"]).output().expect("squeue");
+        String::from_utf8_lossy(&o.stdout).split_whitespace().map(String::from).collect()
+    }
+
+    /// `sbatch --parsable <args>`: the job id.
+    pub fn sbatch(&self, args: &[&str]) -> String {
+        let o = self.cmd("/usr/bin/sbatch").arg("--parsable").args(args).output().expect("sbatch");
+        assert!(o.status.success(), "sbatch failed: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().split(';').next().unwrap_or("").to_string()
+    }
+
+    /// Job state from scontrol (PENDING, RUNNING, COMPLETED, FAILED, ...).
+    pub fn job_state(&self, id: &str) -> String {
+        let o = self.cmd("/usr/bin/scontrol").args(["show", "job", id]).output().expect("scontrol");
+        let text = String::from_utf8_lossy(&o.stdout);
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix("JobState="))
+            .unwrap_or("GONE")
+            .to_string()
+    }
+
+    pub fn scontrol_job(&self, id: &str) -> String {
+        let o = self.cmd("/usr/bin/scontrol").args(["show", "job", id]).output().expect("scontrol");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn slurmd_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("log/slurmd.log")).unwrap_or_default()
+    }
+
+    pub fn slurmd_log_tail(&self, lines: usize) -> String {
+        let log = self.slurmd_log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+fn self_logs(dir: &Path) -> String {
+    let mut out = String::new();
+    for name in ["munged.err", "slurmctld.err", "slurmd.err", "slurmctld.log", "slurmd.log"] {
+        let text = fs::read_to_string(dir.join("log").join(name)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out.push_str(&format!("--- {name}\n{}\n", lines[lines.len().saturating_sub(15)..].join("\n")));
+    }
+    out
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Cancel every job and let the epilogue run before the daemons go.
+        let _ = self.cmd("/usr/bin/scancel").args(["--user", "root"]).output();
+        let _ = self.cmd("/usr/bin/scancel").arg("--state=RUNNING").output();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline && (!self.jobs().is_empty() || self.node_state().contains("comp")) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        for (_, child) in self.daemons.iter_mut().rev() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        }
+        for (name, child) in self.daemons.iter_mut().rev() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() > deadline => {
+                        eprintln!("{name} ignored SIGTERM; killing it");
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+    }
+}
