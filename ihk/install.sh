@@ -4,10 +4,14 @@
 #   ihk/install.sh <prefix> <cargo target profile dir>
 #   e.g. ihk/install.sh /opt/mckernel target/release
 #
-# <prefix>/sbin:            ihkd ihkconfig ihkosctl mcreboot mcstop+release
-#                           (+ ihkmond when built), and the names users type:
+# <prefix>/sbin:            ihkd ihkconfig ihkosctl ihkmond mcreboot
+#                           mcstop+release, and the names users type:
 #                           mcreboot.sh, mcstop+release.sh, mcstop-release
+# <prefix>/lib:             libihk.so (the IHK C API)
+# <prefix>/include:         ihklib.h
 # <prefix>/lib/mckernel:    mckernel.img (the LWK image of the same build)
+#
+# Build first: cargo build --release -p ihk -p libihk
 #
 # mcreboot finds ihkd next to itself and the image in
 # <prefix>/lib/mckernel/, so the tree works wherever <prefix> is.
@@ -20,23 +24,23 @@ fi
 prefix=$1
 from=$2
 
-for f in ihkd ihkconfig ihkosctl mcreboot mcstop-release mckernel.img; do
+here=$(cd "$(dirname "$0")" && pwd)
+for f in ihkd ihkconfig ihkosctl ihkmond mcreboot mcstop-release mckernel.img libihk.so; do
 	if [ ! -f "$from/$f" ]; then
-		echo "error: $from/$f is missing; build first (cargo build --release)" >&2
+		echo "error: $from/$f is missing; build first (cargo build --release -p ihk -p libihk)" >&2
 		exit 1
 	fi
 done
 
-install -d -m 0755 "$prefix/sbin" "$prefix/bin" "$prefix/lib/mckernel"
-for f in ihkd ihkconfig ihkosctl mcreboot; do
+install -d -m 0755 "$prefix/sbin" "$prefix/bin" "$prefix/lib/mckernel" "$prefix/include"
+for f in ihkd ihkconfig ihkosctl ihkmond mcreboot; do
 	install -m 0755 "$from/$f" "$prefix/sbin/$f"
 done
 install -m 0755 "$from/mcstop-release" "$prefix/sbin/mcstop+release"
-if [ -f "$from/ihkmond" ]; then
-	install -m 0755 "$from/ihkmond" "$prefix/sbin/ihkmond"
-fi
 ln -sf mcreboot "$prefix/sbin/mcreboot.sh"
 ln -sf mcstop+release "$prefix/sbin/mcstop+release.sh"
 ln -sf mcstop+release "$prefix/sbin/mcstop-release"
 install -m 0644 "$from/mckernel.img" "$prefix/lib/mckernel/mckernel.img"
-echo "installed the IHK commands in $prefix/sbin and the LWK image in $prefix/lib/mckernel"
+install -m 0755 "$from/libihk.so" "$prefix/lib/libihk.so"
+install -m 0644 "$here/capi/include/ihklib.h" "$prefix/include/ihklib.h"
+echo "installed the IHK commands in $prefix/sbin, libihk.so in $prefix/lib, ihklib.h in $prefix/include and the LWK image in $prefix/lib/mckernel"

@@ -6,14 +6,20 @@
 #   <prefix>/lib    libihk.so libuti.so libqlmpi.so, mckernel/mckernel.img
 #   <prefix>/include ihklib.h uti.h qlmpilib.h
 # Usage: scripts/install.sh [<prefix>]   (default: ./target/install)
+# MCK_INSTALL_PROFILE=debug installs the debug build instead of release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 prefix=${1:-$root/target/install}
 mkdir -p "$prefix"
 prefix=$(cd "$prefix" && pwd)
-cargo build --workspace --release
-profile_dir=${CARGO_TARGET_DIR:-$root/target}/release
+profile=${MCK_INSTALL_PROFILE:-release}
+case "$profile" in
+    release) cargo build --workspace --release ;;
+    debug) cargo build --workspace ;;
+    *) echo "install.sh: MCK_INSTALL_PROFILE must be debug or release, not '$profile'" >&2; exit 2 ;;
+esac
+profile_dir=${CARGO_TARGET_DIR:-$root/target}/$profile
 for component in ihk mcexec uti ql spank-plugin mpi-shim; do
     if [ -x "$component/install.sh" ]; then
         "$component/install.sh" "$prefix" "$profile_dir"

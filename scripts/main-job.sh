@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
-scripts/install.sh target/install >/dev/null
-P=$(pwd)/target/install
+P=${MCK_PREFIX:-$(pwd)/target/install}
+scripts/install.sh "$P" >/dev/null
 export PATH=$P/sbin:$P/bin:$PATH
 export IHK_ISOLATION=${IHK_ISOLATION:-pin}
 CPU=${MCK_CPU:-1}

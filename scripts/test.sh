@@ -7,4 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 cargo build --workspace --all-targets
+scripts/check-leftovers.sh
 cargo test --workspace -- --test-threads=1 "$@"

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-env-changed=SLURM_INCLUDE_DIR");
     println!("cargo::rustc-check-cfg=cfg(spank_prepend_task_argv)");
-    let include = PathBuf::from(std::env::var("SLURM_INCLUDE_DIR").unwrap_or_else(|_| "/usr/include".into()));
+    let include =
+        PathBuf::from(std::env::var("SLURM_INCLUDE_DIR").unwrap_or_else(|_| "/usr/include".into()));
     let header = include.join("slurm/spank.h");
     if !header.exists() {
         panic!(
@@ -21,7 +22,10 @@ fn main() {
         );
     }
     println!("cargo:rerun-if-changed={}", header.display());
-    println!("cargo:rerun-if-changed={}", include.join("slurm/slurm_version.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        include.join("slurm/slurm_version.h").display()
+    );
 
     let bindings = bindgen::Builder::default()
         .header(header.to_string_lossy())

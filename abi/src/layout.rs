@@ -35,6 +35,11 @@ pub const HUGE_PAGE_SIZE: u64 = 0x4000_0000;
 
 /// Virtual address the LWK image is linked at (top 2 GiB, `code-model=kernel`).
 pub const KERNEL_VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+/// Where the LWK maps all guest memory for itself (its direct map: kernel
+/// virtual address = this + guest-physical address), besides the identity
+/// map of the lower half that user address spaces replace. Memory dumps
+/// describe guest memory at these addresses.
+pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
 /// Largest kernel image span (virtual size of all PT_LOAD segments).
 pub const KERNEL_MAX_SIZE: u64 = 64 << 20;
 /// Physical address the byte at [`KERNEL_VIRT_BASE`] is loaded to.

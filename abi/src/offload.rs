@@ -213,8 +213,16 @@ pub struct StartParams {
     pub boottime_offset_ns: i64,
     /// AT_RANDOM bytes.
     pub random: [u8; 16],
-    pub _reserved: [u64; 4],
+    /// A fork child: the process slot of the parent ([`NO_FORK`] for a new
+    /// program) and the parent's pid. The LWK copies the parent instead of
+    /// loading the executable.
+    pub fork_from_slot: u32,
+    pub fork_from_pid: u32,
+    pub _reserved: [u64; 3],
 }
+
+/// [`StartParams::fork_from_slot`] of a process that is not a fork child.
+pub const NO_FORK: u32 = u32::MAX;
 
 /// One process slot.
 #[repr(C, align(64))]
@@ -356,6 +364,55 @@ pub enum OffloadCall {
     /// The LWK thread of this slot is gone: the proxy thread acknowledges
     /// and ends.
     ThreadExit = OFFLOAD_CALL_BASE + 4,
+    /// `(gpa, len)`: fill guest-physical memory with zeroes (new user
+    /// memory; the host does it at memory speed). Returns 0 or -errno.
+    ZeroPhys = OFFLOAD_CALL_BASE + 5,
+    /// `(parent slot)`: fork the proxy. The host child attaches as a new
+    /// mcexec whose start parameters name the parent slot; the call returns
+    /// the child's pid once it has asked the LWK to start, or -errno.
+    Fork = OFFLOAD_CALL_BASE + 6,
+    /// `(dst_gpa, src_gpa, len)`: copy guest-physical memory (a fork
+    /// child's copy of its parent's memory). Returns 0 or -errno.
+    CopyPhys = OFFLOAD_CALL_BASE + 7,
+    /// `(gpa, len)`: open the file whose path (`len` bytes, no NUL) is at
+    /// guest-physical `gpa`, read-only, close-on-exec, relative to the
+    /// proxy's working directory, for execution (execve): the file must be
+    /// a regular file the caller may execute. Returns the fd or -errno.
+    OpenExec = OFFLOAD_CALL_BASE + 8,
+    /// Close the descriptors marked close-on-exec (execve). Returns 0.
+    CloseOnExec = OFFLOAD_CALL_BASE + 9,
+    /// `(gpa, len, flags, mode)`: `openat(AT_FDCWD, path, flags, mode)` of
+    /// the path (`len` bytes, no NUL) at guest-physical `gpa` (the LWK's
+    /// view redirects a path, e.g. `/sys/devices/system/cpu/cpu0/..` to the
+    /// Linux CPU behind LWK CPU 0). Returns the fd or -errno.
+    OpenPhys = OFFLOAD_CALL_BASE + 10,
+    /// `(gpa, len, flags)`: a new memfd holding the `len` bytes at `gpa`,
+    /// offset 0, close-on-exec when `flags` has O_CLOEXEC (a synthesized
+    /// file of the LWK's /proc or /sys). Returns the fd or -errno.
+    MemfdPhys = OFFLOAD_CALL_BASE + 11,
+    /// `(gpa, n, flags)`: a memfd (as [`OffloadCall::MemfdPhys`]) holding
+    /// the LWK's /proc/cpuinfo: Linux's entries of the `n` Linux CPUs whose
+    /// ids (u32) are at `gpa`, in that order, numbered from 0.
+    HostCpuinfo = OFFLOAD_CALL_BASE + 12,
+    /// `(fd, gpa, cap)`: describe host fd `fd` at `gpa`: a [`FdInfo`]
+    /// followed by the file's path (`path_len` bytes, cut to fit `cap`).
+    /// Returns 0 or -errno.
+    FdInfo = OFFLOAD_CALL_BASE + 13,
+}
+
+/// What [`OffloadCall::FdInfo`] writes (then the path).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdInfo {
+    /// `st_dev`, `st_ino`, `st_size`, `st_mode` of the file.
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mode: u32,
+    /// `fcntl(F_GETFL)` of the descriptor.
+    pub status_flags: u32,
+    pub path_len: u32,
+    pub _pad: u32,
 }
 
 impl OffloadCall {
@@ -365,13 +422,25 @@ impl OffloadCall {
             x if x == OffloadCall::PreadPhys as u64 => OffloadCall::PreadPhys,
             x if x == OffloadCall::ThreadStart as u64 => OffloadCall::ThreadStart,
             x if x == OffloadCall::ThreadExit as u64 => OffloadCall::ThreadExit,
+            x if x == OffloadCall::ZeroPhys as u64 => OffloadCall::ZeroPhys,
+            x if x == OffloadCall::Fork as u64 => OffloadCall::Fork,
+            x if x == OffloadCall::CopyPhys as u64 => OffloadCall::CopyPhys,
+            x if x == OffloadCall::OpenExec as u64 => OffloadCall::OpenExec,
+            x if x == OffloadCall::CloseOnExec as u64 => OffloadCall::CloseOnExec,
+            x if x == OffloadCall::OpenPhys as u64 => OffloadCall::OpenPhys,
+            x if x == OffloadCall::MemfdPhys as u64 => OffloadCall::MemfdPhys,
+            x if x == OffloadCall::HostCpuinfo as u64 => OffloadCall::HostCpuinfo,
+            x if x == OffloadCall::FdInfo as u64 => OffloadCall::FdInfo,
             _ => return None,
         })
     }
 }
 
-/// Signals `mcexec` forwards to the LWK process.
-pub const FORWARDED_SIGNALS: [u32; 4] = [1 /* SIGHUP */, 2 /* SIGINT */, 3 /* SIGQUIT */, 15 /* SIGTERM */];
+/// Signals `mcexec` forwards to the LWK process. SIGCHLD tells it that a
+/// child changed state: the host children of an mcexec are the proxies of
+/// its LWK process's fork children, and end as those children do.
+pub const FORWARDED_SIGNALS: [u32; 5] =
+    [1 /* SIGHUP */, 2 /* SIGINT */, 3 /* SIGQUIT */, 15 /* SIGTERM */, 17 /* SIGCHLD */];
 
 #[cfg(test)]
 mod tests {
@@ -386,6 +455,7 @@ mod tests {
         assert_eq!(offset_of!(StartParams, exe_fd), 48);
         assert_eq!(offset_of!(StartParams, mirror_granule), 96);
         assert_eq!(offset_of!(StartParams, random), 120);
+        assert_eq!(offset_of!(StartParams, fork_from_slot), 136);
         assert_eq!(offset_of!(ProcessSlot, state), 0);
         assert_eq!(offset_of!(ProcessSlot, events), 4);
         assert_eq!(offset_of!(ProcessSlot, pending_signals), 16);
@@ -439,7 +509,21 @@ mod tests {
 
     #[test]
     fn calls_round_trip() {
-        for c in [OffloadCall::GetArgs, OffloadCall::PreadPhys, OffloadCall::ThreadStart, OffloadCall::ThreadExit] {
+        for c in [
+            OffloadCall::GetArgs,
+            OffloadCall::PreadPhys,
+            OffloadCall::ThreadStart,
+            OffloadCall::ThreadExit,
+            OffloadCall::ZeroPhys,
+            OffloadCall::Fork,
+            OffloadCall::CopyPhys,
+            OffloadCall::OpenExec,
+            OffloadCall::CloseOnExec,
+            OffloadCall::OpenPhys,
+            OffloadCall::MemfdPhys,
+            OffloadCall::HostCpuinfo,
+            OffloadCall::FdInfo,
+        ] {
             assert_eq!(OffloadCall::from_u64(c as u64), Some(c));
         }
         assert_eq!(OffloadCall::from_u64(0), None);

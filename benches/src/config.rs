@@ -100,6 +100,11 @@ pub struct Options {
     #[arg(long, default_value_t = 100_000)]
     pub syscall_iters: u64,
 
+    /// Time budget of one system-call benchmark in seconds: a slow system
+    /// stops early with fewer (at least 1024) timed calls.
+    #[arg(long, default_value_t = 10)]
+    pub syscall_seconds: u64,
+
     /// Launches of `busybox true` per side.
     #[arg(long, default_value_t = 20)]
     pub launch_reps: usize,
@@ -128,7 +133,10 @@ impl Options {
             self.launch_reps = self.launch_reps.min(5);
             self.boot_reps = self.boot_reps.min(1);
         } else if self.fwq_samples < 10_000 {
-            bail!("--fwq-samples must be at least 10000 (issue 5), got {}", self.fwq_samples);
+            bail!(
+                "--fwq-samples must be at least 10000 (issue 5), got {}",
+                self.fwq_samples
+            );
         }
         for (what, v) in [
             ("--fwq-samples", self.fwq_samples),
@@ -138,6 +146,7 @@ impl Options {
             ("--gups-updates", self.gups_updates),
             ("--gups-rounds", self.gups_rounds),
             ("--syscall-iters", self.syscall_iters),
+            ("--syscall-seconds", self.syscall_seconds),
             ("--launch-reps", self.launch_reps as u64),
         ] {
             if v == 0 {
@@ -175,7 +184,9 @@ impl Options {
     }
 
     pub fn out_dir(&self) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("out"))
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("out"))
     }
 }
 

@@ -11,9 +11,11 @@
 //! create; system-wide settings (transparent huge pages are chosen per table
 //! by gups.c's own madvise). It never asserts on timings: it reports them.
 
+pub mod affinity;
 pub mod bench;
 pub mod config;
 pub mod interrupt;
+pub mod markdown;
 pub mod parse;
 pub mod partition;
 pub mod plot;

@@ -25,7 +25,10 @@ impl Records {
 
     /// Every record whose first word is `key`, without the key.
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a [String]> + 'a {
-        self.lines.iter().filter(move |l| l[0] == key).map(|l| &l[1..])
+        self.lines
+            .iter()
+            .filter(move |l| l[0] == key)
+            .map(|l| &l[1..])
     }
 
     /// The single value of the last record `key value`.
@@ -62,7 +65,11 @@ pub fn read_samples(path: &Path) -> Result<Vec<f64>> {
         }
         match t.parse::<f64>() {
             Ok(v) if v.is_finite() && v >= 0.0 => out.push(v),
-            _ => bail!("{}:{}: expected a non-negative number, got '{t}'", path.display(), i + 1),
+            _ => bail!(
+                "{}:{}: expected a non-negative number, got '{t}'",
+                path.display(),
+                i + 1
+            ),
         }
     }
     if out.is_empty() {
@@ -77,11 +84,18 @@ mod tests {
 
     #[test]
     fn records_lookup() {
-        let r = Records::new("x", "tsc_hz 2600000000\nrate copy 0 10.5\nrate copy 1 11\n\ndone\n");
+        let r = Records::new(
+            "x",
+            "tsc_hz 2600000000\nrate copy 0 10.5\nrate copy 1 11\n\ndone\n",
+        );
         assert_eq!(r.f64("tsc_hz").unwrap(), 2.6e9);
         assert_eq!(r.all("rate").count(), 2);
         assert!(r.has("done"));
-        assert!(r.value("missing").unwrap_err().to_string().contains("no 'missing' line"));
+        assert!(r
+            .value("missing")
+            .unwrap_err()
+            .to_string()
+            .contains("no 'missing' line"));
         assert!(Records::new("x", "n abc").f64("n").is_err());
     }
 

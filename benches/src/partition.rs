@@ -24,12 +24,18 @@ pub struct Node {
 
 impl Node {
     pub fn new(tools: Tools, runtime_dir: &Path) -> Node {
-        Node { tools, runtime_dir: runtime_dir.to_path_buf() }
+        Node {
+            tools,
+            runtime_dir: runtime_dir.to_path_buf(),
+        }
     }
 
     pub fn env(&self) -> Vec<(String, OsString)> {
         vec![
-            ("IHK_RUNTIME_DIR".into(), self.runtime_dir.clone().into_os_string()),
+            (
+                "IHK_RUNTIME_DIR".into(),
+                self.runtime_dir.clone().into_os_string(),
+            ),
             ("IHK_ISOLATION".into(), "pin".into()),
         ]
     }
@@ -43,7 +49,11 @@ impl Node {
     /// How the LWK side runs programs on this node; Err says why it cannot.
     pub fn mcexec(&self, args: &[String]) -> std::result::Result<Mcexec, String> {
         let path = self.tools.mcexec.clone()?;
-        Ok(Mcexec { path, args: args.to_vec(), env: self.env() })
+        Ok(Mcexec {
+            path,
+            args: args.to_vec(),
+            env: self.env(),
+        })
     }
 
     /// `ihkosctl 0 get status`, trimmed (RUNNING, BOOTING, ...).
@@ -53,6 +63,15 @@ impl Node {
         let shown = show(&c);
         let f = run_command_with(c, Duration::from_secs(20), true, false).context(shown)?;
         Ok(f.stdout.trim().to_string())
+    }
+
+    /// `ihkosctl 0 kmsg`: the LWK's kernel log.
+    pub fn kmsg(&self) -> Result<String> {
+        let mut c = self.command(&self.tools.ihkosctl);
+        c.args(["0", "kmsg"]);
+        let shown = show(&c);
+        let f = run_command_with(c, Duration::from_secs(20), true, false).context(shown)?;
+        Ok(f.stdout)
     }
 
     /// Whether an earlier run left state in our runtime directory.
@@ -76,7 +95,10 @@ impl Node {
         std::fs::create_dir_all(&self.runtime_dir)
             .with_context(|| format!("creating {}", self.runtime_dir.display()))?;
         // The guard exists before mcreboot runs: a half-done boot is undone too.
-        let guard = Partition { node: self, down: false };
+        let guard = Partition {
+            node: self,
+            down: false,
+        };
         let mut c = self.command(&self.tools.mcreboot);
         c.args(["-c", cpus, "-m", mem]);
         let shown = show(&c);

@@ -31,7 +31,9 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
         &[1.0],
         &[1.0, 2.0, 5.0],
         &[1.0, 1.5, 2.0, 3.0, 5.0, 7.0],
-        &[1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+        &[
+            1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0,
+        ],
     ];
     if !(lo > 0.0 && hi > lo && lo.is_finite() && hi.is_finite()) {
         return Vec::new();
@@ -59,8 +61,24 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
 
 /// A tick label: up to three significant digits, no trailing zeros.
 fn tick(v: f64) -> String {
-    let s = if v.abs() >= 100.0 { format!("{v:.0}") } else if v.abs() >= 10.0 { format!("{v:.1}") } else { format!("{v:.2}") };
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+    if v.abs() >= 1e6 {
+        return format!("{}M", tick(v / 1e6));
+    }
+    if v.abs() >= 1e4 {
+        return format!("{}k", tick(v / 1e3));
+    }
+    let s = if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
@@ -74,7 +92,12 @@ pub fn load_font() -> Result<()> {
         let path = FONT_PATHS
             .iter()
             .find(|p| Path::new(p).is_file())
-            .ok_or_else(|| format!("no font at {} (install fonts-dejavu-core)", FONT_PATHS.join(" or ")))?;
+            .ok_or_else(|| {
+                format!(
+                    "no font at {} (install fonts-dejavu-core)",
+                    FONT_PATHS.join(" or ")
+                )
+            })?;
         let bytes = std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?;
         // Leaked once: plotters keeps registered fonts for the whole process.
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
@@ -116,20 +139,33 @@ pub fn fwq(path: &Path, lwk: Option<&FwqResult>, linux: Option<&FwqResult>) -> R
     if series.is_empty() {
         bail!("no FWQ data to plot");
     }
-    let lo = series.iter().flat_map(|s| s.data).cloned().fold(f64::INFINITY, f64::min);
-    let hi = series.iter().flat_map(|s| s.data).cloned().fold(0.0, f64::max);
+    let lo = series
+        .iter()
+        .flat_map(|s| s.data)
+        .cloned()
+        .fold(f64::INFINITY, f64::min);
+    let hi = series
+        .iter()
+        .flat_map(|s| s.data)
+        .cloned()
+        .fold(0.0, f64::max);
     let n = series.iter().map(|s| s.data.len()).max().unwrap_or(1);
 
     let root = BitMapBackend::new(path, (1400, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("FWQ: length of each fixed work quantum (lower and flatter is quieter)", ("sans-serif", 26))
+        .caption(
+            "FWQ: length of each fixed work quantum (lower and flatter is quieter)",
+            ("sans-serif", 26),
+        )
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(90)
         .build_cartesian_2d(
             0f64..n as f64,
-            (lo * 0.97..hi * 1.5).log_scale().with_key_points(log_ticks(lo * 0.97, hi * 1.5)),
+            (lo * 0.97..hi * 1.5)
+                .log_scale()
+                .with_key_points(log_ticks(lo * 0.97, hi * 1.5)),
         )
         .map_err(err)?;
     chart
@@ -151,7 +187,9 @@ pub fn fwq(path: &Path, lwk: Option<&FwqResult>, linux: Option<&FwqResult>) -> R
             ))
             .map_err(err)?
             .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+            });
     }
     chart
         .configure_series_labels()
@@ -178,16 +216,18 @@ where
     DB::ErrorType: 'static,
 {
     if series.is_empty() {
-        area.titled(title, ("sans-serif", 22)).map_err(err)?.draw(&Text::new(
-            "no data",
-            (200, 120),
-            ("sans-serif", 20),
-        ))
-        .map_err(err)?;
+        area.titled(title, ("sans-serif", 22))
+            .map_err(err)?
+            .draw(&Text::new("no data", (200, 120), ("sans-serif", 20)))
+            .map_err(err)?;
         return Ok(());
     }
     let sorted: Vec<Vec<f64>> = series.iter().map(|s| stats::sorted(s.data)).collect();
-    let lo = sorted.iter().map(|s| s[0]).fold(f64::INFINITY, f64::min).max(1e-3);
+    let lo = sorted
+        .iter()
+        .map(|s| s[0])
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-3);
     let hi = sorted
         .iter()
         .filter_map(|s| stats::percentile_sorted(s, 99.9))
@@ -199,7 +239,9 @@ where
         .x_label_area_size(45)
         .y_label_area_size(55)
         .build_cartesian_2d(
-            (lo * 0.9..hi * 1.1).log_scale().with_key_points(log_ticks(lo * 0.9, hi * 1.1)),
+            (lo * 0.9..hi * 1.1)
+                .log_scale()
+                .with_key_points(log_ticks(lo * 0.9, hi * 1.1)),
             0f64..1.0,
         )
         .map_err(err)?;
@@ -222,7 +264,9 @@ where
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))
             .map_err(err)?
             .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
     }
     chart
         .configure_series_labels()
@@ -236,12 +280,19 @@ where
 }
 
 /// Latency CDFs of every system call and of launch, LWK against Linux.
-pub fn latencies(path: &Path, lwk: Option<&SideResults>, linux: Option<&SideResults>) -> Result<()> {
+pub fn latencies(
+    path: &Path,
+    lwk: Option<&SideResults>,
+    linux: Option<&SideResults>,
+) -> Result<()> {
     load_font()?;
     let root = BitMapBackend::new(path, (1500, 900)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let root = root
-        .titled("Latency distributions: LWK (under mcexec) against Linux (pinned, same binary)", ("sans-serif", 26))
+        .titled(
+            "Latency distributions: LWK (under mcexec) against Linux (pinned, same binary)",
+            ("sans-serif", 26),
+        )
         .map_err(err)?;
     let panels = root.split_evenly((2, 3));
     let sides = [("LWK", LWK_COLOR, lwk), ("Linux", LINUX_COLOR, linux)];
@@ -263,7 +314,10 @@ pub fn latencies(path: &Path, lwk: Option<&SideResults>, linux: Option<&SideResu
     for (name, color, side) in sides {
         if let Some(Ok(ms)) = side.map(|s| &s.launch_ms) {
             series.push(Series {
-                label: format!("{name}: median {} ms", num(stats::median(ms).unwrap_or(f64::NAN))),
+                label: format!(
+                    "{name}: median {} ms",
+                    num(stats::median(ms).unwrap_or(f64::NAN))
+                ),
                 color,
                 data: ms,
             });
@@ -299,8 +353,11 @@ where
         }
     }
     let top = bars.iter().map(|b| b.value).fold(0.0, f64::max);
-    if groups.is_empty() || !(top > 0.0) {
-        area.titled(title, ("sans-serif", 22)).map_err(err)?.draw(&Text::new("no data", (200, 120), ("sans-serif", 20))).map_err(err)?;
+    if groups.is_empty() || top.is_nan() || top <= 0.0 {
+        area.titled(title, ("sans-serif", 22))
+            .map_err(err)?
+            .draw(&Text::new("no data", (200, 120), ("sans-serif", 20)))
+            .map_err(err)?;
         return Ok(());
     }
     let n = groups.len() as f64;
@@ -318,7 +375,11 @@ where
         .x_labels(groups.len() * 2 + 1)
         .x_label_formatter(&|x| {
             let i = x.floor() as usize;
-            if (x - x.floor() - 0.5).abs() < 1e-6 && i < names.len() { names[i].clone() } else { String::new() }
+            if (x - x.floor() - 0.5).abs() < 1e-6 && i < names.len() {
+                names[i].clone()
+            } else {
+                String::new()
+            }
         })
         .y_desc(unit)
         .axis_desc_style(("sans-serif", 16))
@@ -334,13 +395,16 @@ where
             let x0 = gi as f64 + 0.1 + bi as f64 * w;
             let color = b.color;
             let series = chart
-                .draw_series(std::iter::once(Rectangle::new([(x0, 0.0), (x0 + w * 0.92, b.value)], color.filled())))
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, 0.0), (x0 + w * 0.92, b.value)],
+                    color.filled(),
+                )))
                 .map_err(err)?;
             if !legend_done.contains(&b.label) {
                 legend_done.push(b.label);
-                series
-                    .label(b.label)
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], color.filled()));
+                series.label(b.label).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 16, y + 6)], color.filled())
+                });
             }
             chart
                 .draw_series(std::iter::once(Text::new(
@@ -368,14 +432,22 @@ pub fn memory(path: &Path, lwk: Option<&SideResults>, linux: Option<&SideResults
     let root = BitMapBackend::new(path, (1500, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let root = root
-        .titled("Memory: STREAM bandwidth and GUPS random updates (higher is better)", ("sans-serif", 26))
+        .titled(
+            "Memory: STREAM bandwidth and GUPS random updates (higher is better)",
+            ("sans-serif", 26),
+        )
         .map_err(err)?;
     let (left, right) = root.split_horizontally(900);
     let mut stream = Vec::new();
     for (k, name) in KERNELS.iter().enumerate() {
         for (label, color, side) in [("LWK", LWK_COLOR, lwk), ("Linux", LINUX_COLOR, linux)] {
             if let Some(Ok(r)) = side.map(|s| &s.stream) {
-                stream.push(Bar { group: name.to_string(), label, color, value: r.median(k) });
+                stream.push(Bar {
+                    group: name.to_string(),
+                    label,
+                    color,
+                    value: r.median(k),
+                });
             }
         }
     }
@@ -388,7 +460,12 @@ pub fn memory(path: &Path, lwk: Option<&SideResults>, linux: Option<&SideResults
     ];
     for (label, color, side, mode, group) in runs {
         if let Some(Some(Ok(r))) = side.map(|s| s.gups(mode)) {
-            gups.push(Bar { group: group.to_string(), label, color, value: r.median() });
+            gups.push(Bar {
+                group: group.to_string(),
+                label,
+                color,
+                value: r.median(),
+            });
         }
     }
     bar_panel(&right, "GUPS (1 process)", "GUP/s", &gups)?;
@@ -405,7 +482,19 @@ mod tests {
         assert_eq!(log_ticks(1.0, 1000.0), vec![1.0, 10.0, 100.0, 1000.0]);
         assert_eq!(log_ticks(100.0, 300.0), vec![100.0, 150.0, 200.0, 300.0]);
         let t = log_ticks(35.0, 60.0);
-        assert!(t.len() >= 3 && t.iter().all(|x| (35.0..=60.0).contains(x)), "{t:?}");
+        assert!(
+            t.len() >= 3 && t.iter().all(|x| (35.0..=60.0).contains(x)),
+            "{t:?}"
+        );
         assert!(log_ticks(0.0, 1.0).is_empty());
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(super::tick(1000.0), "1000");
+        assert_eq!(super::tick(20000.0), "20k");
+        assert_eq!(super::tick(1_500_000.0), "1.5M");
+        assert_eq!(super::tick(0.5), "0.5");
+        assert_eq!(super::tick(150.0), "150");
     }
 }

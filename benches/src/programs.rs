@@ -24,8 +24,7 @@ pub fn source_dir() -> PathBuf {
 
 /// Compiles every program from `src` into `bin_dir`.
 pub fn build(src: &Path, bin_dir: &Path) -> Result<Programs> {
-    std::fs::create_dir_all(bin_dir)
-        .with_context(|| format!("creating {}", bin_dir.display()))?;
+    std::fs::create_dir_all(bin_dir).with_context(|| format!("creating {}", bin_dir.display()))?;
     let bin_dir = bin_dir.canonicalize()?;
     for name in NAMES {
         let source = src.join(format!("{name}.c"));
@@ -36,7 +35,15 @@ pub fn build(src: &Path, bin_dir: &Path) -> Result<Programs> {
         // Baseline x86-64 code: the LWK may not enable AVX state, and the
         // kernels are memory- or syscall-bound anyway.
         let result = Command::new("gcc")
-            .args(["-O2", "-static", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o"])
+            .args([
+                "-O2",
+                "-static",
+                "-std=gnu11",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-o",
+            ])
             .arg(&out)
             .arg(&source)
             .arg("-lm")

@@ -40,7 +40,10 @@ impl SideResults {
     }
 
     pub fn syscall(&self, arg: &str) -> Option<&Outcome<SyscallResult>> {
-        self.syscalls.iter().find(|(o, _)| o.arg == arg).map(|(_, r)| r)
+        self.syscalls
+            .iter()
+            .find(|(o, _)| o.arg == arg)
+            .map(|(_, r)| r)
     }
 }
 
@@ -120,8 +123,21 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(bench: impl Into<String>, unit: &'static str, lwk: Cell, linux: Cell, target: Target) -> Row {
-        Row { bench: bench.into(), unit, lwk, linux, target, invalid: None }
+    fn new(
+        bench: impl Into<String>,
+        unit: &'static str,
+        lwk: Cell,
+        linux: Cell,
+        target: Target,
+    ) -> Row {
+        Row {
+            bench: bench.into(),
+            unit,
+            lwk,
+            linux,
+            target,
+            invalid: None,
+        }
     }
 
     pub fn ratio(&self) -> Option<f64> {
@@ -140,7 +156,13 @@ impl Row {
         }
         let (lwk, linux) = (self.lwk.value(), self.linux.value());
         let ok = match self.target {
-            Target::None => return if lwk.is_some() || linux.is_some() { Verdict::Info } else { Verdict::NoData },
+            Target::None => {
+                return if lwk.is_some() || linux.is_some() {
+                    Verdict::Info
+                } else {
+                    Verdict::NoData
+                }
+            }
             Target::LwkAtMost(x) => lwk.map(|l| l <= x),
             Target::RatioAtMost(x) => self.ratio().map(|r| r <= x),
             Target::RatioAtLeast(x) => self.ratio().map(|r| r >= x),
@@ -193,17 +215,53 @@ fn cell_text(c: &Cell) -> String {
 }
 
 /// The rows of the report, in the issue's order.
-pub fn rows(lwk: Option<&SideResults>, linux: Option<&SideResults>, boots: &[Outcome<BootResult>], boot_sizes: &[String]) -> Vec<Row> {
+pub fn rows(
+    lwk: Option<&SideResults>,
+    linux: Option<&SideResults>,
+    boots: &[Outcome<BootResult>],
+    boot_sizes: &[String],
+) -> Vec<Row> {
     let mut out = Vec::new();
-    let fwq = |s: Option<&SideResults>, f: &dyn Fn(&FwqResult) -> f64| Cell::from(s.map(|s| &s.fwq), f);
-    out.push(Row::new("FWQ noise", "%", fwq(lwk, &|r| r.median_of(|s| s.noise_pct)), fwq(linux, &|r| r.median_of(|s| s.noise_pct)), Target::RatioAtMost(0.2)));
-    out.push(Row::new("FWQ max/min", "x", fwq(lwk, &|r| r.median_of(|s| s.max_over_min)), fwq(linux, &|r| r.median_of(|s| s.max_over_min)), Target::None));
-    out.push(Row::new("FWQ stddev", "us", fwq(lwk, &|r| r.median_of(|s| s.summary.stddev)), fwq(linux, &|r| r.median_of(|s| s.summary.stddev)), Target::None));
-    out.push(Row::new("FWQ min quantum", "us", fwq(lwk, &|r| r.median_of(|s| s.summary.min)), fwq(linux, &|r| r.median_of(|s| s.summary.min)), Target::None));
+    let fwq =
+        |s: Option<&SideResults>, f: &dyn Fn(&FwqResult) -> f64| Cell::from(s.map(|s| &s.fwq), f);
+    out.push(Row::new(
+        "FWQ noise",
+        "%",
+        fwq(lwk, &|r| r.median_of(|s| s.noise_pct)),
+        fwq(linux, &|r| r.median_of(|s| s.noise_pct)),
+        Target::RatioAtMost(0.2),
+    ));
+    out.push(Row::new(
+        "FWQ max/min",
+        "x",
+        fwq(lwk, &|r| r.median_of(|s| s.max_over_min)),
+        fwq(linux, &|r| r.median_of(|s| s.max_over_min)),
+        Target::None,
+    ));
+    out.push(Row::new(
+        "FWQ stddev",
+        "us",
+        fwq(lwk, &|r| r.median_of(|s| s.summary.stddev)),
+        fwq(linux, &|r| r.median_of(|s| s.summary.stddev)),
+        Target::None,
+    ));
+    out.push(Row::new(
+        "FWQ min quantum",
+        "us",
+        fwq(lwk, &|r| r.median_of(|s| s.summary.min)),
+        fwq(linux, &|r| r.median_of(|s| s.summary.min)),
+        Target::None,
+    ));
 
     for (k, name) in KERNELS.iter().enumerate() {
         let c = |s: Option<&SideResults>| Cell::from(s.map(|s| &s.stream), |r| r.median(k));
-        out.push(Row::new(format!("STREAM {name}"), "MB/s", c(lwk), c(linux), Target::RatioAtLeast(0.98)));
+        out.push(Row::new(
+            format!("STREAM {name}"),
+            "MB/s",
+            c(lwk),
+            c(linux),
+            Target::RatioAtLeast(0.98),
+        ));
     }
 
     let lwk_gups = lwk.and_then(|s| s.gups(Mode::Default));
@@ -225,28 +283,60 @@ pub fn rows(lwk: Option<&SideResults>, linux: Option<&SideResults>, boots: &[Out
     }
 
     for op in OPS {
-        let c = |s: Option<&SideResults>| Cell::from(s.and_then(|s| s.syscall(op.arg)), SyscallResult::median);
+        let c = |s: Option<&SideResults>| {
+            Cell::from(s.and_then(|s| s.syscall(op.arg)), SyscallResult::median)
+        };
         let (name, target) = match op.arg {
             // Local calls: at or below native (issue 5).
-            "getpid" | "getppid" => (format!("{} (LWK-local)", op.label), Target::RatioAtMost(1.0)),
+            "getpid" | "getppid" => (
+                format!("{} (LWK-local)", op.label),
+                Target::RatioAtMost(1.0),
+            ),
             // The offloaded round trip (ARCHITECTURE.md 5): 2 us or less.
-            "fcntl" => (format!("{} (offloaded)", op.label), Target::LwkAtMost(2000.0)),
+            "fcntl" => (
+                format!("{} (offloaded)", op.label),
+                Target::LwkAtMost(2000.0),
+            ),
             _ => (format!("{} /dev/null (offloaded)", op.label), Target::None),
         };
         out.push(Row::new(name, "ns", c(lwk), c(linux), target));
     }
 
-    let launch = |s: Option<&SideResults>| Cell::from(s.map(|s| &s.launch_ms), |v| stats::median(v).unwrap_or(f64::NAN));
-    out.push(Row::new("launch busybox true", "ms", launch(lwk), launch(linux), Target::OverheadAtMost(5.0)));
+    let launch = |s: Option<&SideResults>| {
+        Cell::from(s.map(|s| &s.launch_ms), |v| {
+            stats::median(v).unwrap_or(f64::NAN)
+        })
+    };
+    out.push(Row::new(
+        "launch busybox true",
+        "ms",
+        launch(lwk),
+        launch(linux),
+        Target::OverheadAtMost(5.0),
+    ));
 
     for (i, size) in boot_sizes.iter().enumerate() {
         let c = Cell::from(boots.get(i), BootResult::median);
-        out.push(Row::new(format!("boot {size} to RUNNING"), "s", c, Cell::Absent, Target::None));
+        out.push(Row::new(
+            format!("boot {size} to RUNNING"),
+            "s",
+            c,
+            Cell::Absent,
+            Target::None,
+        ));
     }
     out
 }
 
-const HEADERS: [&str; 7] = ["benchmark", "unit", "LWK", "Linux", "LWK/Linux", "target", "result"];
+const HEADERS: [&str; 7] = [
+    "benchmark",
+    "unit",
+    "LWK",
+    "Linux",
+    "LWK/Linux",
+    "target",
+    "result",
+];
 
 fn row_cells(r: &Row) -> [String; 7] {
     [
@@ -294,7 +384,10 @@ pub fn markdown_table(rows: &[Row]) -> String {
     s += "|---|---|--:|--:|--:|---|---|\n";
     for r in rows {
         let c = row_cells(r);
-        s += &format!("| {} |\n", c.join(" | ").replace("<=", "&le;").replace(">=", "&ge;"));
+        s += &format!(
+            "| {} |\n",
+            c.join(" | ").replace("<=", "&le;").replace(">=", "&ge;")
+        );
     }
     s
 }
@@ -305,7 +398,11 @@ pub fn problems(rows: &[Row]) -> Vec<String> {
     for r in rows {
         for (side, c) in [("LWK", &r.lwk), ("Linux", &r.linux)] {
             if let Cell::Error(e) = c {
-                let m = format!("{side}: {e}");
+                let m = if e.starts_with(&format!("{side}: ")) {
+                    e.clone()
+                } else {
+                    format!("{side}: {e}")
+                };
                 if !out.contains(&m) {
                     out.push(m);
                 }
@@ -328,13 +425,34 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        assert_eq!(row(1.0, 10.0, Target::RatioAtMost(0.2)).verdict(), Verdict::Pass);
-        assert_eq!(row(3.0, 10.0, Target::RatioAtMost(0.2)).verdict(), Verdict::Miss);
-        assert_eq!(row(13.0, 10.0, Target::RatioAtLeast(1.3)).verdict(), Verdict::Pass);
-        assert_eq!(row(12.9, 10.0, Target::RatioAtLeast(1.3)).verdict(), Verdict::Miss);
-        assert_eq!(row(2100.0, 100.0, Target::LwkAtMost(2000.0)).verdict(), Verdict::Miss);
-        assert_eq!(row(6.0, 2.0, Target::OverheadAtMost(5.0)).verdict(), Verdict::Pass);
-        assert_eq!(row(7.5, 2.0, Target::OverheadAtMost(5.0)).verdict(), Verdict::Miss);
+        assert_eq!(
+            row(1.0, 10.0, Target::RatioAtMost(0.2)).verdict(),
+            Verdict::Pass
+        );
+        assert_eq!(
+            row(3.0, 10.0, Target::RatioAtMost(0.2)).verdict(),
+            Verdict::Miss
+        );
+        assert_eq!(
+            row(13.0, 10.0, Target::RatioAtLeast(1.3)).verdict(),
+            Verdict::Pass
+        );
+        assert_eq!(
+            row(12.9, 10.0, Target::RatioAtLeast(1.3)).verdict(),
+            Verdict::Miss
+        );
+        assert_eq!(
+            row(2100.0, 100.0, Target::LwkAtMost(2000.0)).verdict(),
+            Verdict::Miss
+        );
+        assert_eq!(
+            row(6.0, 2.0, Target::OverheadAtMost(5.0)).verdict(),
+            Verdict::Pass
+        );
+        assert_eq!(
+            row(7.5, 2.0, Target::OverheadAtMost(5.0)).verdict(),
+            Verdict::Miss
+        );
         assert_eq!(row(1.0, 2.0, Target::None).verdict(), Verdict::Info);
         let mut r = row(1.0, 10.0, Target::RatioAtMost(0.2));
         r.lwk = Cell::Absent;
@@ -362,6 +480,9 @@ mod tests {
         assert!(rows.iter().all(|r| r.lwk == Cell::Absent));
         assert!(rows.iter().all(|r| r.verdict() == Verdict::Error));
         let t = markdown_table(&rows);
-        assert!(t.contains("| FWQ noise | % | - | error | - | &le; 0.20x | ERROR |"), "{t}");
+        assert!(
+            t.contains("| FWQ noise | % | - | error | - | &le; 0.20x | ERROR |"),
+            "{t}"
+        );
     }
 }

@@ -19,6 +19,7 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -47,11 +48,32 @@ pub struct Mcexec {
     pub env: Vec<(String, OsString)>,
 }
 
-#[derive(Debug, Clone)]
+/// Checked about once a second while an LWK program runs: Some(reason)
+/// when the partition can no longer finish it (PANIC, HUNGUP), so the
+/// program is killed at once instead of at its time limit.
+pub type Health = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+#[derive(Clone)]
 pub struct Runner {
     side: Side,
     cpu: usize,
     mcexec: Option<Mcexec>,
+    health: Option<Health>,
+}
+
+/// The harness killed the program: time limit, stop request or a dead
+/// partition. Found in an error's chain with `is_killed`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{why}; killed it{stderr_tail}")]
+pub struct Killed {
+    pub why: String,
+    /// `": <last lines of its stderr>"`, or empty.
+    pub stderr_tail: String,
+}
+
+/// Whether the harness killed the program behind this error.
+pub fn is_killed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Killed>())
 }
 
 /// What a finished program left behind.
@@ -66,12 +88,23 @@ pub struct Finished {
 impl Runner {
     /// Native Linux, pinned to `cpu`.
     pub fn linux(cpu: usize) -> Runner {
-        Runner { side: Side::Linux, cpu, mcexec: None }
+        Runner {
+            side: Side::Linux,
+            cpu,
+            mcexec: None,
+            health: None,
+        }
     }
 
-    /// Under mcexec on the partition whose LWK CPU is `cpu`.
-    pub fn lwk(cpu: usize, mcexec: Mcexec) -> Runner {
-        Runner { side: Side::Lwk, cpu, mcexec: Some(mcexec) }
+    /// Under mcexec on the partition whose LWK CPU is `cpu`; `health`
+    /// tells when the partition has died.
+    pub fn lwk(cpu: usize, mcexec: Mcexec, health: Option<Health>) -> Runner {
+        Runner {
+            side: Side::Lwk,
+            cpu,
+            mcexec: Some(mcexec),
+            health,
+        }
     }
 
     pub fn side(&self) -> Side {
@@ -101,7 +134,7 @@ impl Runner {
     pub fn run(&self, program: &Path, args: &[String], limit: Duration) -> Result<Finished> {
         let cmd = self.command(program, args);
         let shown = show(&cmd);
-        let fin = run_command(cmd, limit, true)
+        let fin = run_watched(cmd, limit, true, true, self.health.as_ref())
             .with_context(|| format!("{}: {shown}", self.side.name()))?;
         Ok(fin)
     }
@@ -110,7 +143,7 @@ impl Runner {
     pub fn time_once(&self, program: &Path, args: &[String], limit: Duration) -> Result<Duration> {
         let cmd = self.command(program, args);
         let shown = show(&cmd);
-        let fin = run_command(cmd, limit, false)
+        let fin = run_watched(cmd, limit, false, true, self.health.as_ref())
             .with_context(|| format!("{}: {shown}", self.side.name()))?;
         Ok(fin.wall)
     }
@@ -166,12 +199,27 @@ fn reader<R: Read + Send + 'static>(r: Option<R>) -> Option<JoinHandle<String>> 
 /// Spawns `cmd`, waits for it (killing it on time-out or interrupt), and
 /// fails unless it exits with status 0.
 pub fn run_command(cmd: Command, limit: Duration, capture: bool) -> Result<Finished> {
-    run_command_with(cmd, limit, capture, true)
+    run_watched(cmd, limit, capture, true, None)
 }
 
 /// As `run_command`; with `interruptible` false a stop request does not kill
 /// the child (for the shutdown that must still run after Ctrl-C).
-pub fn run_command_with(mut cmd: Command, limit: Duration, capture: bool, interruptible: bool) -> Result<Finished> {
+pub fn run_command_with(
+    cmd: Command,
+    limit: Duration,
+    capture: bool,
+    interruptible: bool,
+) -> Result<Finished> {
+    run_watched(cmd, limit, capture, interruptible, None)
+}
+
+fn run_watched(
+    mut cmd: Command,
+    limit: Duration,
+    capture: bool,
+    interruptible: bool,
+    health: Option<&Health>,
+) -> Result<Finished> {
     cmd.stdin(Stdio::null());
     if !interruptible {
         // Its own process group: a Ctrl-C at the terminal does not reach it.
@@ -186,24 +234,53 @@ pub fn run_command_with(mut cmd: Command, limit: Duration, capture: bool, interr
     let mut child = cmd.spawn().map_err(|e| anyhow!("cannot start: {e}"))?;
     let out = reader(child.stdout.take());
     let err = reader(child.stderr.take());
-    let stopped = watch(&child, start, limit, interruptible);
+    let stopped = match watch(&child, start, limit, interruptible, health) {
+        Ok(s) => s,
+        Err(e) => {
+            // Cannot watch it: do not wait blindly either. Not reaped yet,
+            // so the pid is still our child's.
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     let wall = start.elapsed();
     let status: ExitStatus = child.wait().context("waiting for the child")?;
-    let stdout = out.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
-    let stderr = err.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
-    if let Some(why) = stopped? {
-        bail!("{why}; killed it{}", stderr_tail(&stderr));
+    let stdout = out
+        .map(|h| h.join().unwrap_or_default())
+        .unwrap_or_default();
+    let stderr = err
+        .map(|h| h.join().unwrap_or_default())
+        .unwrap_or_default();
+    if let Some(why) = stopped {
+        return Err(Killed {
+            why,
+            stderr_tail: stderr_tail(&stderr),
+        }
+        .into());
     }
     if !status.success() {
         bail!("{status}{}", stderr_tail(&stderr));
     }
-    Ok(Finished { stdout, stderr, wall })
+    Ok(Finished {
+        stdout,
+        stderr,
+        wall,
+    })
 }
 
 /// Waits until the child exits; kills it and says why when the time limit
-/// passes or a stop is requested. Does not reap it.
-fn watch(child: &Child, start: Instant, limit: Duration, interruptible: bool) -> Result<Option<&'static str>> {
+/// passes, a stop is requested or the health check fails. Does not reap it.
+fn watch(
+    child: &Child,
+    start: Instant,
+    limit: Duration,
+    interruptible: bool,
+    health: Option<&Health>,
+) -> Result<Option<String>> {
+    const HEALTH_EVERY: Duration = Duration::from_secs(1);
     let pidfd = pidfd_of(child)?;
+    let mut last_check = Instant::now();
     loop {
         let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(50u8)) {
@@ -212,15 +289,20 @@ fn watch(child: &Child, start: Instant, limit: Duration, interruptible: bool) ->
             Err(e) => return Err(e).context("poll on pidfd"),
         }
         let why = if interruptible && interrupt::requested() {
-            "stopped by a signal to the harness"
+            Some("stopped by a signal to the harness".to_string())
         } else if start.elapsed() >= limit {
-            "timed out"
+            Some(format!("timed out after {limit:?}"))
+        } else if let Some(h) = health.filter(|_| last_check.elapsed() >= HEALTH_EVERY) {
+            last_check = Instant::now();
+            h()
         } else {
-            continue;
+            None
         };
-        // Not reaped yet, so this pid is still our child.
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-        return Ok(Some(why));
+        if let Some(why) = why {
+            // Not reaped yet, so this pid is still our child.
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            return Ok(Some(why));
+        }
     }
 }
 
@@ -245,27 +327,73 @@ mod tests {
             .expect("at least one usable cpu");
         let r = Runner::linux(cpu);
         let f = r
-            .run(Path::new("/bin/sh"), &["-c".into(), "grep Cpus_allowed_list /proc/self/status".into()], Duration::from_secs(10))
+            .run(
+                Path::new("/bin/sh"),
+                &[
+                    "-c".into(),
+                    "grep Cpus_allowed_list /proc/self/status".into(),
+                ],
+                Duration::from_secs(10),
+            )
             .unwrap();
-        assert_eq!(f.stdout.split_whitespace().nth(1), Some(cpu.to_string().as_str()), "{}", f.stdout);
+        assert_eq!(
+            f.stdout.split_whitespace().nth(1),
+            Some(cpu.to_string().as_str()),
+            "{}",
+            f.stdout
+        );
     }
 
     #[test]
     fn failure_names_status_and_stderr() {
         let r = Runner::linux(0);
         let e = r
-            .run(Path::new("/bin/sh"), &["-c".into(), "echo broken >&2; exit 3".into()], Duration::from_secs(10))
+            .run(
+                Path::new("/bin/sh"),
+                &["-c".into(), "echo broken >&2; exit 3".into()],
+                Duration::from_secs(10),
+            )
             .unwrap_err();
         let s = format!("{e:#}");
-        assert!(s.contains("exit status: 3") && s.contains("broken") && s.contains("Linux"), "{s}");
+        assert!(
+            s.contains("exit status: 3") && s.contains("broken") && s.contains("Linux"),
+            "{s}"
+        );
     }
 
     #[test]
     fn time_limit_kills_child() {
         let r = Runner::linux(0);
         let t = Instant::now();
-        let e = r.run(Path::new("/bin/sleep"), &["30".into()], Duration::from_millis(300)).unwrap_err();
-        assert!(format!("{e:#}").contains("timed out"));
+        let e = r
+            .run(
+                Path::new("/bin/sleep"),
+                &["30".into()],
+                Duration::from_millis(300),
+            )
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("timed out") && is_killed(&e),
+            "{e:#}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn failed_health_check_kills_child() {
+        let m = Mcexec {
+            path: "/bin/sleep".into(),
+            args: vec![],
+            env: vec![],
+        };
+        let health: Health = Arc::new(|| Some("the partition is PANIC".to_string()));
+        let r = Runner::lwk(0, m, Some(health));
+        let t = Instant::now();
+        let e = r
+            .run(Path::new("30"), &[], Duration::from_secs(60))
+            .unwrap_err();
+        assert!(is_killed(&e), "{e:#}");
+        assert!(format!("{e:#}").contains("the partition is PANIC"), "{e:#}");
         assert!(t.elapsed() < Duration::from_secs(10));
     }
 
@@ -276,8 +404,10 @@ mod tests {
             args: vec!["-n".into(), "1".into()],
             env: vec![("IHK_RUNTIME_DIR".into(), "/run/x".into())],
         };
-        let c = Runner::lwk(1, m).command(Path::new("/b/fwq"), &["10".into()]);
+        let c = Runner::lwk(1, m, None).command(Path::new("/b/fwq"), &["10".into()]);
         assert_eq!(show(&c), "/opt/mck/bin/mcexec -n 1 /b/fwq 10");
-        assert!(c.get_envs().any(|(k, v)| k == "IHK_RUNTIME_DIR" && v == Some("/run/x".as_ref())));
+        assert!(c
+            .get_envs()
+            .any(|(k, v)| k == "IHK_RUNTIME_DIR" && v == Some("/run/x".as_ref())));
     }
 }

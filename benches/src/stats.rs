@@ -9,7 +9,11 @@ pub fn median(v: &[f64]) -> Option<f64> {
     }
     let s = sorted(v);
     let m = s.len() / 2;
-    Some(if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 })
+    Some(if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    })
 }
 
 /// A sorted copy of `v` (NaN-free input assumed; NaNs sort last).

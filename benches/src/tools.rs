@@ -29,7 +29,8 @@ impl Tools {
                 sbin.join("mcstop-release"),
             ])?,
             ihkosctl: first_existing(&[sbin.join("ihkosctl")])?,
-            mcexec: first_existing(&[bin.join("mcexec")]).map_err(|e| format!("mcexec not found: {e:#}")),
+            mcexec: first_existing(&[bin.join("mcexec")])
+                .map_err(|e| format!("mcexec not found: {e:#}")),
         })
     }
 
@@ -39,7 +40,8 @@ impl Tools {
             mcreboot: first_existing(&[dir.join("mcreboot")])?,
             mcstop_release: first_existing(&[dir.join("mcstop-release")])?,
             ihkosctl: first_existing(&[dir.join("ihkosctl")])?,
-            mcexec: first_existing(&[dir.join("mcexec")]).map_err(|e| format!("mcexec not found: {e:#}")),
+            mcexec: first_existing(&[dir.join("mcexec")])
+                .map_err(|e| format!("mcexec not found: {e:#}")),
         })
     }
 }
@@ -80,7 +82,9 @@ pub fn build_workspace(profile_dir: &Path) -> Result<()> {
         .status()
         .context("running cargo")?;
     if !status.success() {
-        bail!("cargo build --release --workspace failed ({status}); fix the build or pass --no-build");
+        bail!(
+            "cargo build --release --workspace failed ({status}); fix the build or pass --no-build"
+        );
     }
     Ok(())
 }

@@ -2,12 +2,15 @@
  * System call latency: <iters> timed calls of one operation, each timed on
  * its own with the TSC, after 1000 untimed warm-up calls.
  *
- * usage: syscall <op> <iters> <out-file>
+ * usage: syscall <op> <iters> <out-file> [<max-seconds>]
  *   getpid    syscall(SYS_getpid)     (answered by the LWK itself)
  *   getppid   syscall(SYS_getppid)    (answered by the LWK itself)
  *   fcntl     fcntl(fd, F_GETFL) on an fd of /dev/null  (offloaded to Linux)
  *   write1    write(fd, buf, 1) to /dev/null            (offloaded)
  *   write64k  write(fd, buf, 65536) to /dev/null        (offloaded)
+ * With <max-seconds>, the run stops early once that much time has passed
+ * (a slow system still finishes in bounded time); "iters" then says how
+ * many calls were timed.
  * Every call's result is checked; a failing call aborts the run.
  * stdout: tsc_hz, op, iters, "done"; <out-file>: per-call TSC ticks.
  */
@@ -62,8 +65,9 @@ static inline void one_call(enum op op, int fd, long expect)
 
 int main(int argc, char **argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s <getpid|getppid|fcntl|write1|write64k> <iters> <out-file>\n",
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr,
+			"usage: %s <getpid|getppid|fcntl|write1|write64k> <iters> <out-file> [<max-seconds>]\n",
 			prog);
 		return 2;
 	}
@@ -85,6 +89,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	uint64_t n = parse_count(prog, "iters", argv[2]);
+	uint64_t max_seconds = argc == 5 ? parse_count(prog, "max-seconds", argv[4]) : 0;
 	uint64_t *s = alloc_samples(prog, n);
 	memset(buf, 'x', sizeof(buf));
 
@@ -104,13 +109,17 @@ int main(int argc, char **argv)
 	double hz = calibrate_tsc_hz();
 	for (int i = 0; i < 1000; i++)
 		one_call(op, fd, expect);
-	for (uint64_t i = 0; i < n; i++) {
+	uint64_t budget = max_seconds ? (uint64_t)(hz * (double)max_seconds) : UINT64_MAX;
+	uint64_t start = tsc_begin(), done = 0;
+	while (done < n) {
 		uint64_t t0 = tsc_begin();
 		one_call(op, fd, expect);
 		uint64_t t1 = tsc_end();
-		s[i] = t1 - t0;
+		s[done++] = t1 - t0;
+		if ((done & 1023) == 0 && t1 - start > budget)
+			break;
 	}
-	write_samples(prog, argv[3], s, n);
-	printf("tsc_hz %.0f\nop %s\niters %llu\ndone\n", hz, name, (unsigned long long)n);
+	write_samples(prog, argv[3], s, done);
+	printf("tsc_hz %.0f\nop %s\niters %llu\ndone\n", hz, name, (unsigned long long)done);
 	return 0;
 }

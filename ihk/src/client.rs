@@ -25,7 +25,12 @@ pub struct Client {
     rx: Receiver,
     /// Warnings of the last call.
     warnings: Vec<String>,
+    /// Descriptors that came with the last reply.
+    received: Vec<std::os::fd::OwnedFd>,
 }
+
+// The IHK functions only libihk and ihkmond use (client/libihk.rs).
+mod libihk;
 
 /// Connect to a socket, mapping failures to the specification's codes.
 fn connect(path: &Path, what: &str) -> IhkResult<UnixStream> {
@@ -72,6 +77,7 @@ impl Client {
             sock,
             rx: Receiver::new(),
             warnings: Vec::new(),
+            received: Vec::new(),
         }
     }
 
@@ -95,11 +101,12 @@ impl Client {
         .map_err(|e| IhkError::inval(format!("encoding {name}: {e}")))?;
         wire::send(&self.sock, &line, fds)
             .map_err(|e| IhkError::os(e, format!("sending {name} to ihkd")))?;
-        let (reply, _fds) = self
+        let (reply, fds) = self
             .rx
             .recv(&self.sock)
             .map_err(|e| IhkError::os(e, format!("waiting for ihkd's reply to {name}")))?
             .ok_or_else(|| IhkError::io(format!("ihkd closed the connection during {name}")))?;
+        self.received = fds;
         match serde_json::from_str::<Response>(&reply) {
             Ok(Response::Ok { reply, warnings }) => {
                 self.warnings = warnings;

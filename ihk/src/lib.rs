@@ -6,7 +6,8 @@
 //! and later libihk and mcexec use), the runtime directory layout (`paths`),
 //! what the node has (`host`), taking CPUs and memory from Linux and giving
 //! them back with a journal (`journal`, `reserve`), and the daemon itself
-//! (`daemon`: OS instances on top of `ihk-vm` partitions).
+//! (`daemon`: OS instances on top of `ihk-vm` partitions), and ihkmond's
+//! kmsg forwarding and hang detection (`mond`).
 //!
 //! Must not: build or run the VM itself (that is `ihk-vm`), or change a
 //! process, IRQ or sysfs value without journaling the old value first.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod host;
 pub mod journal;
 pub mod list;
+pub mod mond;
 pub mod paths;
 pub mod proto;
 pub mod reserve;

@@ -33,6 +33,7 @@ mod smp;
 mod timer;
 // User programs (mcexec): processes, ELF loading, system calls.
 mod elf;
+mod lwkfs;
 mod process;
 mod syscall;
 

@@ -212,7 +212,146 @@ impl Executor {
                 // does not touch the destination until the call returns.
                 unsafe { raw_syscall(17 /* pread64 */, [fd as u64, p as u64, len, off, 0, 0]) }
             }
-            OffloadCall::ThreadStart | OffloadCall::ThreadExit => -EINVAL,
+            OffloadCall::ZeroPhys => {
+                let (gpa, len) = (a[0], a[1]);
+                // One region at a time (a range may span two).
+                let Ok(pieces) = self.guest.split(gpa, len) else { return -EFAULT };
+                for (g, l) in pieces {
+                    let Ok(p) = self.guest.ptr(g, l) else { return -EFAULT };
+                    // SAFETY: inside the guest window; the LWK hands us
+                    // memory it has not mapped for anyone yet.
+                    unsafe { std::ptr::write_bytes(p, 0, l as usize) };
+                }
+                0
+            }
+            OffloadCall::CopyPhys => {
+                let (dst, src, len) = (a[0], a[1], a[2]);
+                match (self.guest.ptr(dst, len), self.guest.ptr(src, len)) {
+                    (Ok(d), Ok(s)) => {
+                        // SAFETY: both ranges are inside the guest window;
+                        // the LWK keeps them (a parent waiting in fork and
+                        // its child's new memory) unchanged meanwhile.
+                        unsafe { std::ptr::copy(s, d, len as usize) };
+                        0
+                    }
+                    _ => -EFAULT,
+                }
+            }
+            OffloadCall::OpenExec => {
+                let (gpa, len) = (a[0], a[1]);
+                let Ok(p) = self.guest.ptr(gpa, len) else { return -EFAULT };
+                // SAFETY: `len` bytes in the guest window, stable during the call.
+                let path = unsafe { std::slice::from_raw_parts(p, len as usize) }.to_vec();
+                open_exec(&path)
+            }
+            OffloadCall::CloseOnExec => {
+                close_on_exec(&self.reserved_fds);
+                0
+            }
+            OffloadCall::OpenPhys | OffloadCall::MemfdPhys | OffloadCall::HostCpuinfo | OffloadCall::FdInfo => {
+                self.view_call(call, a)
+            }
+            OffloadCall::ThreadStart | OffloadCall::ThreadExit | OffloadCall::Fork => -EINVAL,
+        }
+    }
+
+    /// `len` bytes of guest memory at `gpa`, copied.
+    fn guest_bytes(&self, gpa: u64, len: u64) -> Option<Vec<u8>> {
+        if len > 64 << 20 {
+            return None;
+        }
+        let p = self.guest.ptr(gpa, len).ok()?;
+        // SAFETY: `len` bytes inside the guest window, which the LWK keeps
+        // unchanged while the call is in progress.
+        Some(unsafe { std::slice::from_raw_parts(p, len as usize) }.to_vec())
+    }
+
+    /// The calls of the LWK's /proc and /sys view (`lwkfs`).
+    fn view_call(&self, call: OffloadCall, a: [u64; 6]) -> i64 {
+        use crate::lwkfs;
+        match call {
+            OffloadCall::OpenPhys => match self.guest_bytes(a[0], a[1]) {
+                Some(path) => lwkfs::open_path(&path, a[2] as i32, a[3] as u32),
+                None => -EFAULT,
+            },
+            OffloadCall::MemfdPhys => match self.guest_bytes(a[0], a[1]) {
+                Some(data) => lwkfs::memfd_with(&data, a[2] as i32),
+                None => -EFAULT,
+            },
+            OffloadCall::HostCpuinfo => match self.guest_bytes(a[0], a[1].saturating_mul(4)) {
+                Some(raw) => {
+                    let cpus: Vec<u32> = raw.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+                    lwkfs::host_cpuinfo(&cpus, a[2] as i32)
+                }
+                None => -EFAULT,
+            },
+            OffloadCall::FdInfo => {
+                // Describing (not using) a descriptor: mcexec's own program
+                // file is allowed too (the LWK's /proc/self/exe).
+                match lwkfs::fd_info(a[0] as i32) {
+                    Ok((info, path)) => {
+                        let head = std::mem::size_of::<ihk_abi::offload::FdInfo>();
+                        let cap = a[2] as usize;
+                        if cap < head {
+                            return -EINVAL;
+                        }
+                        let n = path.len().min(cap - head);
+                        let mut out = Vec::with_capacity(head + n);
+                        // SAFETY: FdInfo is repr(C) plain data without padding holes.
+                        out.extend_from_slice(unsafe {
+                            std::slice::from_raw_parts(&info as *const _ as *const u8, head)
+                        });
+                        out.extend_from_slice(&path[..n]);
+                        match self.guest.write(a[1], &out) {
+                            Ok(()) => 0,
+                            Err(_) => -EFAULT,
+                        }
+                    }
+                    Err(e) => e,
+                }
+            }
+            _ => -EINVAL,
+        }
+    }
+}
+
+/// Open `path` for execve: a regular file with execute permission.
+fn open_exec(path: &[u8]) -> i64 {
+    let Ok(c) = std::ffi::CString::new(path) else { return -(libc::ENOENT as i64) };
+    let errno = || -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64);
+    // SAFETY: plain libc calls on a NUL-terminated path and local buffers.
+    unsafe {
+        if libc::access(c.as_ptr(), libc::X_OK) != 0 {
+            return errno();
+        }
+        let fd = libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return errno();
+        }
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            libc::close(fd);
+            return -(libc::EACCES as i64);
+        }
+        fd as i64
+    }
+}
+
+/// Close every descriptor marked close-on-exec, except mcexec's own.
+fn close_on_exec(reserved: &[i32]) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
+    let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    for fd in fds {
+        if reserved.contains(&fd) {
+            continue;
+        }
+        // SAFETY: querying and closing descriptors of the program (the
+        // directory's own descriptor is gone by now: F_GETFD fails on it).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+                libc::close(fd);
+            }
         }
     }
 }

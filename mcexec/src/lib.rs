@@ -15,6 +15,7 @@ pub mod attach;
 pub mod cli;
 pub mod exec;
 pub mod guest;
+pub mod lwkfs;
 pub mod mirror;
 pub mod program;
 pub mod proxy;

@@ -58,6 +58,12 @@ pub fn reserve_user_range() -> Result<(), MirrorError> {
     Ok(())
 }
 
+/// Replace everything in the user range by the bare reservation (a fork
+/// child drops the mirrors of its parent's memory).
+pub fn reset_user_range() -> Result<(), MirrorError> {
+    unmirror(USER_START, USER_END - USER_START)
+}
+
 /// Put `[va, va+len)` of the user range back to the reserved state.
 fn unmirror(va: u64, len: u64) -> Result<(), MirrorError> {
     // SAFETY: the range lies in the user range, which only the mirror uses.

@@ -145,7 +145,7 @@ pub fn open(path: &Path) -> Result<Program, ProgramError> {
     let phoff = u64_at(32);
     let phentsize = u16_at(54) as u64;
     let phnum = u16_at(56) as u64;
-    if phentsize != 56 || phnum == 0 || phnum > 128 || phoff.checked_add(phnum * 56).is_none_or(|e| e > size) {
+    if phentsize != 56 || phnum == 0 || phnum > 128 || !phoff.checked_add(phnum * 56).is_some_and(|e| e <= size) {
         return Err(bad("Exec format error (bad program headers)"));
     }
     let mut ph = vec![0u8; (phnum * 56) as usize];
@@ -156,7 +156,7 @@ pub fn open(path: &Path) -> Result<Program, ProgramError> {
         if p_type == PT_INTERP {
             let off = u64::from_le_bytes(e[8..16].try_into().unwrap());
             let len = u64::from_le_bytes(e[32..40].try_into().unwrap());
-            if len == 0 || len > 4096 || off.checked_add(len).is_none_or(|e| e > size) {
+            if len == 0 || len > 4096 || !off.checked_add(len).is_some_and(|e| e <= size) {
                 return Err(bad("Exec format error (bad PT_INTERP)"));
             }
             let mut buf = vec![0u8; len as usize];

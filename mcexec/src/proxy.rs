@@ -4,7 +4,7 @@
 //! futex on the slot's state word; the dispatcher (`session.rs`) wakes it when
 //! the LWK rings the process doorbell.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::addr_of_mut;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,9 +16,13 @@ use ihk_abi::offload::{
 
 use crate::exec::Executor;
 use crate::mirror::Mirror;
+use crate::session::ForkCtx;
 
-/// How long a proxy spins on its slot before sleeping.
-pub const SPIN: Duration = Duration::from_micros(100);
+/// Shortest time a proxy spins on its slot before sleeping.
+pub const SPIN_MIN: Duration = Duration::from_micros(50);
+/// Longest: the spin adapts to the program's pace (a few times the recent
+/// gap between calls), within these bounds.
+pub const SPIN_MAX: Duration = Duration::from_millis(2);
 
 /// The host side of one LWK process: its thread slots, mirror and executor.
 pub struct Process {
@@ -30,6 +34,8 @@ pub struct Process {
     irqfds: Vec<Option<OwnedFd>>,
     /// pthread of the proxy serving each slot.
     proxies: Mutex<Vec<Option<libc::pthread_t>>>,
+    /// For forking the proxy (OffloadCall::Fork).
+    fork: ForkCtx,
 }
 
 // SAFETY: `slots` points into the guest window, which outlives the process
@@ -46,6 +52,7 @@ impl Process {
         mirror: Mirror,
         exec: Executor,
         irqfds: Vec<Option<OwnedFd>>,
+        fork: ForkCtx,
     ) -> Process {
         Process {
             slots,
@@ -54,6 +61,7 @@ impl Process {
             exec,
             irqfds,
             proxies: Mutex::new(vec![None; capacity as usize]),
+            fork,
         }
     }
 
@@ -108,8 +116,14 @@ impl Process {
     /// Proxy thread body for slot `i`.
     fn serve(self: &Arc<Self>, i: u32) {
         let p = self.slot_ptr(i);
+        let mut spin = SPIN_MIN;
         loop {
-            self.wait_for_request(i);
+            let idle_since = Instant::now();
+            self.wait_for_request(i, spin);
+            // Spin a few times the recent gap between calls (an EWMA),
+            // so a program making calls back to back finds us awake.
+            let gap = idle_since.elapsed();
+            spin = ((spin * 3 + gap * 4) / 4).clamp(SPIN_MIN, SPIN_MAX);
             let s = self.slot(i);
             s.state.store(SLOT_BUSY, Ordering::Relaxed);
             // SAFETY: the LWK wrote these before publishing REQUEST
@@ -139,8 +153,13 @@ impl Process {
                     Err(_) => -EAGAIN,
                 },
                 Some(OffloadCall::ThreadExit) => 0,
+                Some(OffloadCall::Fork) => self.fork_proxy(),
                 _ => self.exec.execute(number, args),
             });
+            if trace_enabled() {
+                let name = call.map_or_else(|| format!("syscall {number}"), |c| format!("{c:?}"));
+                eprintln!("mcexec[{}] slot {i}: {name}({:x?}) = {result}", std::process::id(), &args[..4]);
+            }
             // SAFETY: we own the slot's payload while it is BUSY.
             unsafe { std::ptr::write_volatile(addr_of_mut!((*p).result), result) };
             s.state.store(SLOT_DONE, Ordering::Release);
@@ -155,8 +174,51 @@ impl Process {
         }
     }
 
-    /// Spin, then sleep, until slot `i` holds a request.
-    fn wait_for_request(&self, i: u32) {
+    /// Fork this mcexec for an LWK fork: the host child becomes the proxy
+    /// of the LWK child (session::fork_child); here, wait until it has asked
+    /// the LWK to start that child and return its pid (the LWK child's pid).
+    fn fork_proxy(&self) -> i64 {
+        let mut p = [0i32; 2];
+        // SAFETY: pipe2 into a local array.
+        if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+            return -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EAGAIN) as i64);
+        }
+        // SAFETY: fresh descriptors we own.
+        let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+        // SAFETY: fork of this process; the child runs only this thread's
+        // code (fork_child), which uses fresh objects and glibc's malloc
+        // (safe after fork in a multi-threaded process).
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EAGAIN) as i64);
+        }
+        if pid == 0 {
+            drop(rd);
+            crate::session::fork_child(Arc::clone(&self.fork.env), self.fork.slot, self.fork.conn, wr);
+        }
+        drop(wr);
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into a local from our pipe.
+        let n = loop {
+            let n = unsafe { libc::read(rd.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, 1) };
+            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            break n;
+        };
+        if n == 1 {
+            pid as i64
+        } else {
+            // The child failed before the LWK knew of it: reap it here, so
+            // the program never sees a pid it was not given.
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            -(libc::EAGAIN as i64)
+        }
+    }
+
+    /// Spin (for `spin`), then sleep, until slot `i` holds a request.
+    fn wait_for_request(&self, i: u32, spin: Duration) {
         let s = self.slot(i);
         let start = Instant::now();
         let mut n = 0u32;
@@ -166,7 +228,7 @@ impl Process {
             }
             std::hint::spin_loop();
             n += 1;
-            if n % 64 == 0 && start.elapsed() > SPIN {
+            if n % 64 == 0 && start.elapsed() > spin {
                 break;
             }
         }
@@ -212,6 +274,12 @@ impl Process {
             s.state.load(Ordering::Relaxed) == SLOT_BUSY && s.interrupt.load(Ordering::Relaxed) != 0
         })
     }
+}
+
+/// `MCEXEC_TRACE=1`: print every offloaded call and its result to stderr.
+fn trace_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("MCEXEC_TRACE").is_some_and(|v| v == "1"))
 }
 
 fn futex_wait(word: &AtomicU32, expected: u32) {

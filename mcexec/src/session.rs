@@ -17,7 +17,7 @@ use ihk_abi::layout::MONITOR_GPA;
 use ihk_abi::monitor::MonitorPage;
 use ihk_abi::offload::{
     OffloadAreaHeader, ProcState, ProcessSlot, ProxyAreaHeader, StartParams, ThreadSlot,
-    DEFAULT_STACK_MAX, DEFAULT_STACK_PREMAP, EVENT_SIGNAL, FORWARDED_SIGNALS, OFFLOAD_MAGIC,
+    DEFAULT_STACK_MAX, DEFAULT_STACK_PREMAP, EVENT_SIGNAL, FORWARDED_SIGNALS, NO_FORK, OFFLOAD_MAGIC,
     OFFLOAD_VERSION, PROXY_AREA_MAGIC,
 };
 use ihk_abi::OsStatus;
@@ -62,24 +62,64 @@ pub enum Ending {
     Signaled(i32),
 }
 
-/// Run the program; returns how it ended (the caller mirrors that).
-pub fn run(opts: &Options) -> Result<Ending, Failure> {
-    // 1. The user range first, before anything could make Linux map there.
-    reserve_user_range().map_err(|e| Failure::new(1, e.to_string()))?;
+/// What a program's mcexec and its fork children share: guest memory, the
+/// descriptors that stay ours for the whole family, where ihkd is.
+pub struct Env {
+    pub guest: Arc<GuestMemory>,
+    pub sigfd: OwnedFd,
+    pub os_index: u32,
+    pub dir: ihk::paths::RuntimeDir,
+    pub program: String,
+    /// Descriptors of ours the program must not close (memfds, signalfd,
+    /// executable and interpreter).
+    pub keep_fds: Vec<i32>,
+    /// The argument blob of the original program (GetArgs).
+    pub blob: Vec<u8>,
+    _exe: OwnedFd,
+    _interp: Option<OwnedFd>,
+}
 
-    // 2. The program.
-    let path = program::resolve(&opts.program, std::env::var_os("PATH").as_deref())?;
-    let prog = program::open(&path)?;
-    let interp = match &prog.interp {
-        Some(i) => Some(std::fs::File::open(i).map_err(|e| {
-            Failure::new(126, format!("{}: cannot open its ELF interpreter {}: {e}", path.display(), i.display()))
-        })?),
-        None => None,
+/// One attachment's descriptors and facts.
+pub struct Conn {
+    pub sock: OwnedFd,
+    pub doorbell: OwnedFd,
+    pub irqfd: OwnedFd,
+    pub info: ihk::proto::AttachInfo,
+}
+
+impl Conn {
+    fn raw_fds(&self) -> [i32; 3] {
+        [self.sock.as_raw_fd(), self.doorbell.as_raw_fd(), self.irqfd.as_raw_fd()]
+    }
+}
+
+fn fd_err(e: std::io::Error) -> Failure {
+    Failure::new(1, format!("moving a descriptor: {e}"))
+}
+
+/// Attach to OS `os` and move the descriptors out of the program's way;
+/// returns the connection and the memfds.
+fn connect(
+    dir: &ihk::paths::RuntimeDir,
+    os: u32,
+    rank: Option<u32>,
+    per_node: Option<u32>,
+) -> Result<(Conn, Vec<OwnedFd>), Failure> {
+    let att = attach(dir, os, rank, per_node).map_err(|e| Failure::new(1, e.to_string()))?;
+    let Attachment { sock, info, doorbell, irqfd, memfds } = att;
+    let conn = Conn {
+        sock: relocate(OwnedFd::from(sock)).map_err(fd_err)?,
+        doorbell: relocate(doorbell).map_err(fd_err)?,
+        irqfd: relocate(irqfd).map_err(fd_err)?,
+        info,
     };
+    Ok((conn, memfds))
+}
 
-    // 3. Signals: forwarded ones go to a signalfd (blocked in every thread,
-    // so block before any thread exists); SIGPIPE is ignored so a write to a
-    // closed pipe returns EPIPE to the LWK, which raises SIGPIPE itself.
+/// Block the forwarded signals (in every thread to come) and return a
+/// signalfd for them; ignore SIGPIPE (a write to a closed pipe returns EPIPE
+/// to the LWK, which raises SIGPIPE itself); install the interrupt handler.
+fn setup_signals() -> Result<OwnedFd, Failure> {
     let mut forwarded = SigSet::empty();
     for s in FORWARDED_SIGNALS {
         forwarded.add(Signal::try_from(s as i32).expect("valid signal"));
@@ -90,81 +130,56 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     if sigfd < 0 {
         return Err(Failure::new(1, format!("signalfd: {}", std::io::Error::last_os_error())));
     }
-    // SAFETY: a fresh descriptor we own.
-    let sigfd = unsafe { OwnedFd::from_raw_fd(sigfd) };
     // SAFETY: setting a disposition to SIG_IGN installs no handler code.
     unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }
         .map_err(|e| Failure::new(1, format!("ignoring SIGPIPE: {e}")))?;
     install_interrupt_handler().map_err(|e| Failure::new(1, format!("SIGURG handler: {e}")))?;
+    // SAFETY: a fresh descriptor we own.
+    relocate(unsafe { OwnedFd::from_raw_fd(sigfd) }).map_err(fd_err)
+}
 
-    // 4. Attach.
+/// Run the program; returns how it ended (the caller mirrors that).
+pub fn run(opts: &Options) -> Result<Ending, Failure> {
+    // The user range first, before anything could make Linux map there.
+    reserve_user_range().map_err(|e| Failure::new(1, e.to_string()))?;
+
+    let path = program::resolve(&opts.program, std::env::var_os("PATH").as_deref())?;
+    let prog = program::open(&path)?;
+    let interp = match &prog.interp {
+        Some(i) => Some(std::fs::File::open(i).map_err(|e| {
+            Failure::new(126, format!("{}: cannot open its ELF interpreter {}: {e}", path.display(), i.display()))
+        })?),
+        None => None,
+    };
+    let sigfd = setup_signals()?;
+
     let dir = ihk::paths::RuntimeDir::from_env();
     let rank = opts.procs_per_node.and_then(|_| crate::rank::local_rank());
-    let att = attach(&dir, opts.os_index, rank, opts.procs_per_node).map_err(|e| Failure::new(1, e.to_string()))?;
+    let (conn, memfds) = connect(&dir, opts.os_index, rank, opts.procs_per_node)?;
     if let Some(n) = opts.procs_per_node {
-        if n > att.info.nr_cpus {
+        if n > conn.info.nr_cpus {
             return Err(Failure::new(
                 1,
                 format!(
                     "-n {n}: OS instance {} has {} LWK CPU(s); at most {} processes per node",
-                    opts.os_index, att.info.nr_cpus, att.info.nr_cpus
+                    opts.os_index, conn.info.nr_cpus, conn.info.nr_cpus
                 ),
             ));
         }
     }
-    let Attachment { sock, info, doorbell, irqfd, memfds } = att;
-    let regions = info.regions.iter().map(|r| crate::guest::RegionDesc {
+    let regions = conn.info.regions.iter().map(|r| crate::guest::RegionDesc {
         gpa: r.gpa,
         size: r.size,
         fd_offset: r.fd_offset,
         page_size: r.page_size,
     });
-
-    // 5. Our descriptors move out of the program's way.
-    let sock = relocate(OwnedFd::from(sock)).map_err(|e| Failure::new(1, format!("fd: {e}")))?;
-    let doorbell = relocate(doorbell).map_err(|e| Failure::new(1, format!("fd: {e}")))?;
-    let irqfd = relocate(irqfd).map_err(|e| Failure::new(1, format!("fd: {e}")))?;
-    let exe_fd = relocate(OwnedFd::from(prog.file)).map_err(|e| Failure::new(1, format!("fd: {e}")))?;
+    let exe_fd = relocate(OwnedFd::from(prog.file)).map_err(fd_err)?;
     let interp_size = interp.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
-    let interp_fd = interp
-        .map(|f| relocate(OwnedFd::from(f)))
-        .transpose()
-        .map_err(|e| Failure::new(1, format!("fd: {e}")))?;
-    let memfds = memfds.into_iter().map(relocate).collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| Failure::new(1, format!("fd: {e}")))?;
-    let sigfd = relocate(sigfd).map_err(|e| Failure::new(1, format!("fd: {e}")))?;
+    let interp_fd = interp.map(|f| relocate(OwnedFd::from(f))).transpose().map_err(fd_err)?;
+    let memfds = memfds.into_iter().map(relocate).collect::<std::io::Result<Vec<_>>>().map_err(fd_err)?;
+    let guest = Arc::new(GuestMemory::map(regions.collect(), memfds).map_err(|e| Failure::new(1, e.to_string()))?);
 
-    let guest = Arc::new(
-        GuestMemory::map(regions.collect(), memfds).map_err(|e| Failure::new(1, e.to_string()))?,
-    );
-    let granule = guest.mirror_granule();
-
-    // 6. The slot ihkd claimed for us.
-    // SAFETY: the LWK initialized the offload area at boot (ihkd checked
-    // the magic before claiming); the header and slots are atomics or
-    // stable fields.
-    let header: &OffloadAreaHeader = unsafe { guest.get(info.offload_area_gpa) }
-        .map_err(|e| Failure::new(1, e.to_string()))?;
-    if header.magic != OFFLOAD_MAGIC || header.version != OFFLOAD_VERSION {
-        return Err(Failure::new(1, "the LWK's offload area has an unknown format (mcexec and LWK image differ?)"));
-    }
-    let slot_gpa = info.offload_area_gpa + ihk_abi::offload::process_slot_offset(info.slot as usize) as u64;
-    let slot_ptr = guest.ptr(slot_gpa, std::mem::size_of::<ProcessSlot>() as u64)
-        .map_err(|e| Failure::new(1, e.to_string()))? as *mut ProcessSlot;
-    // SAFETY: a ProcessSlot lives there (checked bounds); we use its atomics.
-    let slot: &ProcessSlot = unsafe { &*slot_ptr };
-    if slot.state() != Some(ProcState::Claimed) || slot.host_pid.load(Ordering::Acquire) != std::process::id() {
-        return Err(Failure::new(1, format!("process slot {} was not claimed for us", info.slot)));
-    }
-
-    // 7. Start parameters.
     let blob = args_blob(path.as_os_str(), &opts.program, &opts.args);
-    let (uid, euid, gid, egid) = (
-        nix::unistd::getuid().as_raw(),
-        nix::unistd::geteuid().as_raw(),
-        nix::unistd::getgid().as_raw(),
-        nix::unistd::getegid().as_raw(),
-    );
     let stack_limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK)
         .map(|(soft, _)| soft)
         .unwrap_or(DEFAULT_STACK_MAX);
@@ -176,14 +191,14 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     let mut random = [0u8; 16];
     getrandom(&mut random);
     let params = StartParams {
-        cpu: info.cpu,
+        cpu: conn.info.cpu,
         max_threads: opts.threads.unwrap_or(DEFAULT_THREADS),
         host_pid: std::process::id(),
         host_ppid: nix::unistd::getppid().as_raw() as u32,
-        uid,
-        euid,
-        gid,
-        egid,
+        uid: nix::unistd::getuid().as_raw(),
+        euid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        egid: nix::unistd::getegid().as_raw(),
         argc: 1 + opts.args.len() as u32,
         envc: std::env::vars_os().count() as u32,
         args_len: blob.len() as u64,
@@ -194,55 +209,169 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
         heap_extension: opts.extend_heap_by.unwrap_or(0),
         stack_premap,
         stack_max,
-        mirror_granule: granule,
+        mirror_granule: guest.mirror_granule(),
         monotonic_offset_ns: clock_offset(libc::CLOCK_MONOTONIC),
         boottime_offset_ns: clock_offset(libc::CLOCK_BOOTTIME),
         random,
-        _reserved: [0; 4],
+        fork_from_slot: NO_FORK,
+        fork_from_pid: 0,
+        _reserved: [0; 3],
     };
+    let mut keep_fds = guest.raw_fds();
+    keep_fds.extend([exe_fd.as_raw_fd(), sigfd.as_raw_fd()]);
+    if let Some(f) = &interp_fd {
+        keep_fds.push(f.as_raw_fd());
+    }
+    let env = Arc::new(Env {
+        guest,
+        sigfd,
+        os_index: opts.os_index,
+        dir,
+        program: path.display().to_string(),
+        keep_fds,
+        blob,
+        _exe: exe_fd,
+        _interp: interp_fd,
+    });
+    serve(env, conn, params, None)
+}
+
+/// In the host child of a fork (one thread, a copy of the parent mcexec):
+/// become the proxy of the LWK child. `parent` is the parent's connection
+/// (its descriptors are closed here), `report` a pipe to the parent proxy,
+/// which gets one byte once the LWK has been asked to start the child.
+pub fn fork_child(env: Arc<Env>, parent_slot: u32, parent: [i32; 3], report: OwnedFd) -> ! {
+    for fd in parent {
+        // SAFETY: closing the parent's connection descriptors, which this
+        // process inherited and must not keep (ihkd watches the socket).
+        unsafe { libc::close(fd) };
+    }
+    let r = (|| -> Result<Ending, Failure> {
+        // The parent's mirrors go; the child's come from its own table.
+        crate::mirror::reset_user_range().map_err(|e| Failure::new(1, e.to_string()))?;
+        let (conn, memfds) = connect(&env.dir, env.os_index, None, None)?;
+        // The inherited guest window serves; these duplicates are not needed.
+        drop(memfds);
+        let parent_gpa =
+            conn.info.offload_area_gpa + ihk_abi::offload::process_slot_offset(parent_slot as usize) as u64;
+        // SAFETY: the parent's slot stays claimed while its process waits
+        // in fork; its start parameters do not change.
+        let mut params: StartParams = unsafe {
+            let ps = env.guest.ptr(parent_gpa, std::mem::size_of::<ProcessSlot>() as u64)
+                .map_err(|e| Failure::new(1, e.to_string()))? as *const ProcessSlot;
+            std::ptr::read_volatile(std::ptr::addr_of!((*ps).start))
+        };
+        params.fork_from_slot = parent_slot;
+        params.fork_from_pid = params.host_pid;
+        params.host_pid = std::process::id();
+        params.host_ppid = nix::unistd::getppid().as_raw() as u32;
+        params.cpu = conn.info.cpu;
+        serve(Arc::clone(&env), conn, params, Some(report))
+    })();
+    exit_as(r)
+}
+
+/// End this process as `r` says (an mcexec's last act).
+pub fn exit_as(r: Result<Ending, Failure>) -> ! {
+    match r {
+        // _exit: proxy threads may still be inside calls; nothing of ours
+        // needs flushing.
+        // SAFETY: _exit ends the process at once.
+        Ok(Ending::Exited(code)) => unsafe { libc::_exit(code) },
+        Ok(Ending::Signaled(sig)) => die_of(sig),
+        Err(f) => {
+            eprintln!("mcexec: {}", f.message);
+            // SAFETY: as above.
+            unsafe { libc::_exit(f.code) }
+        }
+    }
+}
+
+/// End the way the LWK process ended: killed by `sig` (without a core dump
+/// of mcexec itself), so that a shell reports the same status.
+pub fn die_of(sig: i32) -> ! {
+    // SAFETY: plain libc calls on our own process; SIG_DFL installs no code.
+    unsafe {
+        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+        libc::_exit(128 + sig)
+    }
+}
+
+/// Start the LWK process in `conn`'s slot with `params` and serve it until
+/// it ends. `report` (fork children) gets a byte once START is set.
+fn serve(env: Arc<Env>, conn: Conn, params: StartParams, report: Option<OwnedFd>) -> Result<Ending, Failure> {
+    let guest = Arc::clone(&env.guest);
+    let info = &conn.info;
+    // SAFETY: the LWK initialized the offload area at boot (ihkd checked
+    // the magic before claiming); the header and slots are atomics or
+    // stable fields.
+    let header: &OffloadAreaHeader =
+        unsafe { guest.get(info.offload_area_gpa) }.map_err(|e| Failure::new(1, e.to_string()))?;
+    if header.magic != OFFLOAD_MAGIC || header.version != OFFLOAD_VERSION {
+        return Err(Failure::new(1, "the LWK's offload area has an unknown format (mcexec and LWK image differ?)"));
+    }
+    let slot_gpa = info.offload_area_gpa + ihk_abi::offload::process_slot_offset(info.slot as usize) as u64;
+    let slot_ptr = guest
+        .ptr(slot_gpa, std::mem::size_of::<ProcessSlot>() as u64)
+        .map_err(|e| Failure::new(1, e.to_string()))? as *mut ProcessSlot;
+    // SAFETY: a ProcessSlot lives there (checked bounds); we use its atomics.
+    let slot: &'static ProcessSlot = unsafe { &*slot_ptr };
+    if slot.state() != Some(ProcState::Claimed) || slot.host_pid.load(Ordering::Acquire) != std::process::id() {
+        return Err(Failure::new(1, format!("process slot {} was not claimed for us", info.slot)));
+    }
     // SAFETY: the slot is CLAIMED for us; the LWK reads `start` only after
     // the Release store of START below.
     unsafe { std::ptr::addr_of_mut!((*slot_ptr).start).write_volatile(params) };
     slot.state.store(ProcState::Start as u32, Ordering::Release);
     fence(Ordering::SeqCst);
-    kick(irqfd.as_fd());
-
-    let mut reserved = guest.raw_fds();
-    reserved.extend([sock.as_raw_fd(), doorbell.as_raw_fd(), irqfd.as_raw_fd(), exe_fd.as_raw_fd(), sigfd.as_raw_fd()]);
-    if let Some(f) = &interp_fd {
-        reserved.push(f.as_raw_fd());
+    kick(conn.irqfd.as_fd());
+    if let Some(r) = report {
+        // SAFETY: one byte from a local to our pipe.
+        unsafe { libc::write(r.as_raw_fd(), b"1".as_ptr() as *const libc::c_void, 1) };
     }
+    let mut reserved = env.keep_fds.clone();
+    reserved.extend(conn.raw_fds());
     let mut irqfds: Vec<Option<OwnedFd>> = (0..=info.cpu).map(|_| None).collect();
-    irqfds[info.cpu as usize] = Some(irqfd.try_clone().map_err(|e| Failure::new(1, format!("fd: {e}")))?);
-
-    // 8. Serve until the process ends.
+    let irq = relocate(conn.irqfd.try_clone().map_err(fd_err)?).map_err(fd_err)?;
+    reserved.push(irq.as_raw_fd());
+    irqfds[info.cpu as usize] = Some(irq);
+    let fork = ForkCtx { env: Arc::clone(&env), slot: info.slot, conn: conn.raw_fds() };
     let mut d = Dispatcher {
         guest: Arc::clone(&guest),
         slot,
-        doorbell,
-        irqfd,
-        sock,
-        sigfd,
         process: None,
         started: Instant::now(),
-        program: path.display().to_string(),
-        granule,
-        exec: Some(Executor::new(Arc::clone(&guest), blob, reserved)),
+        program: env.program.clone(),
+        granule: params.mirror_granule,
+        exec: Some(Executor::new(Arc::clone(&guest), env.blob.clone(), reserved)),
         irqfds: Some(irqfds),
         cpu: info.cpu,
+        fork: Some(fork),
+        sigfd: env.sigfd.as_raw_fd(),
+        conn,
     };
-    let ending = d.run();
-    drop(exe_fd);
-    ending
+    d.run()
 }
 
-struct Dispatcher<'a> {
+/// What a proxy thread needs to fork the proxy (proxy.rs).
+pub struct ForkCtx {
+    pub env: Arc<Env>,
+    pub slot: u32,
+    pub conn: [i32; 3],
+}
+
+struct Dispatcher {
     guest: Arc<GuestMemory>,
-    slot: &'a ProcessSlot,
-    doorbell: OwnedFd,
-    irqfd: OwnedFd,
-    sock: OwnedFd,
-    sigfd: OwnedFd,
+    slot: &'static ProcessSlot,
+    conn: Conn,
+    sigfd: i32,
     process: Option<Arc<Process>>,
     started: Instant,
     program: String,
@@ -250,9 +379,10 @@ struct Dispatcher<'a> {
     exec: Option<Executor>,
     irqfds: Option<Vec<Option<OwnedFd>>>,
     cpu: u32,
+    fork: Option<ForkCtx>,
 }
 
-impl Dispatcher<'_> {
+impl Dispatcher {
     fn run(&mut self) -> Result<Ending, Failure> {
         loop {
             let timeout_ms = if self.process.is_none() {
@@ -263,9 +393,9 @@ impl Dispatcher<'_> {
                 500
             };
             let mut fds = [
-                libc::pollfd { fd: self.doorbell.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: self.sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.conn.doorbell.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.sigfd, events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.conn.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 },
             ];
             // SAFETY: polling three valid descriptors we own.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout_ms) };
@@ -275,7 +405,7 @@ impl Dispatcher<'_> {
             if fds[0].revents & libc::POLLIN != 0 {
                 let mut v = 0u64;
                 // SAFETY: reading 8 bytes into a local from our eventfd.
-                unsafe { libc::read(self.doorbell.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+                unsafe { libc::read(self.conn.doorbell.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
             }
             if fds[1].revents & libc::POLLIN != 0 {
                 self.forward_signals();
@@ -283,7 +413,7 @@ impl Dispatcher<'_> {
             if fds[2].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
                 let mut b = [0u8; 64];
                 // SAFETY: reading into a local buffer from our socket.
-                let r = unsafe { libc::read(self.sock.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, b.len()) };
+                let r = unsafe { libc::read(self.conn.sock.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, b.len()) };
                 if r == 0 || fds[2].revents & libc::POLLHUP != 0 {
                     return Err(Failure::new(
                         1,
@@ -347,6 +477,7 @@ impl Dispatcher<'_> {
             mirror,
             self.exec.take().expect("executor"),
             self.irqfds.take().expect("irqfds"),
+            self.fork.take().expect("fork context"),
         ));
         process.start_proxy(0).map_err(|e| err(&e))?;
         self.process = Some(process);
@@ -358,7 +489,7 @@ impl Dispatcher<'_> {
             let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             // SAFETY: reading one siginfo record into a local.
             let r = unsafe {
-                libc::read(self.sigfd.as_raw_fd(), &mut si as *mut _ as *mut libc::c_void, std::mem::size_of_val(&si))
+                libc::read(self.sigfd, &mut si as *mut _ as *mut libc::c_void, std::mem::size_of_val(&si))
             };
             if r != std::mem::size_of_val(&si) as isize {
                 return;
@@ -367,7 +498,7 @@ impl Dispatcher<'_> {
             if (1..=64).contains(&sig) {
                 self.slot.pending_signals.fetch_or(1 << (sig - 1), Ordering::SeqCst);
                 self.slot.events.fetch_or(EVENT_SIGNAL, Ordering::SeqCst);
-                kick(self.irqfd.as_fd());
+                kick(self.conn.irqfd.as_fd());
             }
         }
     }
@@ -470,7 +601,7 @@ fn clock_offset(clock: libc::clockid_t) -> i64 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: writes a timespec into a local.
         unsafe { libc::clock_gettime(c, &mut ts) };
-        ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
     };
     let r1 = get(libc::CLOCK_REALTIME);
     let c = get(clock);

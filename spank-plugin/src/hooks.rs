@@ -12,8 +12,8 @@
 //!   nothing boots: the options are exported so the script's sruns inherit them.
 //! - `slurm_spank_task_init` (the task, as the user, just before Slurm's
 //!   execve): report a pending failure, or become `mcexec -n <tasks on
-//!   node> <argv>` (see README.md for what Slurm's own exec path does after
-//!   this hook).
+//!   node> <argv>` with `IHK_RUNTIME_DIR` set to the site's (see README.md
+//!   for what Slurm's own exec path does after this hook).
 //! - `slurm_spank_exit` (slurmstepd, root again): the step no longer uses
 //!   the partition (`release = "step"` may shut it down).
 //! - `slurm_spank_job_epilog` (`slurmstepd spank epilog`, root): the cleanup.
@@ -57,12 +57,18 @@ struct Active {
     job_id: u32,
     step_id: u32,
     local_tasks: u32,
+    lwk_cpus: usize,
 }
 
 static PLUGIN: Mutex<Plugin> = Mutex::new(Plugin {
     config_path: None,
     arg_error: None,
-    options: JobOptions { mem: None, cpus: None, ikc_map: None, kargs: None },
+    options: JobOptions {
+        mem: None,
+        cpus: None,
+        ikc_map: None,
+        kargs: None,
+    },
     raw: Vec::new(),
     option_errors: Vec::new(),
     pending_error: None,
@@ -94,7 +100,10 @@ impl Plugin {
         if let Some(e) = &self.arg_error {
             return Err(format!("plugstack.conf: {e}"));
         }
-        let path = self.config_path.clone().unwrap_or_else(|| PathBuf::from(mckernel_slurm::config::DEFAULT_CONFIG_PATH));
+        let path = self
+            .config_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(mckernel_slurm::config::DEFAULT_CONFIG_PATH));
         SiteConfig::load(&path).map_err(|e| e.to_string())
     }
 }
@@ -130,7 +139,11 @@ fn set_args(args: &[String]) {
 /// # Safety
 /// Called by Slurm with its handle and the plugstack.conf arguments.
 #[no_mangle]
-pub unsafe extern "C" fn slurm_spank_init(sp: ffi::spank_t, ac: c_int, av: *mut *mut c_char) -> c_int {
+pub unsafe extern "C" fn slurm_spank_init(
+    sp: ffi::spank_t,
+    ac: c_int,
+    av: *mut *mut c_char,
+) -> c_int {
     // SAFETY: Slurm's arguments for this call.
     let args = unsafe { plugstack_args(ac, av) };
     // SAFETY: `sp` is the handle of this call.
@@ -182,10 +195,14 @@ unsafe extern "C" fn option_cb(val: c_int, optarg: *const c_char, remote: c_int)
         String::new()
     } else {
         // SAFETY: Slurm passes the option's NUL-terminated argument.
-        unsafe { CStr::from_ptr(optarg) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(optarg) }
+            .to_string_lossy()
+            .into_owned()
     };
     guarded("option callback", || {
-        let Some(id) = OptionId::from_val(val) else { return FAIL };
+        let Some(id) = OptionId::from_val(val) else {
+            return FAIL;
+        };
         let mut st = plugin();
         match st.options.set(id, &value) {
             Ok(()) => {
@@ -209,7 +226,11 @@ unsafe extern "C" fn option_cb(val: c_int, optarg: *const c_char, remote: c_int)
 /// # Safety
 /// Called by Slurm with its handle.
 #[no_mangle]
-pub unsafe extern "C" fn slurm_spank_init_post_opt(sp: ffi::spank_t, _ac: c_int, _av: *mut *mut c_char) -> c_int {
+pub unsafe extern "C" fn slurm_spank_init_post_opt(
+    sp: ffi::spank_t,
+    _ac: c_int,
+    _av: *mut *mut c_char,
+) -> c_int {
     // SAFETY: `sp` is the handle of this call.
     let sp = unsafe { Spank::from_raw(sp) };
     guarded("init_post_opt", || match spank::context() {
@@ -261,9 +282,15 @@ fn remote_post_opt(sp: Spank) {
         ffi::SLURM_BATCH_SCRIPT => {
             // The batch script runs on Linux; its sruns inherit the options.
             for (id, value) in st.raw.clone() {
-                let var = format!("SLURM_SPANK__SLURM_SPANK_OPTION_mckernel_{}", canonical(id.name()));
+                let var = format!(
+                    "SLURM_SPANK__SLURM_SPANK_OPTION_mckernel_{}",
+                    canonical(id.name())
+                );
                 if let Err(e) = sp.setenv(&var, &value) {
-                    log::error(&format!("cannot pass --{} to the batch script's steps: {e}", id.name()));
+                    log::error(&format!(
+                        "cannot pass --{} to the batch script's steps: {e}",
+                        id.name()
+                    ));
                 }
             }
         }
@@ -307,18 +334,30 @@ fn prepare_step(sp: Spank, st: &Plugin, step_id: u32) -> Result<Active, String> 
             spec.describe()
         )),
     }
-    Ok(Active { config, job_id: step.job_id, step_id, local_tasks: step.local_tasks })
+    Ok(Active {
+        config,
+        job_id: step.job_id,
+        step_id,
+        local_tasks: step.local_tasks,
+        lwk_cpus: spec.cpus.len(),
+    })
 }
 
 /// `mckernel-cpus` -> `mckernel_cpus`, as Slurm names option variables.
 fn canonical(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 /// # Safety
 /// Called by Slurm in the task process with its handle.
 #[no_mangle]
-pub unsafe extern "C" fn slurm_spank_task_init(sp: ffi::spank_t, _ac: c_int, _av: *mut *mut c_char) -> c_int {
+pub unsafe extern "C" fn slurm_spank_task_init(
+    sp: ffi::spank_t,
+    _ac: c_int,
+    _av: *mut *mut c_char,
+) -> c_int {
     // SAFETY: `sp` is the handle of this call.
     let sp = unsafe { Spank::from_raw(sp) };
     guarded("task_init", || {
@@ -331,7 +370,15 @@ pub unsafe extern "C" fn slurm_spank_task_init(sp: ffi::spank_t, _ac: c_int, _av
             }
             return FAIL;
         }
-        let Some(active) = plugin().active.clone() else { return OK };
+        let Some(active) = plugin().active.clone() else {
+            return OK;
+        };
+        // mcexec finds the node's ihkd through IHK_RUNTIME_DIR.
+        let runtime_dir = active.config.runtime_dir.display().to_string();
+        if let Err(e) = sp.setenv("IHK_RUNTIME_DIR", &runtime_dir) {
+            log::error(&format!("cannot set IHK_RUNTIME_DIR for mcexec: {e}"));
+            return FAIL;
+        }
         match become_mcexec(sp, &active) {
             Ok(()) => OK,
             Err(e) => {
@@ -345,7 +392,11 @@ pub unsafe extern "C" fn slurm_spank_task_init(sp: ffi::spank_t, _ac: c_int, _av
 /// With `spank_prepend_task_argv` (Slurm >= 23.11) Slurm execs mcexec itself.
 #[cfg(spank_prepend_task_argv)]
 fn become_mcexec(sp: Spank, active: &Active) -> Result<(), String> {
-    sp.prepend_task_argv(&launch::mcexec_prefix(&active.config.tools().mcexec, active.local_tasks)?)
+    sp.prepend_task_argv(&launch::mcexec_prefix(
+        &active.config.tools().mcexec,
+        active.local_tasks,
+        active.lwk_cpus,
+    )?)
 }
 
 /// Slurm 22.05 has no argv API: exec mcexec here with the task's argv and
@@ -353,7 +404,7 @@ fn become_mcexec(sp: Spank, active: &Active) -> Result<(), String> {
 #[cfg(not(spank_prepend_task_argv))]
 fn become_mcexec(sp: Spank, active: &Active) -> Result<(), String> {
     let mcexec = active.config.tools().mcexec;
-    let argv = launch::mcexec_argv(&mcexec, active.local_tasks, &sp.argv()?)?;
+    let argv = launch::mcexec_argv(&mcexec, active.local_tasks, active.lwk_cpus, &sp.argv()?)?;
     let env = sp.env_ptr()?;
     let mut ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
@@ -367,23 +418,37 @@ fn become_mcexec(sp: Spank, active: &Active) -> Result<(), String> {
 /// # Safety
 /// Called by Slurm with its handle.
 #[no_mangle]
-pub unsafe extern "C" fn slurm_spank_exit(_sp: ffi::spank_t, _ac: c_int, _av: *mut *mut c_char) -> c_int {
+pub unsafe extern "C" fn slurm_spank_exit(
+    _sp: ffi::spank_t,
+    _ac: c_int,
+    _av: *mut *mut c_char,
+) -> c_int {
     guarded("exit", || {
         if spank::context() != Context::Remote {
             return OK;
         }
-        let Some(active) = plugin().active.clone() else { return OK };
+        let Some(active) = plugin().active.clone() else {
+            return OK;
+        };
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return OK;
         }
-        match lifecycle::step_end(&active.config, active.job_id, active.step_id, std::process::id() as i32) {
+        match lifecycle::step_end(
+            &active.config,
+            active.job_id,
+            active.step_id,
+            std::process::id() as i32,
+        ) {
             Ok(Some(report)) => {
                 for a in &report.actions {
                     log::info(&format!("job {}: {a}", active.job_id));
                 }
                 for p in &report.problems {
-                    log::error(&format!("job {}: the node is not clean: {p}", active.job_id));
+                    log::error(&format!(
+                        "job {}: the node is not clean: {p}",
+                        active.job_id
+                    ));
                 }
                 if report.clean() {
                     OK
@@ -403,7 +468,11 @@ pub unsafe extern "C" fn slurm_spank_exit(_sp: ffi::spank_t, _ac: c_int, _av: *m
 /// # Safety
 /// Called by Slurm (`slurmstepd spank epilog`) with its handle.
 #[no_mangle]
-pub unsafe extern "C" fn slurm_spank_job_epilog(sp: ffi::spank_t, ac: c_int, av: *mut *mut c_char) -> c_int {
+pub unsafe extern "C" fn slurm_spank_job_epilog(
+    sp: ffi::spank_t,
+    ac: c_int,
+    av: *mut *mut c_char,
+) -> c_int {
     // SAFETY: Slurm's arguments for this call (slurm_spank_init is not
     // called in the job script context).
     let args = unsafe { plugstack_args(ac, av) };
@@ -430,7 +499,9 @@ pub unsafe extern "C" fn slurm_spank_job_epilog(sp: ffi::spank_t, ac: c_int, av:
             log::info(&format!("epilog of job {job_id}: {a}"));
         }
         for p in &report.problems {
-            log::error(&format!("epilog of job {job_id}: could not restore the node: {p}"));
+            log::error(&format!(
+                "epilog of job {job_id}: could not restore the node: {p}"
+            ));
         }
         if report.clean() {
             OK

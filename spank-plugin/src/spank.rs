@@ -131,7 +131,13 @@ impl Spank {
     pub fn env_ptr(&self) -> SpankResult<*const *const c_char> {
         let mut env: *const *const c_char = std::ptr::null();
         // SAFETY: Slurm writes a pointer to its environment array.
-        let rc = unsafe { ffi::spank_get_item(self.0, ffi::S_JOB_ENV, &mut env as *mut *const *const c_char) };
+        let rc = unsafe {
+            ffi::spank_get_item(
+                self.0,
+                ffi::S_JOB_ENV,
+                &mut env as *mut *const *const c_char,
+            )
+        };
         check(rc, "S_JOB_ENV")?;
         if env.is_null() {
             return Err("S_JOB_ENV: the job has no environment".into());
@@ -160,7 +166,9 @@ impl Spank {
     pub fn prepend_task_argv(&self, args: &[CString]) -> SpankResult<()> {
         let ptrs: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
         // SAFETY: `ptrs` holds args.len() valid strings; Slurm copies them.
-        let rc = unsafe { ffi::spank_prepend_task_argv(self.0, ptrs.len() as c_int, ptrs.as_ptr() as *mut _) };
+        let rc = unsafe {
+            ffi::spank_prepend_task_argv(self.0, ptrs.len() as c_int, ptrs.as_ptr() as *mut _)
+        };
         check(rc, "spank_prepend_task_argv")
     }
 }

@@ -26,8 +26,18 @@ impl Tools {
     /// `MCKERNEL_TEST_TOOLS_DIR` may name another directory with the same
     /// files (for example a release build).
     fn find() -> Tools {
-        let dir = std::env::var_os("MCKERNEL_TEST_TOOLS_DIR").map(PathBuf::from).unwrap_or_else(profile_dir);
-        for name in ["mcreboot", "mcstop-release", "ihkconfig", "ihkosctl", "ihkd", "mcexec", "mckernel.img"] {
+        let dir = std::env::var_os("MCKERNEL_TEST_TOOLS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(profile_dir);
+        for name in [
+            "mcreboot",
+            "mcstop-release",
+            "ihkconfig",
+            "ihkosctl",
+            "ihkd",
+            "mcexec",
+            "mckernel.img",
+        ] {
             assert!(
                 dir.join(name).exists(),
                 "{} is missing: build the whole workspace first (cargo build --workspace, as scripts/test.sh does)",
@@ -76,6 +86,17 @@ fn site(tools: &Tools, dir: &Path, release: &str) -> String {
     )
 }
 
+/// Hugepage counts, or None when another ihkd runs: the pools are
+/// machine-wide and another IHK user on a shared development machine
+/// changes them too (CI runs nothing else).
+fn hugepages_if_alone(c: Option<&Cluster>) -> Option<Vec<(PathBuf, String)>> {
+    if let Some(other) = foreign_ihkd(c) {
+        eprintln!("note: hugepage counts not compared: another ihkd runs ({other})");
+        return None;
+    }
+    Some(hugepages())
+}
+
 fn hugepages() -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     let mut dirs = vec![PathBuf::from("/sys/kernel/mm/hugepages")];
@@ -83,7 +104,9 @@ fn hugepages() -> Vec<(PathBuf, String)> {
         dirs.extend(nodes.flatten().map(|n| n.path().join("hugepages")));
     }
     for d in dirs {
-        let Ok(sizes) = std::fs::read_dir(&d) else { continue };
+        let Ok(sizes) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for s in sizes.flatten() {
             let f = s.path().join("nr_hugepages");
             if let Ok(v) = std::fs::read_to_string(&f) {
@@ -101,7 +124,12 @@ fn job_processes(exe: &Path, job: &str) -> Vec<i32> {
 }
 
 /// The node is as before the job: checked after every scenario.
-fn assert_node_clean(c: &mut Cluster, tools: &Tools, hugepages_before: &[(PathBuf, String)], job: Option<&str>) {
+fn assert_node_clean(
+    c: &mut Cluster,
+    tools: &Tools,
+    hugepages_before: &Option<Vec<(PathBuf, String)>>,
+    job: Option<&str>,
+) {
     c.wait_idle_after_jobs();
     assert!(
         !c.path("mckernel-state/partition.json").exists(),
@@ -109,7 +137,10 @@ fn assert_node_clean(c: &mut Cluster, tools: &Tools, hugepages_before: &[(PathBu
         std::fs::read_to_string(c.path("mckernel-state/partition.json")).unwrap_or_default()
     );
     assert!(!c.path("ihk/mcd0").exists(), "ihkd's socket is still there");
-    assert!(!c.path("ihk/ihkd.pid").exists(), "ihkd's pid file is still there");
+    assert!(
+        !c.path("ihk/ihkd.pid").exists(),
+        "ihkd's pid file is still there"
+    );
     let q = Command::new(tools.path("ihkconfig"))
         .args(["0", "query", "cpu"])
         .env("IHK_RUNTIME_DIR", c.path("ihk"))
@@ -120,26 +151,27 @@ fn assert_node_clean(c: &mut Cluster, tools: &Tools, hugepages_before: &[(PathBu
         "ihkconfig 0 query cpu: {}",
         String::from_utf8_lossy(&q.stdout)
     );
-    // Hugepage pools are machine-wide: another IHK user on a shared
-    // development machine changes them too (CI runs nothing else).
-    match foreign_ihkd(c) {
-        Some(other) => eprintln!("note: hugepage counts not compared: another ihkd runs ({other})"),
-        None => assert_eq!(hugepages(), hugepages_before, "hugepage counts changed"),
+    if let (Some(before), Some(now)) = (hugepages_before, hugepages_if_alone(Some(c))) {
+        assert_eq!(now, *before, "hugepage counts changed");
     }
     if let Some(job) = job {
-        assert!(job_processes(&tools.path("mcexec"), job).is_empty(), "mcexec of job {job} left");
+        assert!(
+            job_processes(&tools.path("mcexec"), job).is_empty(),
+            "mcexec of job {job} left"
+        );
     }
 }
 
 /// The command line of an ihkd that is not this cluster's, if one runs.
-fn foreign_ihkd(c: &Cluster) -> Option<String> {
-    let ours = c.path("ihk").display().to_string();
+fn foreign_ihkd(c: Option<&Cluster>) -> Option<String> {
+    let ours = c.map(|c| c.path("ihk").display().to_string());
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         e.file_name().to_string_lossy().parse::<i32>().ok()?;
         let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         let exe = cmd.split_whitespace().next()?.to_string();
-        (exe.rsplit('/').next() == Some("ihkd") && !cmd.contains(&ours)).then_some(cmd)
+        let is_ours = ours.as_ref().is_some_and(|o| cmd.contains(o.as_str()));
+        (exe.rsplit('/').next() == Some("ihkd") && !is_ours).then_some(cmd)
     })
 }
 
@@ -153,10 +185,18 @@ fn stderr(o: &std::process::Output) -> String {
 
 /// The id of the last job slurmctld accepted (for srun, which prints none).
 fn last_job(c: &Cluster) -> String {
-    let o = c.cmd("/usr/bin/scontrol").args(["show", "jobs", "-o"]).output().unwrap();
+    let o = c
+        .cmd("/usr/bin/scontrol")
+        .args(["show", "jobs", "-o"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&o.stdout)
         .lines()
-        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("JobId=")).map(String::from))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("JobId="))
+                .map(String::from)
+        })
         .filter_map(|id| id.parse::<u32>().ok())
         .max()
         .map(|n| n.to_string())
@@ -171,15 +211,23 @@ fn steps_run_on_the_lwk_and_the_node_is_given_back() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let tools = Tools::find();
-    let before = hugepages();
+    let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "job"));
+    c.release_with(&tools.path("mcstop-release"));
 
     let o = c.srun(&["--mckernel=512M@0", "/bin/busybox", "hostname"]);
-    assert!(o.status.success(), "srun failed: {}\n{}", stderr(&o), c.slurmd_log_tail(40));
+    assert!(
+        o.status.success(),
+        "srun failed: {}\n{}",
+        stderr(&o),
+        c.slurmd_log_tail(40)
+    );
     assert_eq!(stdout(&o), c.node);
     let job = last_job(&c);
     assert!(
-        c.slurmd_log().contains(&format!("mckernel: job {job} step 0: booted the LWK partition (CPUs 1 and memory 512M@0)")),
+        c.slurmd_log().contains(&format!(
+            "mckernel: job {job} step 0: booted the LWK partition (CPUs 1 and memory 512M@0)"
+        )),
         "{}",
         c.slurmd_log_tail(40)
     );
@@ -197,7 +245,12 @@ fn steps_run_on_the_lwk_and_the_node_is_given_back() {
         "-c",
         "echo rank $SLURM_PROCID",
     ]);
-    assert!(o.status.success(), "srun -n 2 failed: {}\n{}", stderr(&o), c.slurmd_log_tail(40));
+    assert!(
+        o.status.success(),
+        "srun -n 2 failed: {}\n{}",
+        stderr(&o),
+        c.slurmd_log_tail(40)
+    );
     let mut lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
     lines.sort();
     assert_eq!(lines, ["rank 0", "rank 1"]);
@@ -217,8 +270,9 @@ fn a_batch_job_boots_once_for_its_three_steps() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let tools = Tools::find();
-    let before = hugepages();
+    let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "job"));
+    c.release_with(&tools.path("mcstop-release"));
     let script = c.path("three-steps.sh");
     std::fs::write(
         &script,
@@ -255,10 +309,23 @@ fn a_batch_job_boots_once_for_its_three_steps() {
     );
     assert_eq!(c.job_state(&job), "COMPLETED");
     let kmsg = std::fs::read_to_string(c.path("kmsg.txt")).unwrap();
-    assert_eq!(kmsg.matches("IHK/McKernel booted.").count(), 1, "kmsg:\n{kmsg}");
+    assert_eq!(
+        kmsg.matches("IHK/McKernel booted.").count(),
+        1,
+        "kmsg:\n{kmsg}"
+    );
     let log = c.slurmd_log();
-    assert_eq!(log.matches(&format!("mckernel: job {job} step 0: booted")).count(), 1);
-    assert_eq!(log.matches("booted the LWK partition").count(), 1, "{}", c.slurmd_log_tail(60));
+    assert_eq!(
+        log.matches(&format!("mckernel: job {job} step 0: booted"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        log.matches("booted the LWK partition").count(),
+        1,
+        "{}",
+        c.slurmd_log_tail(60)
+    );
     assert_node_clean(&mut c, &tools, &before, Some(&job));
 }
 
@@ -270,13 +337,18 @@ fn scancel_and_a_killed_slurmstepd_leave_the_node_clean() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let tools = Tools::find();
-    let before = hugepages();
+    let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "job"));
+    c.release_with(&tools.path("mcstop-release"));
     let mcexec = tools.path("mcexec");
 
     // scancel of a running job.
     let job = c.sbatch(&["--mckernel=512M@0", "--wrap", "srun /bin/busybox sleep 300"]);
-    wait_for(&format!("mcexec of job {job}"), Duration::from_secs(120), || !job_processes(&mcexec, &job).is_empty());
+    wait_for(
+        &format!("mcexec of job {job}"),
+        Duration::from_secs(120),
+        || !job_processes(&mcexec, &job).is_empty(),
+    );
     let o = c.cmd("/usr/bin/scancel").arg(&job).output().unwrap();
     assert!(o.status.success());
     assert_node_clean(&mut c, &tools, &before, Some(&job));
@@ -290,16 +362,24 @@ fn scancel_and_a_killed_slurmstepd_leave_the_node_clean() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("the step's mcexec", Duration::from_secs(120), || !last_job(&c).is_empty() && !job_processes(&mcexec, &last_job(&c)).is_empty());
+    wait_for("the step's mcexec", Duration::from_secs(120), || {
+        !last_job(&c).is_empty() && !job_processes(&mcexec, &last_job(&c)).is_empty()
+    });
     let job = last_job(&c);
     let stepd = slurmstepd_of(&format!("{job}.0")).expect("the step's slurmstepd");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(stepd), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(stepd),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let o = c.cmd("/usr/bin/scancel").arg(&job).output().unwrap();
     assert!(o.status.success());
     assert_node_clean(&mut c, &tools, &before, Some(&job));
     assert!(
-        c.slurmd_log().contains(&format!("mckernel: epilog of job {job}: ended leftover mcexec processes")),
+        c.slurmd_log().contains(&format!(
+            "mckernel: epilog of job {job}: ended leftover mcexec processes"
+        )),
         "the epilogue did not end the orphaned mcexec:\n{}",
         c.slurmd_log_tail(40)
     );
@@ -315,13 +395,27 @@ fn a_boot_failure_fails_the_step_and_reserves_nothing() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let tools = Tools::find();
-    let before = hugepages();
-    let mut c = Cluster::start(|d| site(&tools, d, "job"));
-    // The LWK panics during boot when asked to (a test kernel argument).
-    let o = c.srun(&["--mckernel=512M@0", "--mckernel-kargs=ihk_test_panic=0", "/bin/busybox", "true"]);
+    let before = hugepages_if_alone(None);
+    // The site allows all of a NUMA node's memory, more than ihkd can take
+    // (it leaves Linux at least 5% of the free memory): the request passes
+    // the plugin's checks and the boot itself fails.
+    let mut c = Cluster::start(|d| {
+        site(&tools, d, "job").replace("max_memory_fraction = 0.5", "max_memory_fraction = 1.0")
+    });
+    c.release_with(&tools.path("mcstop-release"));
+    let node0 =
+        mckernel_slurm::topology::Topology::read(&mckernel_slurm::config::SiteConfig::default())
+            .unwrap()
+            .numa[&0]
+            .mem_total;
+    let all = format!("--mckernel={}M@0", (node0 >> 22) * 4);
+    let o = c.srun(&[&all, "/bin/busybox", "true"]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("mckernel: booting the LWK failed: mcreboot"), "{err}");
+    assert!(
+        err.contains("mckernel: booting the LWK failed: mcreboot -c 1 -m"),
+        "{err}"
+    );
     assert!(err.contains("nothing is left reserved"), "{err}");
     assert_node_clean(&mut c, &tools, &before, None);
 }
@@ -336,8 +430,9 @@ fn release_at_step_end_when_the_site_asks() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let tools = Tools::find();
-    let before = hugepages();
+    let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "step"));
+    c.release_with(&tools.path("mcstop-release"));
     let out = c.path("two-steps.out");
     let job = c.sbatch(&[
         "--mckernel=512M@0",
@@ -349,12 +444,24 @@ fn release_at_step_end_when_the_site_asks() {
         "srun /bin/busybox echo first && srun /bin/busybox echo second",
     ]);
     wait_job_end(&c, &job, Duration::from_secs(300));
-    assert_eq!(std::fs::read_to_string(&out).unwrap_or_default().trim(), "first\nsecond");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap_or_default().trim(),
+        "first\nsecond"
+    );
     assert_node_clean(&mut c, &tools, &before, Some(&job));
     let log = c.slurmd_log();
     assert_eq!(log.matches("booted the LWK partition").count(), 2);
-    assert_eq!(log.matches(&format!("mckernel: job {job}: shut down job {job}'s LWK partition")).count(), 2);
-    assert!(!log.contains(&format!("epilog of job {job}: shut down")), "the epilogue found a partition");
+    assert_eq!(
+        log.matches(&format!(
+            "mckernel: job {job}: shut down job {job}'s LWK partition"
+        ))
+        .count(),
+        2
+    );
+    assert!(
+        !log.contains(&format!("epilog of job {job}: shut down")),
+        "the epilogue found a partition"
+    );
 }
 
 /// ihkd killed while the job runs: the epilogue's mcstop+release replays
@@ -367,15 +474,30 @@ fn a_killed_ihkd_is_cleaned_up_by_the_epilogue() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let tools = Tools::find();
-    let before = hugepages();
+    let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "job"));
+    c.release_with(&tools.path("mcstop-release"));
     let mcexec = tools.path("mcexec");
     let job = c.sbatch(&["--mckernel=512M@0", "--wrap", "srun /bin/busybox sleep 300"]);
-    wait_for(&format!("mcexec of job {job}"), Duration::from_secs(120), || !job_processes(&mcexec, &job).is_empty());
-    let pid: i32 = std::fs::read_to_string(c.path("ihk/ihkd.pid")).unwrap().trim().parse().unwrap();
+    wait_for(
+        &format!("mcexec of job {job}"),
+        Duration::from_secs(120),
+        || !job_processes(&mcexec, &job).is_empty(),
+    );
+    let pid: i32 = std::fs::read_to_string(c.path("ihk/ihkd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     // This ihkd was started by the test's own slurmd (through mcreboot).
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
-    wait_for("ihkd to die", Duration::from_secs(10), || !mckernel_slurm::state::pid_alive(pid) || is_zombie(pid));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("ihkd to die", Duration::from_secs(10), || {
+        !mckernel_slurm::state::pid_alive(pid) || is_zombie(pid)
+    });
     let o = c.cmd("/usr/bin/scancel").arg(&job).output().unwrap();
     assert!(o.status.success());
     assert_node_clean(&mut c, &tools, &before, Some(&job));
@@ -391,8 +513,9 @@ fn the_partition_belongs_to_the_jobs_user() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let tools = Tools::find();
-    let before = hugepages();
+    let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "job"));
+    c.release_with(&tools.path("mcstop-release"));
     let work = c.path("nobody");
     std::fs::create_dir(&work).unwrap();
     std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
@@ -430,13 +553,18 @@ stat -c '%u %U' {}
         std::fs::read_to_string(work.join("job.err")).unwrap_or_default(),
         c.slurmd_log_tail(40)
     );
-    assert!(c.slurmd_log().contains(&format!("job {job} step 0: booted the LWK partition (CPUs 1 and memory 512M@0) for uid 65534")));
+    assert!(c.slurmd_log().contains(&format!(
+        "job {job} step 0: booted the LWK partition (CPUs 1 and memory 512M@0) for uid 65534"
+    )));
     assert_node_clean(&mut c, &tools, &before, Some(&job));
 }
 
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 
@@ -450,7 +578,10 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 
 fn wait_job_end(c: &Cluster, job: &str, limit: Duration) {
     wait_for(&format!("job {job} to end"), limit, || {
-        matches!(c.job_state(job).as_str(), "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" | "GONE")
+        matches!(
+            c.job_state(job).as_str(),
+            "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" | "GONE"
+        )
     });
 }
 

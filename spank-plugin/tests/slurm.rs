@@ -36,7 +36,10 @@ fn site(dir: &Path) -> String {
 /// The node gave nothing away: idle, no partition record, no ihkd socket.
 fn assert_clean(c: &mut Cluster) {
     c.wait_idle_after_jobs();
-    assert!(!c.path("mckernel-state/partition.json").exists(), "a partition record was left");
+    assert!(
+        !c.path("mckernel-state/partition.json").exists(),
+        "a partition record was left"
+    );
     assert!(!c.path("ihk/mcd0").exists(), "an ihkd was started");
 }
 
@@ -49,27 +52,54 @@ fn plugin_loads_and_bad_requests_fail_at_submission() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut c = Cluster::start(site);
     assert!(
-        c.slurmd_log().contains("mckernel: SPANK plugin loaded (built for Slurm 0x160508)"),
+        c.slurmd_log()
+            .contains("mckernel: SPANK plugin loaded (built for Slurm 0x160508)"),
         "slurmd did not load the plugin:\n{}",
         c.slurmd_log_tail(40)
     );
     let help = c.cmd("/usr/bin/srun").arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for opt in ["--mckernel=", "--mckernel-cpus=", "--mckernel-ikc-map=", "--mckernel-kargs="] {
+    for opt in [
+        "--mckernel=",
+        "--mckernel-cpus=",
+        "--mckernel-ikc-map=",
+        "--mckernel-kargs=",
+    ] {
         assert!(help.contains(opt), "srun --help does not list {opt}");
     }
 
     let over = format!("--mckernel={}G@0", node0_mem_gib() / 2 + 1);
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--mckernel=5M"], "--mckernel=5M: invalid memory list '5M': 5M is not a multiple of 4 MiB"),
-        (vec!["--mckernel=1G@9"], "--mckernel=1G@9: NUMA node 9 does not exist on this node (it has 0"),
+        (
+            vec!["--mckernel=5M"],
+            "--mckernel=5M: invalid memory list '5M': 5M is not a multiple of 4 MiB",
+        ),
+        (
+            vec!["--mckernel=1G@9"],
+            "--mckernel=1G@9: NUMA node 9 does not exist on this node (it has 0",
+        ),
         (vec![&over], "is more than the site limit of 50% of its"),
         (vec!["--mckernel=ALL"], "ALL is not accepted for a job"),
-        (vec!["--mckernel-cpus=1"], "--mckernel-cpus given without --mckernel=<memory list>"),
-        (vec!["--mckernel=512M@0", "--mckernel-cpus=0-1"], "CPUs 0 are kept for Linux by the site configuration"),
-        (vec!["--mckernel=512M@0", "--mckernel-cpus=0"], "invalid CPU count '0': the count must be a positive number"),
-        (vec!["--mckernel=512M@0", "--mckernel-cpus=2-3"], "are not allocated to the job on this node"),
-        (vec!["--mckernel=512M@0", "--mckernel-ikc-map=1"], "invalid IKC map '1': '1' has no ':<Linux CPU>'"),
+        (
+            vec!["--mckernel-cpus=1"],
+            "--mckernel-cpus given without --mckernel=<memory list>",
+        ),
+        (
+            vec!["--mckernel=512M@0", "--mckernel-cpus=0-1"],
+            "CPUs 0 are kept for Linux by the site configuration",
+        ),
+        (
+            vec!["--mckernel=512M@0", "--mckernel-cpus=0"],
+            "invalid CPU count '0': the count must be a positive number",
+        ),
+        (
+            vec!["--mckernel=512M@0", "--mckernel-cpus=2-3"],
+            "are not allocated to the job on this node",
+        ),
+        (
+            vec!["--mckernel=512M@0", "--mckernel-ikc-map=1"],
+            "invalid IKC map '1': '1' has no ':<Linux CPU>'",
+        ),
     ];
     for (opts, expected) in cases {
         let mut args = opts.clone();
@@ -77,13 +107,20 @@ fn plugin_loads_and_bad_requests_fail_at_submission() {
         let o = c.srun(&args);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "srun {opts:?} succeeded");
-        assert!(stderr.contains(expected), "srun {opts:?}: expected '{expected}' in:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "srun {opts:?}: expected '{expected}' in:\n{stderr}"
+        );
         assert!(!stderr.contains("internal error"), "{stderr}");
         assert_clean(&mut c);
     }
 
     // sbatch checks the values before the job is queued.
-    let o = c.cmd("/usr/bin/sbatch").args(["--mckernel=5M", "--wrap=true"]).output().unwrap();
+    let o = c
+        .cmd("/usr/bin/sbatch")
+        .args(["--mckernel=5M", "--wrap=true"])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("5M is not a multiple of 4 MiB"));
     assert!(c.jobs().is_empty(), "a job was queued");
@@ -103,7 +140,9 @@ fn epilogue_program_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str], job: Option<&str>| {
         let mut c = std::process::Command::new(epilog);
-        c.args(args).env_remove("SLURM_JOB_ID").env_remove("MCKERNEL_SLURM_CONFIG");
+        c.args(args)
+            .env_remove("SLURM_JOB_ID")
+            .env_remove("MCKERNEL_SLURM_CONFIG");
         if let Some(j) = job {
             c.env("SLURM_JOB_ID", j);
         }
@@ -116,7 +155,8 @@ fn epilogue_program_arguments() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("job id 'abc' is not a number"));
     let o = run(&["--config", "/nonexistent.toml"], Some("7"));
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read the McKernel site configuration /nonexistent.toml"));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("cannot read the McKernel site configuration /nonexistent.toml"));
 
     let site = dir.path().join("site.toml");
     std::fs::write(

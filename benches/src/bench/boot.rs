@@ -22,8 +22,15 @@ pub fn run(node: &Node, cpus: &str, size: &str, reps: usize) -> Result<BootResul
     for i in 0..reps {
         let (partition, t) = node.boot(cpus, size)?;
         partition.shutdown()?;
-        eprintln!("  boot {size} ({}/{reps}): {:.3} s to RUNNING", i + 1, t.as_secs_f64());
+        eprintln!(
+            "  boot {size} ({}/{reps}): {:.3} s to RUNNING",
+            i + 1,
+            t.as_secs_f64()
+        );
         secs.push(t.as_secs_f64());
     }
-    Ok(BootResult { size: size.to_string(), secs })
+    Ok(BootResult {
+        size: size.to_string(),
+        secs,
+    })
 }

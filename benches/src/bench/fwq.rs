@@ -30,7 +30,12 @@ impl FwqResult {
     /// The run with the median noise (what the plot shows).
     pub fn representative(&self) -> &Run {
         let mut idx: Vec<usize> = (0..self.runs.len()).collect();
-        idx.sort_by(|&a, &b| self.runs[a].stats.noise_pct.total_cmp(&self.runs[b].stats.noise_pct));
+        idx.sort_by(|&a, &b| {
+            self.runs[a]
+                .stats
+                .noise_pct
+                .total_cmp(&self.runs[b].stats.noise_pct)
+        });
         &self.runs[idx[idx.len() / 2]]
     }
 }
@@ -40,8 +45,12 @@ pub fn run(r: &Runner, ctx: &Ctx) -> Result<FwqResult> {
     let mut runs = Vec::new();
     for i in 0..o.fwq_runs {
         let file = ctx.raw_file(&format!("fwq{i}"), r.side());
-        let args = vec![o.fwq_samples.to_string(), o.fwq_work.to_string(), file.display().to_string()];
-        let f = r.run(&ctx.progs.fwq, &args, Duration::from_secs(300))?;
+        let args = vec![
+            o.fwq_samples.to_string(),
+            o.fwq_work.to_string(),
+            file.display().to_string(),
+        ];
+        let f = r.run(&ctx.progs.fwq, &args, Duration::from_secs(120))?;
         let rec = Records::new("fwq", &f.stdout);
         let hz = rec.f64("tsc_hz")?;
         if !(1e8..1e11).contains(&hz) {
@@ -49,10 +58,17 @@ pub fn run(r: &Runner, ctx: &Ctx) -> Result<FwqResult> {
         }
         let ticks = read_samples(&file)?;
         if ticks.len() as u64 != o.fwq_samples {
-            bail!("fwq: {} samples in {}, expected {}", ticks.len(), file.display(), o.fwq_samples);
+            bail!(
+                "fwq: {} samples in {}, expected {}",
+                ticks.len(),
+                file.display(),
+                o.fwq_samples
+            );
         }
         let quanta_us: Vec<f64> = ticks.iter().map(|t| t / hz * 1e6).collect();
-        let Some(stats) = Fwq::of(&quanta_us) else { bail!("fwq: no usable samples") };
+        let Some(stats) = Fwq::of(&quanta_us) else {
+            bail!("fwq: no usable samples")
+        };
         eprintln!(
             "  [{}] fwq run {}/{}: min {:.2} us, max {:.2} us, noise {:.4} %",
             r.side().name(),

@@ -70,7 +70,11 @@ pub fn run(r: &Runner, ctx: &Ctx, mode: Mode) -> Result<GupsResult> {
         gups.push(o.gups_updates as f64 / secs / 1e9);
     }
     if gups.len() as u64 != o.gups_rounds {
-        bail!("gups: {} rounds reported, expected {}", gups.len(), o.gups_rounds);
+        bail!(
+            "gups: {} rounds reported, expected {}",
+            gups.len(),
+            o.gups_rounds
+        );
     }
     let thp = rec.f64("thp_kb")? as i64;
     let res = GupsResult {

@@ -25,7 +25,8 @@ impl Ctx<'_> {
     /// `<raw>/<name>-<side>.txt`, absolute (the LWK side opens it through
     /// mcexec, whose working directory may differ).
     pub fn raw_file(&self, name: &str, side: Side) -> PathBuf {
-        self.raw_dir.join(format!("{name}-{}.txt", side.name().to_lowercase()))
+        self.raw_dir
+            .join(format!("{name}-{}.txt", side.name().to_lowercase()))
     }
 }
 

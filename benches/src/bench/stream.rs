@@ -33,7 +33,9 @@ pub fn run(r: &Runner, ctx: &Ctx) -> Result<StreamResult> {
     }
     let mut rates = vec![Vec::new(); KERNELS.len()];
     for fields in rec.all("rate") {
-        let [kernel, iter, rate] = fields else { bail!("stream: bad rate line {fields:?}") };
+        let [kernel, iter, rate] = fields else {
+            bail!("stream: bad rate line {fields:?}")
+        };
         let Some(k) = KERNELS.iter().position(|k| k == kernel) else {
             bail!("stream: unknown kernel '{kernel}'")
         };

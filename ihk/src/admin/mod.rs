@@ -6,6 +6,7 @@
 //! not restore.
 
 pub mod daemon_proc;
+pub mod ihkmond_proc;
 pub mod reboot;
 pub mod stop;
 

@@ -3,7 +3,7 @@
 //! script's `error_exit`), so that a failed boot leaves the node as it was.
 //!
 //! Steps: check the options (nothing changes before they are all valid) ->
-//! start ihkmond when -k/-i ask for it -> start ihkd if it is not running
+//! stop a running ihkmond, start one when -k/-i ask for it -> start ihkd if it is not running
 //! (the insmod of ihk.ko + ihk-smp-x86.ko) -> destroy existing OS instances
 //! (their resources go back to the reserved pool) -> reserve memory ->
 //! reserve CPUs (with a running ihkd, only what is not reserved yet) ->
@@ -19,10 +19,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use super::daemon_proc::{start_ihkd, stop_ihkd};
+use super::ihkmond_proc::{ihkmond_path, start_ihkmond, stop_ihkmond};
 use super::destroy_all_instances;
 use crate::client::{self, Client};
 use crate::error::{IhkError, IhkResult};
@@ -72,6 +72,8 @@ pub struct RebootOptions {
     pub turbo: bool,
     pub dump_level: u32,
     pub allow_oversubscribe: bool,
+    /// `-e`: further kernel arguments, appended as given (space separated).
+    pub extra_kargs: Option<String>,
     pub image: PathBuf,
     pub boot_timeout: Duration,
 }
@@ -86,6 +88,12 @@ impl RebootOptions {
         k.push_str(&format!(" dump_level={}", self.dump_level));
         if self.allow_oversubscribe {
             k.push_str(" allow_oversubscribe");
+        }
+        if let Some(extra) = self.extra_kargs.as_deref().map(str::trim) {
+            if !extra.is_empty() {
+                k.push(' ');
+                k.push_str(extra);
+            }
         }
         k
     }
@@ -178,7 +186,7 @@ pub fn check_options(opts: &RebootOptions, roots: &Roots) -> IhkResult<()> {
 
 /// Completed steps, undone in reverse on failure.
 enum Done {
-    Ihkmond(Child),
+    Ihkmond,
     Ihkd,
     MemReserved(BTreeMap<u32, u64>),
     CpusReserved(Vec<u32>),
@@ -219,23 +227,15 @@ fn run_steps(
 
     check_options(opts, roots).map_err(step("checking the options"))?;
 
+    // As the script: an ihkmond already running goes, a new one starts
+    // when -k/-i ask for it (admin/ihkmond_proc.rs).
+    stop_ihkmond(dir).map_err(step("stopping ihkmond"))?;
     if opts.wants_ihkmond() {
-        let exe = super::daemon_proc::ihkd_path().with_file_name("ihkmond");
+        let exe = ihkmond_path();
         if exe.is_file() {
-            let child = Command::new(&exe)
-                .args([
-                    "-f",
-                    &opts.facility,
-                    "-k",
-                    &opts.redirect_kmsg.to_string(),
-                    "-i",
-                    &opts.mon_interval.to_string(),
-                ])
-                .env("IHK_RUNTIME_DIR", dir.path())
-                .spawn()
-                .map_err(|e| IhkError::os(e, format!("starting {}", exe.display())))
+            start_ihkmond(dir, &opts.facility, opts.redirect_kmsg, opts.mon_interval)
                 .map_err(step("starting ihkmond"))?;
-            done.push(Done::Ihkmond(child));
+            done.push(Done::Ihkmond);
         } else {
             report.warnings.push(format!(
                 "ihkmond is not installed ({}): kernel messages are not forwarded to syslog and hangs are not detected",
@@ -370,18 +370,45 @@ fn undo(dir: &RuntimeDir, mut done: Vec<Done>) -> Vec<String> {
                 Client::device(dir, 0).and_then(|mut c| c.release_mem(&list))
             }
             Done::Ihkd => stop_ihkd(dir),
-            Done::Ihkmond(mut child) => {
-                // Our own child: end it and reap it.
-                let _ = child.kill();
-                child
-                    .wait()
-                    .map(|_| ())
-                    .map_err(|e| IhkError::os(e, "stopping ihkmond"))
-            }
+            Done::Ihkmond => stop_ihkmond(dir).map(|_| ()),
         };
         if let Err(e) = r {
             failures.push(e.detail);
         }
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(extra: Option<&str>) -> RebootOptions {
+        RebootOptions {
+            cpus: CpuList::parse("1").unwrap(),
+            mem: MemList::parse("512M@0").unwrap(),
+            ikc_map: None,
+            owner: None,
+            facility: "LOG_LOCAL6".into(),
+            redirect_kmsg: 0,
+            mon_interval: -1,
+            irq: None,
+            turbo: true,
+            dump_level: 24,
+            allow_oversubscribe: true,
+            extra_kargs: extra.map(String::from),
+            image: PathBuf::from("/nonexistent"),
+            boot_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn kargs_follow_the_script_and_append_extra_arguments() {
+        assert_eq!(opts(None).kargs(), "hidos turbo dump_level=24 allow_oversubscribe");
+        assert_eq!(
+            opts(Some("  ihk_test_panic=100 foo=bar ")).kargs(),
+            "hidos turbo dump_level=24 allow_oversubscribe ihk_test_panic=100 foo=bar"
+        );
+        assert_eq!(opts(Some("")).kargs(), "hidos turbo dump_level=24 allow_oversubscribe");
+    }
 }

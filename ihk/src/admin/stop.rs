@@ -7,13 +7,14 @@
 //! continue. Destroy every OS instance (retrying while something holds one
 //! open) -> release the reserved CPUs -> release the reserved memory -> ask
 //! ihkd to quit (it undoes whatever the journal still holds and exits) ->
-//! wait for it to exit -> check that no journal record, socket or pid file
+//! wait for it to exit -> stop ihkmond -> check that no journal record, socket or pid file
 //! is left. Later steps run even when an earlier one failed, so that as much
 //! as possible is given back; every failure is reported.
 
 use std::time::Duration;
 
 use super::daemon_proc::{start_ihkd, wait_exit};
+use super::ihkmond_proc::stop_ihkmond;
 use super::destroy_all_instances;
 use crate::client::{self, Client};
 use crate::journal::Journal;
@@ -45,6 +46,9 @@ pub fn stop_release(dir: &RuntimeDir) -> StopReport {
     report.had_daemon = client::daemon_running(dir);
     if !report.had_daemon {
         if journal_pending(dir) == 0 {
+            if let Err(e) = stop_ihkmond(dir) {
+                fail(&mut report, "stopping ihkmond", e.detail);
+            }
             return report;
         }
         // A crashed ihkd left changes behind: a new one restores them.
@@ -96,6 +100,11 @@ pub fn stop_release(dir: &RuntimeDir) -> StopReport {
             }
         }
         Err(e) => fail(&mut report, "stopping ihkd", e.detail),
+    }
+
+    // As the script, ihkmond goes after the IHK modules.
+    if let Err(e) = stop_ihkmond(dir) {
+        fail(&mut report, "stopping ihkmond", e.detail);
     }
 
     let left = journal_pending(dir);

@@ -19,8 +19,8 @@ use ihk::IhkError;
     about = "Reserve CPUs and memory, boot the LWK on them and wait until it runs",
     after_help = "Prints nothing unless something goes wrong; exits non-zero, naming the failed step, after \
 undoing every earlier step.\n\n\
--k/-i start ihkmond (kernel messages to syslog, hang detection) when it is installed next to ihkd; \
-until then they are accepted and checked, and a warning says ihkmond is missing. -q is accepted for \
+A running ihkmond of the runtime directory is stopped; -k/-i start a new one (kernel messages to \
+syslog, hang detection; IHKMOND names the executable, default: next to ihkd). -q is accepted for \
 compatibility: partitions are KVM VMs and need no host IRQ.\n\n\
 Environment: IHK_RUNTIME_DIR, IHK_ISOLATION (pin|evict, for a new ihkd), MCKERNEL_IMAGE (the image), \
 IHKD (the ihkd executable), MCREBOOT_BOOT_TIMEOUT (seconds, default 30)."
@@ -65,6 +65,9 @@ struct Args {
     /// Allow more threads/processes than LWK CPUs.
     #[arg(short = 'O')]
     allow_oversubscribe: bool,
+    /// Extra kernel arguments appended to the defaults (e.g. `-e "ihk_test_panic=100"`).
+    #[arg(short = 'e', value_name = "kargs")]
+    extra_kargs: Option<String>,
 }
 
 const PROG: &str = "mcreboot";
@@ -157,6 +160,7 @@ fn main() {
         turbo: args.turbo,
         dump_level: args.dump_level,
         allow_oversubscribe: args.allow_oversubscribe,
+        extra_kargs: args.extra_kargs,
         image: default_image(),
         boot_timeout: Duration::from_secs(timeout.max(1)),
     };

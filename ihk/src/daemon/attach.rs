@@ -21,8 +21,10 @@ use super::instance::InstanceHandle;
 use crate::proto::wire;
 use crate::proto::{AttachInfo, AttachRegion, Reply, Response};
 
-/// Live attachments per OS index: (mcexec pid, a handle on its connection).
-static ATTACHED: Mutex<Option<HashMap<u32, Vec<(u32, UnixStream)>>>> = Mutex::new(None);
+/// mcexec pid and a handle on its connection.
+type Attached = (u32, UnixStream);
+/// Live attachments per OS index.
+static ATTACHED: Mutex<Option<HashMap<u32, Vec<Attached>>>> = Mutex::new(None);
 
 /// How long [`close_all`] waits for attached mcexec processes to exit.
 const PROXY_EXIT_WAIT: Duration = Duration::from_secs(3);

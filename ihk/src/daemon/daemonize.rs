@@ -42,6 +42,12 @@ impl Readiness {
 /// exits with 0 when the daemon reports ready, 1 (printing the reason)
 /// otherwise.
 pub fn daemonize() -> anyhow::Result<Readiness> {
+    daemonize_as("ihkd")
+}
+
+/// [`daemonize`] for the daemon `name` (its messages name it; ihkmond uses
+/// this too).
+pub fn daemonize_as(name: &str) -> anyhow::Result<Readiness> {
     let (rd, wr) = pipe()?;
     // SAFETY: single-threaded at this point (documented precondition), so
     // the child may run arbitrary code.
@@ -56,9 +62,9 @@ pub fn daemonize() -> anyhow::Result<Readiness> {
             }
             let msg = msg.trim();
             if msg.is_empty() {
-                eprintln!("ihkd: the daemon exited before it was ready (see its log)");
+                eprintln!("{name}: the daemon exited before it was ready (see its log)");
             } else {
-                eprintln!("ihkd: {msg}");
+                eprintln!("{name}: {msg}");
             }
             std::process::exit(1);
         }

@@ -20,6 +20,9 @@ use crate::list::{format_cpus, format_size, IkcMap, MemList, MemSize};
 use crate::reserve::mempool::{Extent, MemPool};
 use crate::reserve::Isolation;
 
+// libihk's and ihkmond's operations on an instance (instance/ops.rs).
+pub mod ops;
+
 /// How long a shutdown waits for the LWK to stop its CPUs.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest kernel image accepted.
@@ -39,6 +42,8 @@ pub struct InstanceHandle {
     /// Assigned CPUs, mirrored for lock-free lookups by the device side.
     cpus: Mutex<Vec<u32>>,
     conf: Mutex<Conf>,
+    /// Eventfds and ihkmond's reports (daemon/events.rs).
+    pub events: super::events::Events,
 }
 
 #[derive(Default)]
@@ -67,6 +72,7 @@ impl InstanceHandle {
             vm: Mutex::new(VmSlot::default()),
             cpus: Mutex::new(Vec::new()),
             conf: Mutex::new(Conf::default()),
+            events: Default::default(),
         }
     }
 
@@ -96,13 +102,15 @@ impl InstanceHandle {
     /// Current status; while a boot or shutdown holds the partition, the
     /// phase it announced.
     pub fn status(&self) -> OsStatus {
-        match self.vm.try_lock() {
+        let s = match self.vm.try_lock() {
             Ok(slot) => slot
                 .partition
                 .as_ref()
                 .map_or(OsStatus::Inactive, |p| p.status()),
             Err(_) => self.phase(),
-        }
+        };
+        // HUNGUP comes from ihkmond's report (daemon/events.rs).
+        self.events.apply(s)
     }
 
     fn not_booted(&self) -> IhkResult<()> {
@@ -536,6 +544,7 @@ impl State {
 /// Boot a prepared instance and wait for it (outside the state lock).
 pub fn boot(h: &InstanceHandle, spec: BootSpec, timeout: Duration) -> IhkResult<()> {
     let mut slot = h.vm.lock().unwrap();
+    h.events.new_boot();
     let os = h.index;
     let p = match Partition::boot(spec) {
         Ok(p) => p,

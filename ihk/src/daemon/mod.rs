@@ -3,7 +3,9 @@
 //! [`crate::proto`] on `mcd0` and `mcos<N>` in its runtime directory.
 //!
 //! Modules: `state` (reservations and device operations), `instance` (one OS
-//! instance and its operations), `server` (sockets, peer credentials,
+//! instance and its operations; `instance/ops` those of libihk and ihkmond),
+//! `events` (eventfds and ihkmond's reports), `memconf` (settings of the
+//! next memory reservation), `server` (sockets, peer credentials,
 //! dispatch, signals), `daemonize` (detaching from the terminal with a
 //! readiness report to the starter).
 //!
@@ -12,7 +14,10 @@
 
 mod attach;
 mod daemonize;
+mod events;
 mod instance;
+mod libihk;
+pub mod memconf;
 mod server;
 mod state;
 
@@ -26,7 +31,7 @@ use anyhow::{bail, Context};
 use crate::paths::{Roots, RuntimeDir};
 use crate::reserve::Isolation;
 
-pub use daemonize::{daemonize, Readiness};
+pub use daemonize::{daemonize, daemonize_as, Readiness};
 
 /// How an ihkd runs.
 #[derive(Debug, Clone)]
@@ -45,7 +50,15 @@ pub struct PidLock {
 
 impl PidLock {
     pub fn acquire(dir: &RuntimeDir) -> anyhow::Result<PidLock> {
-        let path = dir.pid_file();
+        Self::acquire_file(dir.pid_file(), "ihkd", dir)
+    }
+
+    /// The pid file `path` of daemon `name` (ihkmond has its own).
+    pub fn acquire_file(
+        path: std::path::PathBuf,
+        name: &str,
+        dir: &RuntimeDir,
+    ) -> anyhow::Result<PidLock> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -58,7 +71,7 @@ impl PidLock {
             let mut other = String::new();
             let _ = file.read_to_string(&mut other);
             bail!(
-                "another ihkd (pid {}) already serves {}",
+                "another {name} (pid {}) already serves {}",
                 other.trim(),
                 dir.path().display()
             );

@@ -301,6 +301,8 @@ fn serve_connection(
             }
         };
         let mut quit = false;
+        // Descriptors sent with the reply (ihk_os_get_eventfd).
+        let mut out_fds: Vec<OwnedFd> = Vec::new();
         let response = match serde_json::from_str::<RequestEnvelope>(&line) {
             Err(e) => Response::Err(IhkError::new(EPROTO, format!("unreadable request: {e}"))),
             Ok(env) if env.v != PROTOCOL_VERSION => Response::Err(IhkError::new(
@@ -343,6 +345,7 @@ fn serve_connection(
                     fd,
                     &mut warnings,
                     &mut quit,
+                    &mut out_fds,
                 );
                 if let Err(e) = &result {
                     tracing::info!("{name} from uid {uid} failed: {e}");
@@ -356,7 +359,9 @@ fn serve_connection(
         let text = serde_json::to_string(&response).unwrap_or_else(|e| {
             format!("{{\"err\":{{\"errno\":{EPROTO},\"detail\":\"encoding the reply: {e}\"}}}}")
         });
-        let sent = wire::send(&stream, &text, &[]);
+        let raw: Vec<std::os::fd::RawFd> = out_fds.iter().map(|f| f.as_raw_fd()).collect();
+        let sent = wire::send(&stream, &text, &raw);
+        drop(out_fds);
         if quit {
             shared.ctl.exit();
             return;
@@ -377,6 +382,7 @@ fn dispatch(
     fd: Option<OwnedFd>,
     warnings: &mut Vec<String>,
     quit: &mut bool,
+    out_fds: &mut Vec<OwnedFd>,
 ) -> IhkResult<Reply> {
     let name = req.name();
     match kind {
@@ -552,5 +558,7 @@ fn dispatch(
             let h = handle.ok_or_else(|| IhkError::new(EINVAL, "no OS instance"))?;
             instance::query_free_mem(h).map(Reply::Mem)
         }
+        // libihk and ihkmond (daemon/libihk.rs).
+        other => super::libihk::dispatch(&shared.state, handle, os, other, fd, out_fds),
     }
 }

@@ -22,9 +22,9 @@ use crate::reserve::mempool::{granule_floor, MemPool};
 use crate::reserve::{self, Isolation};
 
 /// Never take more than this share of node 0's free memory (§1.2.1.8).
-const NODE0_MAX_PERCENT: u64 = 95;
-/// `ALL` on other nodes takes this share of their free memory (§1.2.1.6).
-const ALL_MAX_PERCENT: u64 = 98;
+pub(super) const NODE0_MAX_PERCENT: u64 = 95;
+// `ALL` takes `MemConf::max_size_ratio_all` (98%) of a node's free memory
+// (§1.2.1.6); node 0 stays within NODE0_MAX_PERCENT.
 /// How long destroy waits for other users of an OS socket to go away.
 pub const DESTROY_BUSY_WAIT: Duration = Duration::from_secs(1);
 
@@ -40,6 +40,8 @@ pub struct State {
     /// Owner of the sockets (`-o user[:group]`).
     pub owner: Option<(u32, u32)>,
     ctl: ServerCtl,
+    /// `ihk_reserve_mem_conf` settings for the next reservation (memconf.rs).
+    pub mem_conf: super::memconf::MemConf,
 }
 
 impl State {
@@ -65,6 +67,7 @@ impl State {
             instances: BTreeMap::new(),
             owner: None,
             ctl,
+            mem_conf: Default::default(),
         }
     }
 
@@ -209,10 +212,11 @@ impl State {
             }
             let mut total = want;
             if all_nodes.contains(&node) {
+                let ratio_cap = free / 100 * self.mem_conf.max_size_ratio_all;
                 let all_cap = if node == 0 {
-                    cap
+                    cap.min(ratio_cap)
                 } else {
-                    free / 100 * ALL_MAX_PERCENT
+                    ratio_cap
                 };
                 total = want.max(granule_floor(all_cap));
                 if total == want {
@@ -227,15 +231,28 @@ impl State {
     }
 
     pub fn reserve_mem(&mut self, mem: &MemList, warnings: &mut Vec<String>) -> IhkResult<()> {
-        // A bare `ALL` means best effort on node 0, the default node.
-        let plan = self.plan_reservation(mem)?;
+        // The settings hold for this one reservation (memconf.rs); a bare
+        // `ALL` means best effort on node 0, the default node.
+        let conf = self.mem_conf.clone();
+        let planned = if conf.balanced {
+            self.plan_balanced(mem)
+        } else {
+            self.plan_reservation(mem)
+        };
+        self.mem_conf = Default::default();
+        let plan = planned?;
+        let started = std::time::Instant::now();
         let mut created = Vec::new();
         for (&node, &size) in &plan {
-            match self
+            let reserved = self
                 .mem
                 .reserve(&mut self.journal, &self.roots, node, size, warnings)
-            {
-                Ok(ids) => created.extend(ids),
+                .and_then(|ids| {
+                    created.extend(ids.iter().copied());
+                    self.check_mem_conf(&conf, &ids, started)
+                });
+            match reserved {
+                Ok(()) => {}
                 Err(e) => {
                     let left = self
                         .mem

@@ -13,12 +13,14 @@
 //! Which requests a socket accepts: [`Request::is_device_request`] on mcd,
 //! the others on mcos. Which need root: [`Request::is_privileged`].
 
+pub mod libihk;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::IhkError;
 use crate::list::{IkcMap, MemList};
+use libihk::{DumpInfo, EventType, MemConfKey, MonitorEvent, OsInfo, RusageInfo, WatchInfo};
 
 /// Bumped on any incompatible change of [`Request`] or [`Reply`].
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -87,6 +89,11 @@ pub enum Request {
     /// Shut down every OS instance, release everything, restore the node
     /// from the journal and exit.
     Quit,
+    /// `ihk_reserve_mem_conf`: a setting for the next memory reservation.
+    ReserveMemConf {
+        key: MemConfKey,
+        value: i64,
+    },
 
     // ---- OS instance (ihkosctl, §1.3.2) ----
     OsAssignCpu {
@@ -123,6 +130,31 @@ pub enum Request {
     OsKmsg,
     OsClearKmsg,
     OsQueryFreeMem,
+    // ---- libihk and ihkmond (proto/libihk.rs) ----
+    /// `ihk_os_get_eventfd`: the reply carries a new eventfd.
+    OsGetEventfd {
+        kind: EventType,
+    },
+    /// `ihk_os_freeze` / `ihk_os_thaw` of this instance.
+    OsFreeze,
+    OsThaw,
+    OsGetRusage,
+    /// NUMA nodes and page sizes (`ihk_os_get_num_numa_nodes` & co).
+    OsInfo,
+    /// `ihk_os_makedumpfile` into the file passed as the descriptor.
+    OsDump {
+        level: i32,
+        interactive: bool,
+    },
+    /// ihkmond: status, heartbeats, memory and kmsg from `kmsg_from` on.
+    OsWatch {
+        kmsg_from: Option<u64>,
+    },
+    /// ihkmond: what it detected during boot number `boot`.
+    OsReportEvent {
+        boot: u64,
+        event: MonitorEvent,
+    },
     /// mcexec: claim a process slot of the LWK and get guest memory and
     /// doorbells (reply [`Reply::Attached`] with descriptors). The connection
     /// then stays open for the life of mcexec; its end means "proxy gone".
@@ -152,6 +184,7 @@ impl Request {
                 | SetOwner { .. }
                 | DaemonInfo
                 | Quit
+                | ReserveMemConf { .. }
         )
     }
 
@@ -171,6 +204,8 @@ impl Request {
                 | OsClearKmsg
                 | OsQueryFreeMem
                 | OsAttach { .. }
+                | OsGetRusage
+                | OsInfo
         )
     }
 
@@ -202,6 +237,10 @@ pub enum Reply {
     Info(DaemonInfo),
     /// Reply to [`Request::OsAttach`]; the descriptors come with it.
     Attached(AttachInfo),
+    Rusage(RusageInfo),
+    OsInfo(OsInfo),
+    Dumped(DumpInfo),
+    Watch(WatchInfo),
 }
 
 /// What mcexec needs to serve an LWK process. Descriptors sent with the
@@ -287,5 +326,13 @@ mod tests {
         assert!(!Request::QueryCpu.is_privileged());
         assert!(Request::QueryCpu.is_device_request());
         assert!(!Request::OsQueryCpu.is_device_request());
+        assert!(Request::OsFreeze.is_privileged());
+        assert!(Request::OsWatch { kmsg_from: None }.is_privileged());
+        assert!(!Request::OsGetRusage.is_privileged());
+        assert!(Request::ReserveMemConf {
+            key: MemConfKey::Timeout,
+            value: 1
+        }
+        .is_device_request());
     }
 }

@@ -4,7 +4,8 @@
 //! Linux CPUs (`vcpu`), the guest-physical placement of the reserved chunks
 //! (`memory`), loading and entering the LWK (`boot/`), the host end of the
 //! master IKC channel (`ikc`), and reading the kmsg buffer and monitor page
-//! (`kmsg`, `monitor`). [`Partition`] ties them together.
+//! (`kmsg`, `monitor`), and ELF core files of the partition (`coredump`).
+//! [`Partition`] ties them together.
 //!
 //! Must not: reserve or release host resources (CPUs, memfds: the caller,
 //! `ihk`, owns them and hands them in through [`BootSpec`]), re-pin or signal
@@ -12,6 +13,7 @@
 //! own VM. The LWK image built from `lwk/` is at [`LWK_IMAGE_PATH`].
 
 mod boot;
+mod coredump;
 mod error;
 mod ikc;
 mod kmsg;
@@ -26,7 +28,9 @@ pub use error::VmError;
 pub use ihk_abi::{CpuState, OsStatus};
 pub use memory::GuestRegion;
 pub use monitor::CpuMonitor;
-pub use partition::{AttachRegion, OffloadAttachment, Partition};
+pub use partition::{
+    AttachRegion, DumpLevel, DumpSummary, KmsgChunk, OffloadAttachment, Partition, Rusage,
+};
 pub use spec::{BootSpec, ChunkSpec, CpuSpec};
 
 /// Path of the LWK image (`mckernel.img`) built with this crate.

@@ -22,6 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::thread::JoinHandle;
 
+// Registers of a running vCPU, read by its own thread (memory dumps).
+mod snapshot;
+pub use snapshot::VcpuRegs;
+use snapshot::RegsSlot;
+
 /// Signal used to kick vCPU threads out of KVM_RUN: `SIGRTMIN() + 4`.
 pub fn kick_signal() -> libc::c_int {
     vmm_sys_util::signal::SIGRTMIN() + 4
@@ -197,6 +202,7 @@ pub(crate) struct VcpuThread {
     pub lwk_id: u32,
     pub stop: Arc<AtomicBool>,
     pub handle: Option<JoinHandle<VcpuEnd>>,
+    regs: Arc<RegsSlot>,
 }
 
 impl VcpuThread {
@@ -206,6 +212,8 @@ impl VcpuThread {
         install_kick_handler()?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
+        let regs = Arc::new(RegsSlot::default());
+        let slot = regs.clone();
         let lwk_id = v.lwk_id;
         let linux_cpu = v.linux_cpu;
         let (pinned_tx, pinned_rx) = std::sync::mpsc::sync_channel(1);
@@ -219,7 +227,7 @@ impl VcpuThread {
                     return VcpuEnd::Kicked;
                 }
                 let id = v.lwk_id;
-                let end = run(v, &s);
+                let end = run(v, &s, &slot);
                 obs.vcpu_ended(id, &end);
                 end
             })
@@ -230,6 +238,7 @@ impl VcpuThread {
                 lwk_id,
                 stop,
                 handle: Some(handle),
+                regs,
             }),
             Ok(Err(e)) => {
                 let _ = handle.join();
@@ -264,6 +273,27 @@ impl VcpuThread {
         }
     }
 
+    /// The vCPU's registers now (the guest goes on running); None when the
+    /// thread has ended or does not answer within `timeout`.
+    pub fn registers(&self, timeout: std::time::Duration) -> Option<VcpuRegs> {
+        let h = self.handle.as_ref()?;
+        self.regs.request();
+        use std::os::unix::thread::JoinHandleExt;
+        let pthread = h.as_pthread_t();
+        self.regs.wait(
+            timeout,
+            || {
+                if !h.is_finished() {
+                    // SAFETY: the pthread_t belongs to a thread we spawned
+                    // and have not joined; the signal has a handler that
+                    // only sets immediate_exit (no stop flag: it goes on).
+                    unsafe { libc::pthread_kill(pthread, kick_signal()) };
+                }
+            },
+            || !h.is_finished(),
+        )
+    }
+
     pub fn join(&mut self) -> Option<VcpuEnd> {
         self.handle.take().map(|h| {
             h.join()
@@ -281,7 +311,7 @@ fn pin_to(cpu: u32) -> Result<(), String> {
 }
 
 /// The run loop of one vCPU thread.
-fn run(mut v: PreparedVcpu, stop: &AtomicBool) -> VcpuEnd {
+fn run(mut v: PreparedVcpu, stop: &AtomicBool, regs: &RegsSlot) -> VcpuEnd {
     let run_ptr: *mut kvm_run = v.fd.get_kvm_run();
     KVM_RUN.with(|r| r.set(run_ptr));
     let mut line = Vec::new();
@@ -289,6 +319,7 @@ fn run(mut v: PreparedVcpu, stop: &AtomicBool) -> VcpuEnd {
         if stop.load(Ordering::SeqCst) {
             break VcpuEnd::Kicked;
         }
+        regs.serve(&v.fd);
         match v.fd.run() {
             Ok(VcpuExit::IoOut(CPU_OFF_PORT, _)) => break VcpuEnd::Off,
             Ok(VcpuExit::IoOut(DEBUGCON_PORT, data)) => {

@@ -133,6 +133,7 @@ fn load_segments(t: &Thread, fd: i32, size: u64, ty: u16, entry: u64, phoff: u64
     let bias = if ty == ET_DYN { base - lo } else { 0 };
     let mut prev_end = 0u64;
     let mut end = 0u64;
+    let mut named: Vec<(u64, u64, u64)> = Vec::new();
     for p in &loads {
         if p.filesz > p.memsz || p.offset.checked_add(p.filesz).is_none_or(|e| e > size) || p.offset % phys::PAGE != p.vaddr % phys::PAGE {
             return Err(ENOEXEC);
@@ -171,9 +172,11 @@ fn load_segments(t: &Thread, fd: i32, size: u64, ty: u16, entry: u64, phoff: u64
                 done += r as u64;
             }
         }
+        named.push((align_down(va, phys::PAGE), stop, align_down(p.offset, phys::PAGE)));
         prev_end = prev_end.max(stop);
         end = end.max(seg_end);
     }
+    crate::syscall::filemap::note_image(t, fd, &named);
     // The program headers in memory: PT_PHDR, else inside the first segment
     // that covers them in the file.
     let phdr = match ph.iter().find(|p| p.p_type == PT_PHDR) {
@@ -187,40 +190,73 @@ fn load_segments(t: &Thread, fd: i32, size: u64, ty: u16, entry: u64, phoff: u64
     Ok(Loaded { entry: entry + bias, phdr, phnum: ph.len() as u64, bias, end })
 }
 
-/// Load the process's program and build its initial stack; returns the
-/// frame to enter user mode with.
+/// A program to load: the executable and its interpreter (host fds and
+/// sizes), and its argument blob (`execfn\0 argv.. envp..`).
+pub struct Image {
+    pub exe: (i32, u64),
+    pub interp: Option<(i32, u64)>,
+    pub blob: Vec<u8>,
+    pub argc: usize,
+    pub envc: usize,
+}
+
+/// Load the process's first program (from its start parameters) and build
+/// its initial stack; returns the frame to enter user mode with.
 pub fn exec(t: &Thread) -> Result<TrapFrame, Errno> {
+    let sp = t.process.start;
+    let blob = read_args(t, sp.args_len as usize)?;
+    let interp = (sp.interp_fd >= 0).then_some((sp.interp_fd, sp.interp_size));
+    load(t, &Image { exe: (sp.exe_fd, sp.exe_size), interp, blob, argc: sp.argc as usize, envc: sp.envc as usize })
+}
+
+/// Map `img` into the (empty) address space of `t`'s process and build the
+/// initial stack; returns the frame to enter user mode with.
+pub fn load(t: &Thread, img: &Image) -> Result<TrapFrame, Errno> {
     let p = &t.process;
     let sp = p.start;
-    let (ty, entry, phoff, ph) = headers(t, sp.exe_fd, sp.exe_size)?;
+    let (exe_fd, exe_size) = img.exe;
+    let (ty, entry, phoff, ph) = headers(t, exe_fd, exe_size)?;
     let has_interp = ph.iter().any(|h| h.p_type == PT_INTERP);
-    if has_interp && sp.interp_fd < 0 {
+    if has_interp && img.interp.is_none() {
         return Err(ENOEXEC);
     }
-    let prog = load_segments(t, sp.exe_fd, sp.exe_size, ty, entry, phoff, &ph, PIE_BASE)?;
-    let interp = if has_interp {
-        let (ity, ientry, iphoff, iph) = headers(t, sp.interp_fd, sp.interp_size)?;
-        if ity != ET_DYN || iph.iter().any(|h| h.p_type == PT_INTERP) {
-            return Err(ENOEXEC);
+    let prog = load_segments(t, exe_fd, exe_size, ty, entry, phoff, &ph, PIE_BASE)?;
+    let interp = match (has_interp, img.interp) {
+        (true, Some((fd, size))) => {
+            let (ity, ientry, iphoff, iph) = headers(t, fd, size)?;
+            if ity != ET_DYN || iph.iter().any(|h| h.p_type == PT_INTERP) {
+                return Err(ENOEXEC);
+            }
+            Some(load_segments(t, fd, size, ity, ientry, iphoff, &iph, INTERP_BASE)?)
         }
-        Some(load_segments(t, sp.interp_fd, sp.interp_size, ity, ientry, iphoff, &iph, INTERP_BASE)?)
-    } else {
-        None
+        _ => None,
     };
     {
         let mut a = p.aspace.lock();
         a.init_brk(align_up(prog.end, phys::PAGE), sp.heap_extension);
         a.init_stack(STACK_TOP, sp.stack_premap, sp.stack_max)?;
     }
-    // The argument blob: execfn, argv, envp.
-    let blob = read_args(t, sp.args_len as usize)?;
-    let execfn_len = blob.iter().position(|&b| b == 0).ok_or(EINVAL)?;
-    let name = String::from_utf8_lossy(&blob[..execfn_len]);
+    let execfn_len = img.blob.iter().position(|&b| b == 0).ok_or(EINVAL)?;
+    let name = String::from_utf8_lossy(&img.blob[..execfn_len]);
     let base_name = name.rsplit('/').next().unwrap_or(&name);
     *p.comm.lock() = base_name.chars().take(15).collect();
-    let user_sp = stack::build(t, &blob, &prog, interp.as_ref())?;
+    let user_sp = stack::build(t, &img.blob, img.argc, img.envc, &prog, interp.as_ref())?;
     let start_ip = interp.as_ref().map_or(prog.entry, |i| i.entry);
     Ok(crate::process::trap::initial_frame(start_ip, user_sp))
+}
+
+/// The PT_INTERP path of the executable at host fd `fd`, if any.
+pub fn interp_path(t: &Thread, fd: i32, size: u64) -> Result<Option<Vec<u8>>, Errno> {
+    let (_, _, _, ph) = headers(t, fd, size)?;
+    let Some(h) = ph.iter().find(|h| h.p_type == PT_INTERP) else { return Ok(None) };
+    if h.filesz == 0 || h.filesz > 4096 || h.offset.checked_add(h.filesz).is_none_or(|e| e > size) {
+        return Err(ENOEXEC);
+    }
+    let mut path = read_host(t, fd, h.offset, h.filesz as usize)?;
+    while path.last() == Some(&0) {
+        path.pop();
+    }
+    Ok(Some(path))
 }
 
 /// Fetch the argument blob from mcexec.

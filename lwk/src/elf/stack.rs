@@ -40,7 +40,7 @@ const AT_EXECFN: u64 = 31;
 const AT_MINSIGSTKSZ: u64 = 51;
 
 /// Write the initial stack of `t`'s process; returns the user rsp.
-pub fn build(t: &Thread, blob: &[u8], prog: &Loaded, interp: Option<&Loaded>) -> Result<u64, Errno> {
+pub fn build(t: &Thread, blob: &[u8], argc: usize, envc: usize, prog: &Loaded, interp: Option<&Loaded>) -> Result<u64, Errno> {
     let p = &t.process;
     let sp_params = &p.start;
     let a = p.aspace.lock();
@@ -60,7 +60,6 @@ pub fn build(t: &Thread, blob: &[u8], prog: &Loaded, interp: Option<&Loaded>) ->
         let n = blob[off..].iter().position(|&b| b == 0).ok_or(EINVAL)?;
         off += n + 1;
     }
-    let (argc, envc) = (sp_params.argc as usize, sp_params.envc as usize);
     if addrs.len() != 1 + argc + envc {
         return Err(EINVAL);
     }

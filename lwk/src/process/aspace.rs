@@ -12,8 +12,9 @@
 //! process is in flight, since its proxy may still use the old mirror.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MMAP_TOP, USER_END, USER_START};
 
@@ -66,10 +67,13 @@ pub struct AddressSpace {
     heap_ext: u64,
     pub stack_top: u64,
     stack_limit: u64,
-    /// Offloaded calls of the process in flight (see module doc).
-    pub in_flight: u32,
+    /// Offloaded calls of the process in flight (see module doc); shared
+    /// with the process, counted without this address space's lock.
+    pub in_flight: Arc<AtomicU32>,
     /// Bytes of user memory backed (for rusage / kmsg).
     pub backed_bytes: u64,
+    /// File-backed ranges (`filemap.rs`).
+    pub files: super::filemap::FileMaps,
 }
 
 // SAFETY: the MapTable pointers point into the process's proxy area in the
@@ -106,7 +110,7 @@ fn subtract(a: u64, b: u64, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
 }
 
 impl AddressSpace {
-    pub fn new(granule: u64, numa: u32, map: MapTable) -> Result<AddressSpace, Errno> {
+    pub fn new(granule: u64, numa: u32, map: MapTable, in_flight: Arc<AtomicU32>) -> Result<AddressSpace, Errno> {
         let pt = PageTable::new(phys::kernel_root()).map_err(|_| ENOMEM)?;
         Ok(AddressSpace {
             pt,
@@ -122,16 +126,18 @@ impl AddressSpace {
             heap_ext: PAGE,
             stack_top: 0,
             stack_limit: 0,
-            in_flight: 0,
+            in_flight,
             backed_bytes: 0,
+            files: super::filemap::FileMaps::new(),
         })
     }
 
-    pub fn granule(&self) -> u64 {
-        self.granule
-    }
-
     // ----- VMAs ---------------------------------------------------------
+
+    /// Every VMA in address order (`/proc/self/maps`).
+    pub fn vmas(&self) -> impl Iterator<Item = (u64, Vma)> + '_ {
+        self.vmas.iter().map(|(&s, &v)| (s, v))
+    }
 
     /// The VMA containing `addr`.
     pub fn vma_at(&self, addr: u64) -> Option<(u64, Vma)> {
@@ -220,32 +226,65 @@ impl AddressSpace {
         for (gs, ge) in self.unbacked(s, e) {
             let mut v = gs;
             while v < ge {
-                // Large aligned runs where possible (at most 1 GiB at once),
-                // else up to the next 2 MiB boundary.
-                let mut piece = if v % LARGE == 0 && ge - v >= LARGE {
-                    align_down((ge - v).min(1 << 30), LARGE)
-                } else {
-                    (align_up(v + 1, LARGE).min(ge)) - v
-                };
-                let pa = loop {
-                    let align = if piece % LARGE == 0 && v % LARGE == 0 { LARGE } else { g };
-                    if let Some(pa) = phys::alloc_on(piece, align, Some(self.numa)) {
-                        break pa;
-                    }
-                    // Fragmented: try a smaller run.
-                    let smaller = if piece > LARGE { align_down(piece / 2, LARGE) } else { 0 };
-                    if smaller < LARGE.max(g) || smaller == piece {
-                        return Err(ENOMEM);
-                    }
-                    piece = smaller;
-                };
-                phys::zero(pa, piece);
+                let (pa, piece) = self.alloc_piece(v, ge)?;
+                // New memory is zeroed by the proxy when there is one (the
+                // host does it at memory speed), else here.
+                crate::syscall::offload::zero_user(pa, piece);
                 self.backing.insert(v, Extent { len: piece, pa });
                 self.backed_bytes += piece;
                 v += piece;
             }
         }
         Ok(())
+    }
+
+    /// Memory for the start of `[v, end)` (granule aligned): a large aligned
+    /// run where possible (at most 1 GiB at once), else up to the next 2 MiB
+    /// boundary; smaller runs when memory is fragmented. Returns (pa, len).
+    fn alloc_piece(&self, v: u64, end: u64) -> Result<(u64, u64), Errno> {
+        let g = self.granule;
+        let mut piece = if v % LARGE == 0 && end - v >= LARGE {
+            align_down((end - v).min(1 << 30), LARGE)
+        } else {
+            (align_up(v + 1, LARGE).min(end)) - v
+        };
+        loop {
+            let align = if piece % LARGE == 0 && v % LARGE == 0 { LARGE.max(g) } else { g };
+            if let Some(pa) = phys::alloc_on(piece, align, Some(self.numa)) {
+                return Ok((pa, piece));
+            }
+            let smaller = if piece > LARGE { align_down(piece / 2, LARGE) } else { 0 };
+            if smaller < LARGE.max(g) || smaller == piece {
+                return Err(ENOMEM);
+            }
+            piece = smaller;
+        }
+    }
+
+    /// Make this (new, empty) address space a copy of `parent`'s: same
+    /// VMAs, heap and stack, and a copy of every backed byte (fork). The
+    /// bytes are copied by the calling thread's proxy.
+    pub fn copy_from(&mut self, parent: &AddressSpace) -> Result<(), Errno> {
+        self.vmas = parent.vmas.clone();
+        self.brk_start = parent.brk_start;
+        self.brk = parent.brk;
+        self.brk_end = parent.brk_end;
+        self.heap_ext = parent.heap_ext;
+        self.stack_top = parent.stack_top;
+        self.stack_limit = parent.stack_limit;
+        for (&va, x) in &parent.backing {
+            let end = va + x.len;
+            let mut v = va;
+            while v < end {
+                let (pa, piece) = self.alloc_piece(v, end)?;
+                crate::syscall::offload::copy_phys(pa, x.pa + (v - va), piece)?;
+                self.backing.insert(v, Extent { len: piece, pa });
+                self.backed_bytes += piece;
+                v += piece;
+            }
+        }
+        self.map_pages(USER_START, USER_END)?;
+        self.publish()
     }
 
     /// Map the accessible pages of VMAs in `[start, end)` onto their backing.
@@ -320,7 +359,7 @@ impl AddressSpace {
 
     /// Give deferred frees back when no offload is in flight.
     pub fn flush_deferred(&mut self) {
-        if self.in_flight == 0 {
+        if self.in_flight.load(Ordering::Acquire) == 0 {
             for (pa, len) in self.deferred.drain(..) {
                 phys::free(pa, len);
             }
@@ -361,12 +400,6 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// The current (even) map sequence, for offload requests.
-    pub fn map_seq(&self) -> u64 {
-        // SAFETY: see publish.
-        unsafe { &*self.map.header }.map_seq.load(Ordering::Acquire)
-    }
-
     // ----- operations ---------------------------------------------------
 
     /// Create a VMA over free space and populate it unless lazy/PROT_NONE.
@@ -395,13 +428,34 @@ impl AddressSpace {
         if start % PAGE != 0 || len == 0 || start < USER_START || end > USER_END {
             return Err(EINVAL);
         }
+        self.files.remove(start, end);
         let removed = self.remove_vmas(start, end);
         if removed.is_empty() {
             return Ok(());
         }
         self.pt.unmap(start, end - start).map_err(|_| ENOMEM)?;
         self.release_unused(start, end);
+        // Blocks shared with a neighbouring VMA stay backed: clear what the
+        // removed VMAs held, so a later mapping there starts zeroed.
+        for (s, v) in removed {
+            self.zero_backed(s, v.end);
+        }
         self.publish()
+    }
+
+    /// Zero the backed parts of `[start, end)`.
+    fn zero_backed(&mut self, start: u64, end: u64) {
+        let mut exts: Vec<(u64, Extent)> = Vec::new();
+        if let Some((&va, &x)) = self.backing.range(..start).next_back() {
+            exts.push((va, x));
+        }
+        exts.extend(self.backing.range(start..end).map(|(&k, &x)| (k, x)));
+        for (va, x) in exts {
+            let (s, e) = (va.max(start), (va + x.len).min(end));
+            if s < e {
+                crate::syscall::offload::zero_user(x.pa + (s - va), e - s);
+            }
+        }
     }
 
     /// mprotect.
@@ -607,6 +661,23 @@ impl AddressSpace {
         }
     }
 
+    /// Drop every mapping (execve): the address space starts empty.
+    pub fn reset(&mut self) {
+        self.files.clear();
+        self.vmas.clear();
+        let all: Vec<(u64, u64)> = self.backing.iter().map(|(&va, x)| (va, va + x.len)).collect();
+        for (s, e) in all {
+            self.release_backing(s, e);
+        }
+        self.pt.clear_user();
+        self.brk_start = 0;
+        self.brk = 0;
+        self.brk_end = 0;
+        self.stack_top = 0;
+        self.stack_limit = 0;
+        let _ = self.publish();
+    }
+
     /// Free everything (the process is gone and so is its proxy).
     pub fn teardown(&mut self) {
         self.vmas.clear();
@@ -614,8 +685,9 @@ impl AddressSpace {
         for (s, e) in all {
             self.release_backing(s, e);
         }
-        self.in_flight = 0;
-        self.flush_deferred();
+        for (pa, len) in self.deferred.drain(..) {
+            phys::free(pa, len);
+        }
     }
 
     // ----- access from the kernel -----------------------------------------

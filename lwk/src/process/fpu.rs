@@ -2,6 +2,11 @@
 //! without it). The kernel itself never uses these registers (soft-float
 //! target), so a thread's state stays in the CPU until another thread runs
 //! on it (`sched` tracks the owner per CPU).
+//!
+//! Under a nested hypervisor that runs guest kernel code in an instruction
+//! emulator (seen with KVM PVM hosts: kernel code runs ~1000x slower and
+//! XSAVE/XRSTOR cannot be emulated), XSAVE is left disabled: user programs
+//! then see no OSXSAVE and use SSE only, whose state FXSAVE covers.
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,7 +44,13 @@ pub fn init_this_cpu() {
         cr4 |= (1 << 9) | (1 << 10); // OSFXSR, OSXMMEXCPT
         cr4 &= !(1 << 16); // FSGSBASE off
         let (_, _, ecx1, _) = cpuid(1, 0);
-        let has_xsave = ecx1 & (1 << 26) != 0;
+        let emulated = kernel_is_emulated();
+        if emulated && crate::smp::cpu_id() == 0 {
+            crate::printk!(
+                "fpu: kernel code runs under instruction emulation (nested hypervisor); XSAVE disabled, user programs use SSE"
+            );
+        }
+        let has_xsave = ecx1 & (1 << 26) != 0 && !emulated;
         if has_xsave {
             cr4 |= 1 << 18; // OSXSAVE
         }
@@ -60,6 +71,20 @@ pub fn init_this_cpu() {
         }
         asm!("fninit");
     }
+}
+
+/// Does this CPU execute kernel code in an instruction emulator? A short
+/// loop takes a few hundred TSC ticks natively and over a hundred
+/// thousand when emulated.
+fn kernel_is_emulated() -> bool {
+    let t0 = crate::arch::x86_64::tsc::now();
+    let mut x = 0u64;
+    for i in 0..64u64 {
+        x = core::hint::black_box(x.wrapping_add(i));
+    }
+    let t1 = crate::arch::x86_64::tsc::now();
+    core::hint::black_box(x);
+    t1.saturating_sub(t0) > 64 * 2000
 }
 
 /// Size of a signal frame's FPU image.

@@ -12,6 +12,9 @@
 //! direct map (`phys::to_virt`).
 
 pub mod aspace;
+pub mod exec;
+pub mod filemap;
+pub mod fork;
 pub mod fpu;
 pub mod heap;
 pub mod pagetable;
@@ -51,8 +54,9 @@ pub struct Process {
     pub aspace: Mutex<AddressSpace>,
     /// CR3 of the process (its page table root; fixed for its life).
     pub cr3: u64,
-    pub home_cpu: u32,
     pub signals: Mutex<SignalState>,
+    /// Process-directed pending signals (bit n-1 for signal n).
+    pub sig_pending: AtomicU64,
     /// Threads alive (main thread included).
     pub live_threads: AtomicU32,
     /// Set when the process is being ended; threads leave at the next
@@ -64,11 +68,14 @@ pub struct Process {
     pub comm: Mutex<String>,
     /// Bitmap of thread slots in use.
     pub slot_bitmap: Mutex<alloc::vec::Vec<bool>>,
-    pub next_tid: AtomicU32,
     /// TSC at start (times()).
     pub start_tsc: u64,
-    /// Exit already reported to mcexec.
-    pub reported: AtomicBool,
+    /// Offloaded calls in flight (shared with the address space).
+    pub in_flight: alloc::sync::Arc<AtomicU32>,
+    /// A fork in progress (fork.rs): what the child copies, and the result
+    /// the child reports (0 pending, child pid, or -errno).
+    pub fork_req: Mutex<Option<fork::ForkReq>>,
+    pub fork_result: core::sync::atomic::AtomicI64,
 }
 
 // SAFETY: `threads_ptr` points into the proxy area (direct map) owned by
@@ -89,6 +96,13 @@ impl Process {
         unsafe { self.threads_ptr.add(i as usize) }
     }
 
+    /// The current (even) sequence of the map table mcexec mirrors.
+    pub fn map_seq(&self) -> u64 {
+        // SAFETY: the proxy area header lives as long as the process.
+        let h = unsafe { &*(phys::to_virt(self.area_pa) as *const ihk_abi::offload::ProxyAreaHeader) };
+        h.map_seq.load(Ordering::Acquire)
+    }
+
     pub fn is_dying(&self) -> bool {
         self.dying.load(Ordering::Acquire)
     }
@@ -100,6 +114,8 @@ pub enum ThreadState {
     Runnable,
     /// Waiting for its offload slot to become DONE.
     WaitingOffload,
+    /// In sigsuspend: waiting for a signal it does not block.
+    WaitingSignal,
     Dead,
 }
 
@@ -127,7 +143,14 @@ pub struct Thread {
     /// Number of an offloaded call the proxy interrupted for a signal
     /// (`NO_RESTART` if none): restarted after the handler if SA_RESTART.
     pub restart_nr: AtomicU64,
+    /// The mask to restore after a signal taken in sigsuspend
+    /// (`NO_SAVED_MASK` if none): what the handler's frame records.
+    pub saved_sigmask: AtomicU64,
 }
+
+/// `Thread::saved_sigmask` when nothing is saved (a mask never has the
+/// SIGKILL and SIGSTOP bits).
+pub const NO_SAVED_MASK: u64 = u64::MAX;
 
 pub const NO_RESTART: u64 = u64::MAX;
 
@@ -167,3 +190,4 @@ pub fn init() {
     service::init();
     sched::init();
 }
+

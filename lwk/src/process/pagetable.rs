@@ -29,8 +29,6 @@ pub struct Perm {
 }
 
 impl Perm {
-    pub const NONE: Perm = Perm { read: false, write: false, exec: false };
-
     pub fn from_prot(prot: u64) -> Perm {
         Perm { read: prot & 1 != 0, write: prot & 2 != 0, exec: prot & 4 != 0 }
     }
@@ -182,33 +180,6 @@ impl PageTable {
         Ok(())
     }
 
-    /// Change permissions of mapped pages in `[va, va+len)`.
-    pub fn protect(&mut self, va: u64, len: u64, perm: Perm) -> Result<(), NoMem> {
-        let end = va + len;
-        let mut v = va;
-        while v < end {
-            match self.walk(v) {
-                None => v = (v | (LARGE - 1)) + 1,
-                Some((e, LARGE)) => {
-                    if v % LARGE == 0 && end - v >= LARGE {
-                        *e = (*e & ADDR_2M) | perm.flags() | PTE_PS;
-                        v += LARGE;
-                    } else {
-                        self.split(e)?;
-                    }
-                }
-                Some((e, _)) => {
-                    if *e & PTE_P != 0 {
-                        *e = (*e & ADDR) | perm.flags();
-                    }
-                    v += PAGE;
-                }
-            }
-        }
-        flush_range(va, len);
-        Ok(())
-    }
-
     /// Physical address and writability of user address `va`, if mapped
     /// user-accessible.
     pub fn translate(&self, va: u64) -> Option<(u64, bool)> {
@@ -218,6 +189,18 @@ impl PageTable {
         }
         let base = if size == LARGE { *e & ADDR_2M } else { *e & ADDR };
         Some((base + (va & (size - 1)), *e & PTE_W != 0))
+    }
+
+    /// Remove every user mapping and free the user half's tables.
+    pub fn clear_user(&mut self) {
+        let t = table(self.root);
+        for e in t[..256].iter_mut() {
+            if *e & PTE_P != 0 {
+                Self::free_tables(*e & ADDR, 2);
+                *e = 0;
+            }
+        }
+        flush_all();
     }
 
     /// Free every table page of the user half.
@@ -273,15 +256,4 @@ pub fn current_root() -> u64 {
     // SAFETY: reading CR3 has no side effects.
     unsafe { core::arch::asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
     v & ADDR
-}
-
-/// Switch to the table at `root`.
-///
-/// # Safety
-/// `root` must be a valid PML4 whose kernel half maps the running code,
-/// stack and data.
-pub unsafe fn switch_to(root: u64) {
-    if current_root() != root {
-        core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags));
-    }
 }

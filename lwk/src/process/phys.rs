@@ -13,8 +13,9 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 pub const PAGE: u64 = 4096;
-/// Virtual address of physical address 0 in the kernel's direct map.
-pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
+/// Virtual address of physical address 0 in the kernel's direct map
+/// (shared with the host's memory dumps through the ABI crate).
+pub const DIRECT_MAP_BASE: u64 = ihk_abi::layout::DIRECT_MAP_BASE;
 
 static NX: AtomicBool = AtomicBool::new(false);
 static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);

@@ -19,13 +19,14 @@
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{fence, Ordering};
+use core::sync::atomic::{fence, AtomicPtr, Ordering};
+
+use ihk_abi::boot_params::MAX_CPUS;
 
 use ihk_abi::offload::SLOT_DONE;
 use spin::{Mutex, Once};
 
 use super::{phys, Thread, ThreadState};
-use crate::arch::x86_64::idt::TrapFrame;
 
 core::arch::global_asm!(
     r#"
@@ -73,8 +74,8 @@ extern "C" {
 pub enum ThreadStart {
     /// Load the program (main thread of a new process).
     Exec,
-    /// Return to user mode with this frame (a clone()d thread).
-    Frame(TrapFrame),
+    /// Become a copy of this parent (first thread of a fork child).
+    Fork(Arc<super::Process>),
 }
 
 struct CpuSched {
@@ -88,6 +89,10 @@ struct CpuSched {
 }
 
 static CPUS: Once<Vec<Mutex<CpuSched>>> = Once::new();
+
+/// The thread running on each CPU (null in the scheduler context): read on
+/// every system call, so kept apart from the locked scheduler state.
+static CURRENT: [AtomicPtr<Thread>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 
 pub fn init() {
     let n = crate::boot_params::get().cores().len();
@@ -110,9 +115,14 @@ fn cpu() -> &'static Mutex<CpuSched> {
     &CPUS.get().expect("sched::init")[crate::smp::cpu_id() as usize]
 }
 
-/// The thread running on this CPU, if any.
-pub fn current() -> Option<Arc<Thread>> {
-    CPUS.get()?.get(crate::smp::cpu_id() as usize)?.lock().current.clone()
+/// The thread running on this CPU, if any (None in the scheduler context).
+/// The reference is valid while that thread runs: the scheduler holds an
+/// `Arc` of it until it switches back, and a thread never outlives its own
+/// kernel code.
+pub fn current() -> Option<&'static Thread> {
+    let p = CURRENT.get(crate::smp::cpu_id() as usize)?.load(Ordering::Relaxed);
+    // SAFETY: see above; set in `run` from the Arc it keeps in `current`.
+    (!p.is_null()).then(|| unsafe { &*p })
 }
 
 /// Prepare a new thread's kernel stack so the first switch to it enters
@@ -142,7 +152,12 @@ pub fn poll() -> bool {
     if CPUS.get().is_none() {
         return false;
     }
-    super::service::poll_events();
+    // A busy CPU never halts: take interrupts that arrived meanwhile (the
+    // doorbells that tell us about new work) in a short window.
+    // SAFETY: `sti; nop; cli` opens the interrupt window for exactly one
+    // instruction; handlers run on this (kernel) stack as at `hlt`.
+    unsafe { core::arch::asm!("sti", "nop", "cli", options(nomem, nostack)) };
+    super::trap::poll_events_if_rung();
     wake_finished();
     let next = cpu().lock().runq.pop_front();
     if let Some(t) = next {
@@ -160,7 +175,11 @@ fn wake_finished() {
     while i < c.waiting.len() {
         let t = &c.waiting[i];
         let s = t.process.thread_slot(t.slot);
-        if s.state.load(Ordering::Acquire) == SLOT_DONE || t.process.is_dying() {
+        let ready = match t.get_state() {
+            ThreadState::WaitingSignal => super::signal::has_deliverable(t),
+            _ => s.state.load(Ordering::Acquire) == SLOT_DONE,
+        };
+        if ready || t.process.is_dying() {
             let t = c.waiting.swap_remove(i);
             t.set_state(ThreadState::Runnable);
             c.runq.push_back(t);
@@ -178,14 +197,14 @@ fn prepare_halt() -> bool {
     }
     fence(Ordering::SeqCst);
     let ready = c.waiting.iter().any(|t| {
-        t.process.thread_slot(t.slot).state.load(Ordering::Acquire) == SLOT_DONE || t.process.is_dying()
+        let signal = t.get_state() == ThreadState::WaitingSignal && super::signal::has_deliverable(t);
+        signal || t.process.thread_slot(t.slot).state.load(Ordering::Acquire) == SLOT_DONE || t.process.is_dying()
     });
     !c.runq.is_empty() || ready
 }
 
 /// Run `t` until it yields back.
 fn run(t: Arc<Thread>) {
-    crate::printk!("DBG run tid {}", t.tid);
     let (save, new_rsp, cr3) = {
         let mut c = cpu().lock();
         let me = Arc::as_ptr(&t) as usize;
@@ -195,6 +214,7 @@ fn run(t: Arc<Thread>) {
             c.fpu_owner = Some(me);
         }
         c.current = Some(Arc::clone(&t));
+        CURRENT[crate::smp::cpu_id() as usize].store(Arc::as_ptr(&t) as *mut Thread, Ordering::Relaxed);
         (&mut c.idle_rsp as *mut u64, t.ctx_rsp.load(Ordering::Relaxed), t.process.cr3)
     };
     let top = t.kstack_top();
@@ -206,6 +226,7 @@ fn run(t: Arc<Thread>) {
     // own stack; `cr3` maps the kernel half (direct map, kernel image).
     unsafe { lwk_switch_stack(save, new_rsp, cr3) };
     // Back in the scheduler context.
+    CURRENT[crate::smp::cpu_id() as usize].store(core::ptr::null_mut(), Ordering::Relaxed);
     let mut c = cpu().lock();
     let t = c.current.take().expect("current thread");
     t.fs_base.store(crate::arch::x86_64::rdmsr(IA32_FS_BASE), Ordering::Relaxed);
@@ -214,7 +235,7 @@ fn run(t: Arc<Thread>) {
     t.fpu.save();
     match t.get_state() {
         ThreadState::Runnable => c.runq.push_back(t),
-        ThreadState::WaitingOffload => c.waiting.push(t),
+        ThreadState::WaitingOffload | ThreadState::WaitingSignal => c.waiting.push(t),
         ThreadState::Dead => {
             if c.fpu_owner == Some(Arc::as_ptr(&t) as usize) {
                 c.fpu_owner = None;
@@ -252,7 +273,7 @@ extern "C" fn thread_main(t: *const Thread) -> ! {
     let start = t.start.lock().take();
     match start {
         Some(ThreadStart::Exec) => super::service::exec_main(t),
-        Some(ThreadStart::Frame(f)) => super::trap::enter_with_frame(t, f),
+        Some(ThreadStart::Fork(parent)) => super::fork::child_main(t, parent),
         None => exit_current(t),
     }
 }

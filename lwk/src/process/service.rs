@@ -81,6 +81,17 @@ pub fn poll_events() {
             continue;
         }
         if state == ProcState::Start as u32 {
+            if s.events.load(Ordering::Acquire) & EVENT_PROXY_GONE != 0 {
+                // mcexec died before the process started.
+                // SAFETY: `start` is stable once the slot left CLAIMED.
+                let sp: StartParams = unsafe { core::ptr::read_volatile(&s.start) };
+                if let Some(parent) = fork_parent(&sp) {
+                    parent.fork_result.store(-(EAGAIN.0 as i64), Ordering::Release);
+                }
+                s.events.store(0, Ordering::Relaxed);
+                s.state.store(ProcState::Free as u32, Ordering::Release);
+                continue;
+            }
             start_process(i);
             continue;
         }
@@ -99,12 +110,14 @@ pub fn poll_events() {
         if events & EVENT_PROXY_GONE != 0 {
             match &proc {
                 Some(p) if p.live_threads.load(Ordering::Acquire) > 0 => {
-                    crate::printk!(
-                        "mcexec (pid {}) is gone: ending process {} ({})",
-                        p.pid,
-                        p.pid,
-                        p.comm.lock().as_str()
-                    );
+                    if !p.is_dying() {
+                        crate::printk!(
+                            "mcexec (pid {}) is gone: ending process {} ({})",
+                            p.pid,
+                            p.pid,
+                            p.comm.lock().as_str()
+                        );
+                    }
                     kill_process(p, 9, false);
                     // Freed when its last thread is gone (thread_gone).
                     s.events.fetch_or(EVENT_PROXY_GONE, Ordering::AcqRel);
@@ -118,19 +131,42 @@ pub fn poll_events() {
     }
 }
 
+/// The process a fork child copies, if `sp` describes one.
+fn fork_parent(sp: &StartParams) -> Option<Arc<Process>> {
+    if sp.fork_from_slot == NO_FORK {
+        return None;
+    }
+    let p = PROCS.lock().get(sp.fork_from_slot as usize)?.clone()?;
+    (p.pid == sp.fork_from_pid && p.fork_req.lock().is_some()).then_some(p)
+}
+
 /// Create the process of slot `i` from its start parameters.
 fn start_process(i: usize) {
     let s = slot(i);
     // SAFETY: mcexec wrote `start` before the Release store of START.
     let sp: StartParams = unsafe { core::ptr::read_volatile(&s.start) };
+    let parent = fork_parent(&sp);
+    if sp.fork_from_slot != NO_FORK && parent.is_none() {
+        s.start_error.store(-(ESRCH.0 as i64), Ordering::Relaxed);
+        s.state.store(ProcState::Failed as u32, Ordering::Release);
+        ring_host(i as u32);
+        return;
+    }
     match create(i, s, &sp) {
         Ok(p) => {
-            let main = new_thread(&p, 0, p.pid, ThreadStart::Exec).expect("slot 0 is free");
+            let start = match parent {
+                Some(parent) => ThreadStart::Fork(parent),
+                None => ThreadStart::Exec,
+            };
+            let main = new_thread(&p, 0, p.pid, start).expect("slot 0 is free");
             PROCS.lock()[i] = Some(p);
             s.state.store(ProcState::Running as u32, Ordering::Release);
             sched::enqueue(main);
         }
         Err(e) => {
+            if let Some(parent) = parent {
+                parent.fork_result.store(-(e.0 as i64), Ordering::Release);
+            }
             s.start_error.store(-(e.0 as i64), Ordering::Relaxed);
             s.state.store(ProcState::Failed as u32, Ordering::Release);
             ring_host(i as u32);
@@ -145,7 +181,10 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
     }
     let (threads_off, map_off, size) = proxy_area_layout(sp.max_threads, MAP_CAPACITY);
     let size = size.div_ceil(phys::PAGE) * phys::PAGE;
-    let area_pa = phys::alloc_zeroed(size, phys::PAGE).ok_or(ENOMEM)?;
+    let area_pa = phys::alloc(size, phys::PAGE).ok_or(ENOMEM)?;
+    // Header and thread slots start zeroed; map entries past the count are
+    // never read.
+    phys::zero(area_pa, map_off as u64);
     let base = phys::to_virt(area_pa);
     // SAFETY: the fresh area is ours; mcexec reads it only after RUNNING.
     unsafe {
@@ -164,7 +203,8 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
         capacity: MAP_CAPACITY,
     };
     let numa = phys::local_numa();
-    let aspace = match AddressSpace::new(g, numa, map) {
+    let in_flight = Arc::new(AtomicU32::new(0));
+    let aspace = match AddressSpace::new(g, numa, map, Arc::clone(&in_flight)) {
         Ok(a) => a,
         Err(e) => {
             phys::free(area_pa, size);
@@ -189,16 +229,17 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
         thread_capacity: sp.max_threads,
         aspace: Mutex::new(aspace),
         cr3,
-        home_cpu: crate::smp::cpu_id(),
         signals: Mutex::new(SignalState::new()),
+        sig_pending: AtomicU64::new(0),
         live_threads: AtomicU32::new(0),
         dying: AtomicBool::new(false),
         exit_status: Mutex::new(None),
         comm: Mutex::new(comm),
         slot_bitmap: Mutex::new(vec![false; sp.max_threads as usize]),
-        next_tid: AtomicU32::new(sp.host_pid),
         start_tsc: crate::arch::x86_64::tsc::now(),
-        reported: AtomicBool::new(false),
+        in_flight,
+        fork_req: Mutex::new(None),
+        fork_result: core::sync::atomic::AtomicI64::new(0),
     }))
 }
 
@@ -245,6 +286,7 @@ pub fn new_thread(p: &Arc<Process>, slot_i: u32, tid: u32, start: ThreadStart) -
         start: Mutex::new(Some(start)),
         altstack: Mutex::new((0, 0, 2 /* SS_DISABLE */)),
         restart_nr: AtomicU64::new(super::NO_RESTART),
+        saved_sigmask: AtomicU64::new(super::NO_SAVED_MASK),
     });
     p.live_threads.fetch_add(1, Ordering::AcqRel);
     sched::prepare_stack(&t);
@@ -254,7 +296,6 @@ pub fn new_thread(p: &Arc<Process>, slot_i: u32, tid: u32, start: ThreadStart) -
 /// Main thread of a new process: load the program and enter user mode.
 pub fn exec_main(t: &Thread) -> ! {
     let p = &t.process;
-    crate::printk!("DBG exec_main pid {}", p.pid);
     match crate::elf::exec(t) {
         Ok(frame) => super::trap::enter_with_frame(t, frame),
         Err(e) => {
@@ -304,7 +345,6 @@ pub fn thread_gone(t: Arc<Thread>) {
     let s = p.slot;
     s.exit_code.store(code, Ordering::Relaxed);
     s.exit_signal.store(sig, Ordering::Relaxed);
-    p.reported.store(true, Ordering::Release);
     s.state.store(ProcState::Exited as u32, Ordering::Release);
     fence(Ordering::SeqCst);
     ring_host(p.slot_index);

@@ -22,12 +22,10 @@ pub const SIGSEGV: u32 = 11;
 pub const SIGSTOP: u32 = 19;
 pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
-pub const SA_SIGINFO: u64 = 0x4;
 pub const SA_ONSTACK: u64 = 0x0800_0000;
 pub const SA_RESTART: u64 = 0x1000_0000;
 pub const SA_NODEFER: u64 = 0x4000_0000;
 pub const SA_RESETHAND: u64 = 0x8000_0000;
-pub const SA_RESTORER: u64 = 0x0400_0000;
 const SS_ONSTACK: u32 = 1;
 const SS_DISABLE: u32 = 2;
 
@@ -40,15 +38,14 @@ pub struct SigAction {
     pub mask: u64,
 }
 
+/// Dispositions of a process (its pending set is `Process::sig_pending`).
 pub struct SignalState {
     pub actions: [SigAction; 64],
-    /// Process-directed pending signals (bit n-1 for signal n).
-    pub pending: u64,
 }
 
 impl SignalState {
     pub fn new() -> SignalState {
-        SignalState { actions: [SigAction::default(); 64], pending: 0 }
+        SignalState { actions: [SigAction::default(); 64] }
     }
 }
 
@@ -93,7 +90,7 @@ pub fn send_to_process(p: &Arc<Process>, sig: u32) {
         super::service::kill_process(p, sig, false);
         return;
     }
-    p.signals.lock().pending |= bit(sig);
+    p.sig_pending.fetch_or(bit(sig), Ordering::AcqRel);
     wake_for_signal(p, sig);
 }
 
@@ -116,10 +113,8 @@ fn wake_for_signal(p: &Arc<Process>, sig: u32) {
     let a = p.signals.lock().actions[(sig - 1) as usize];
     if a.handler == SIG_DFL && default_action(sig) == Default::Terminate {
         // Unless every thread blocks it, the process dies of it.
-        let all_block = {
-            let cur = super::sched::current();
-            cur.as_ref().is_some_and(|t| Arc::ptr_eq(&t.process, p) && t.sig_mask.load(Ordering::Relaxed) & bit(sig) != 0)
-        };
+        let all_block = super::sched::current()
+            .is_some_and(|t| Arc::ptr_eq(&t.process, p) && t.sig_mask.load(Ordering::Relaxed) & bit(sig) != 0);
         if !all_block {
             super::service::kill_process(p, sig, false);
         }
@@ -135,6 +130,24 @@ fn wake_for_signal(p: &Arc<Process>, sig: u32) {
     super::service::ring_host(p.slot_index);
 }
 
+/// Does `t` have a pending signal it does not block?
+pub fn has_deliverable(t: &Thread) -> bool {
+    let mask = t.sig_mask.load(Ordering::Relaxed) & !UNBLOCKABLE;
+    (t.sig_pending.load(Ordering::Acquire) | t.process.sig_pending.load(Ordering::Acquire)) & !mask != 0
+}
+
+/// rt_sigsuspend: wait with `mask` until a signal is taken; always EINTR.
+/// The handler's frame records the mask from before the call.
+pub fn suspend(t: &Thread, mask: u64) -> Result<u64, Errno> {
+    let old = t.sig_mask.swap(mask & !UNBLOCKABLE, Ordering::Relaxed);
+    t.saved_sigmask.store(old, Ordering::Relaxed);
+    while !has_deliverable(t) && !t.process.is_dying() {
+        t.set_state(super::ThreadState::WaitingSignal);
+        super::sched::yield_now(t);
+    }
+    Err(EINTR)
+}
+
 /// The next signal `t` should take (removed from its pending set).
 fn dequeue(t: &Thread) -> Option<u32> {
     let mask = t.sig_mask.load(Ordering::Relaxed) & !UNBLOCKABLE;
@@ -144,12 +157,12 @@ fn dequeue(t: &Thread) -> Option<u32> {
         t.sig_pending.fetch_and(!bit(sig), Ordering::AcqRel);
         return Some(sig);
     }
-    let mut st = t.process.signals.lock();
-    let shared = st.pending & !mask;
+    let shared = t.process.sig_pending.load(Ordering::Acquire) & !mask;
     if shared != 0 {
         let sig = shared.trailing_zeros() + 1;
-        st.pending &= !bit(sig);
-        return Some(sig);
+        if t.process.sig_pending.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) != 0 {
+            return Some(sig);
+        }
     }
     None
 }
@@ -190,10 +203,15 @@ pub fn deliver(t: &Thread, f: &mut TrapFrame, mut restart: Option<u64>) {
         t.sig_mask.store(m & !UNBLOCKABLE, Ordering::Relaxed);
         return;
     }
-    // No handler ran: an interrupted restartable call is restarted.
+    // No handler ran: an interrupted restartable call is restarted, and a
+    // mask saved by sigsuspend comes back.
     if let Some(nr) = restart {
         f.rax = nr;
         f.rip -= 2;
+    }
+    let saved = t.saved_sigmask.swap(super::NO_SAVED_MASK, Ordering::Relaxed);
+    if saved != super::NO_SAVED_MASK {
+        t.sig_mask.store(saved, Ordering::Relaxed);
     }
 }
 
@@ -262,10 +280,13 @@ fn setup_frame(t: &Thread, f: &mut TrapFrame, sig: u32, a: &SigAction) -> Result
     w[sc + 18] = (f.cs & 0xffff) | ((f.ss & 0xffff) << 48); // cs, gs, fs, ss
     w[sc + 19] = f.error_code;
     w[sc + 20] = if f.vector < 32 { f.vector } else { 0 };
-    w[sc + 21] = t.sig_mask.load(Ordering::Relaxed);
-    w[sc + 22] = 0; // cr2 (set for faults below)
+    // The mask to restore at sigreturn: sigsuspend's saved one, if any.
+    let saved = t.saved_sigmask.swap(super::NO_SAVED_MASK, Ordering::Relaxed);
+    let restore_mask = if saved != super::NO_SAVED_MASK { saved } else { t.sig_mask.load(Ordering::Relaxed) };
+    w[sc + 21] = restore_mask;
+    w[sc + 22] = 0; // cr2
     w[sc + 23] = fp;
-    w[(SIGMASK_OFF / 8) as usize] = t.sig_mask.load(Ordering::Relaxed);
+    w[(SIGMASK_OFF / 8) as usize] = restore_mask;
     let si = (SIGINFO_OFF / 8) as usize;
     w[si] = sig as u64; // si_signo, si_errno = 0
     w[si + 1] = 0; // si_code = SI_USER (0)
@@ -372,7 +393,7 @@ pub fn sigaction(t: &Thread, sig: u64, act: u64, oact: u64) -> Result<u64, Errno
             st.actions[(sig - 1) as usize] = n;
             // Setting SIG_IGN (or DFL of an ignored signal) discards pending ones.
             if n.handler == SIG_IGN || (n.handler == SIG_DFL && default_action(sig) == Default::Ignore) {
-                st.pending &= !bit(sig);
+                t.process.sig_pending.fetch_and(!bit(sig), Ordering::AcqRel);
             }
         }
         old

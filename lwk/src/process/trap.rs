@@ -6,6 +6,8 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use ihk_abi::boot_params::MAX_CPUS;
+
 use super::{sched, service, signal, Thread};
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::syscall::entry::{enter_user, USER_CS, USER_DS};
@@ -13,7 +15,7 @@ use crate::syscall::entry::{enter_user, USER_CS, USER_DS};
 /// Set by the offload doorbell interrupt; the next return to user mode on
 /// that CPU handles the offload area's events (a thread may run in user
 /// mode for long, and the scheduler loop only runs between threads).
-static DOORBELL: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
+static DOORBELL: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// A user-mode frame for the first entry at `ip` with stack `sp`.
 pub fn initial_frame(ip: u64, sp: u64) -> TrapFrame {
@@ -62,6 +64,15 @@ pub fn doorbell() {
     }
 }
 
+/// Handle the offload area's events if the host rang this CPU since the
+/// last time (every event comes with a ring, so nothing is scanned
+/// otherwise).
+pub fn poll_events_if_rung() {
+    if DOORBELL.get(crate::smp::cpu_id() as usize).is_some_and(|d| d.swap(false, Ordering::AcqRel)) {
+        service::poll_events();
+    }
+}
+
 /// Last kernel step before a frame returns to user mode (system calls and
 /// interrupts from user mode): process-area events, the process's death,
 /// signal delivery.
@@ -69,23 +80,13 @@ pub fn return_to_user(f: &mut TrapFrame) {
     if f.cs & 3 != 3 {
         return;
     }
-    let cpu = crate::smp::cpu_id() as usize;
-    if DOORBELL.get(cpu).is_some_and(|d| d.swap(false, Ordering::AcqRel)) {
-        service::poll_events();
-    }
+    poll_events_if_rung();
     let Some(t) = sched::current() else { return };
     if t.process.is_dying() {
-        drop_and_exit(t);
+        sched::exit_current(t);
     }
     let restart = t.take_restart();
-    signal::deliver(&t, f, restart);
-}
-
-fn drop_and_exit(t: alloc::sync::Arc<Thread>) -> ! {
-    let raw = alloc::sync::Arc::as_ptr(&t);
-    drop(t);
-    // SAFETY: the scheduler holds another Arc of the running thread.
-    sched::exit_current(unsafe { &*raw })
+    signal::deliver(t, f, restart);
 }
 
 const SIGTRAP: u32 = 5;
@@ -99,22 +100,43 @@ pub fn user_exception(f: &mut TrapFrame) {
         panic!("user-mode exception {} without a current thread", f.vector);
     };
     let p = &t.process;
+    if f.vector == 14 && f.error_code & 0x10 != 0 && f.rip == crate::syscall::entry::entry_address() {
+        // A SYSCALL that a nested hypervisor delivered without the switch
+        // to CPL0 (seen with KVM PVM hosts): it faults fetching the entry
+        // point in user mode, with rcx/r11 already saved. Finish it here.
+        f.rip = f.rcx;
+        f.rflags = f.r11;
+        f.vector = f.rax;
+        crate::syscall::dispatch(f);
+        return;
+    }
     let comm = p.comm.lock().clone();
     let sig = match f.vector {
         14 => {
             let addr = crate::arch::x86_64::read_cr2();
             let (write, exec) = (f.error_code & 2 != 0, f.error_code & 16 != 0);
-            if p.aspace.lock().fault(addr, write, exec) {
-                return;
+            let vma = {
+                let mut a = p.aspace.lock();
+                if a.fault(addr, write, exec) {
+                    return;
+                }
+                a.vma_at(f.rip).map(|(s, v)| (s, v.end - s))
+            };
+            // Linux's show_signal_msg() line, with the VMA of ip as
+            // print_vma_addr() prints it.
+            let mut r#in = crate::mm::frame::LineBuf::new();
+            if let Some((s, len)) = vma {
+                let _ = core::fmt::Write::write_fmt(&mut r#in, format_args!(" in {}[{:x}+{:x}]", comm, s, len));
             }
             crate::printk!(
-                "{}[{}]: segfault at {:x} ip {:016x} sp {:016x} error {:x}",
+                "{}[{}]: segfault at {:x} ip {:016x} sp {:016x} error {:x}{}",
                 comm,
                 p.pid,
                 addr,
                 f.rip,
                 f.rsp,
-                f.error_code
+                f.error_code,
+                r#in.as_str()
             );
             signal::SIGSEGV
         }
@@ -142,7 +164,7 @@ pub fn user_exception(f: &mut TrapFrame) {
         17 | 11 | 12 => SIGBUS,
         _ => signal::SIGSEGV,
     };
-    force_signal(&t, sig);
+    force_signal(t, sig);
 }
 
 /// Deliver a synchronous fault signal: if the program blocks or ignores

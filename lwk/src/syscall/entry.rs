@@ -144,6 +144,11 @@ pub unsafe fn enter_user(frame: *mut TrapFrame) -> ! {
     );
 }
 
+/// Address of the SYSCALL entry point (LSTAR).
+pub fn entry_address() -> u64 {
+    lwk_syscall_entry as *const () as u64
+}
+
 const IA32_STAR: u32 = 0xc000_0081;
 const IA32_LSTAR: u32 = 0xc000_0082;
 const IA32_FMASK: u32 = 0xc000_0084;

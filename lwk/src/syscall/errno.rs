@@ -5,22 +5,17 @@
 pub struct Errno(pub i32);
 
 pub const EPERM: Errno = Errno(1);
-pub const ENOENT: Errno = Errno(2);
 pub const ESRCH: Errno = Errno(3);
 pub const EINTR: Errno = Errno(4);
 pub const EIO: Errno = Errno(5);
 pub const ENOEXEC: Errno = Errno(8);
-pub const EBADF: Errno = Errno(9);
-pub const ECHILD: Errno = Errno(10);
 pub const EAGAIN: Errno = Errno(11);
 pub const ENOMEM: Errno = Errno(12);
-pub const EACCES: Errno = Errno(13);
 pub const EFAULT: Errno = Errno(14);
 pub const EEXIST: Errno = Errno(17);
 pub const ENODEV: Errno = Errno(19);
 pub const EINVAL: Errno = Errno(22);
 pub const EPIPE: Errno = Errno(32);
-pub const ERANGE: Errno = Errno(34);
 pub const ENOSYS: Errno = Errno(38);
 pub const EOPNOTSUPP: Errno = Errno(95);
 

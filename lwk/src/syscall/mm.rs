@@ -4,9 +4,10 @@
 //! (mlock family, memory policies).
 
 use super::errno::*;
-use super::{args, current, offload};
+use super::{args, current, filemap, offload};
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::process::aspace::{align_up, VmaKind};
+use crate::process::filemap::FileMap;
 use crate::process::pagetable::Perm;
 use crate::process::phys::PAGE;
 
@@ -20,6 +21,8 @@ const MAP_POPULATE: u64 = 0x8000;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 const PROT_MASK: u64 = 0x7;
 const NR_PREAD64: u64 = 17;
+const NR_CLOSE: u64 = 3;
+const EACCES: Errno = Errno(13);
 
 pub fn brk(f: &mut TrapFrame) -> SysResult {
     let t = current();
@@ -42,17 +45,41 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
     }
     let anon = flags & MAP_ANONYMOUS != 0;
     let perm = Perm::from_prot(prot & PROT_MASK);
-    if !anon && kind != MAP_PRIVATE && perm.write {
-        // Writes would have to reach the file on Linux: not supported.
-        return Err(ENODEV);
-    }
     let t = current();
-    let start = {
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 && addr % PAGE != 0 {
+        return Err(EINVAL);
+    }
+    // A file mapping: what the descriptor is, and whether the mapping
+    // writes back (filemap.rs).
+    let file = if anon { None } else { Some(filemap::describe(t, fd)?) };
+    let mut shared_fd = None;
+    if let Some((info, _)) = &file {
+        let acc = info.status_flags & 3;
+        if acc == 1 {
+            return Err(EACCES); // O_WRONLY
+        }
+        if kind != MAP_PRIVATE {
+            if info.mode & filemap::S_IFMT != filemap::S_IFREG {
+                return Err(ENODEV);
+            }
+            if acc == 0 && perm.write {
+                return Err(EACCES);
+            }
+            if acc == 2 && perm.write {
+                // Written back from this mapping (read-only shared mappings
+                // are never written back, so they cannot overwrite others'
+                // changes to the file).
+                shared_fd = Some(filemap::dup(t, fd)?);
+            }
+        }
+    }
+    if flags & MAP_FIXED != 0 {
+        // Shared file bytes being replaced go back to their file first.
+        let _ = filemap::write_back_range(t, addr, addr.saturating_add(len), false);
+    }
+    let placed = (|| {
         let mut a = t.process.aspace.lock();
         let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
-            if addr % PAGE != 0 {
-                return Err(EINVAL);
-            }
             if flags & MAP_FIXED != 0 {
                 a.unmap(addr, len)?;
             }
@@ -60,20 +87,40 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
         } else {
             a.find_free(len, addr).ok_or(ENOMEM)?
         };
-        // Anonymous MAP_NORESERVE memory is backed on first touch.
-        let lazy = anon && flags & MAP_NORESERVE != 0 && flags & MAP_POPULATE == 0;
-        let (perm, lazy) = if !anon && perm.is_none() { (perm, true) } else { (perm, lazy) };
-        a.map_new(start, len, perm, VmaKind::Anon, lazy)?;
-        start
+        if file.is_some() {
+            // Populated readable to be filled; PROT_NONE is applied after.
+            let fill = if perm.is_none() { Perm { read: true, write: false, exec: false } } else { perm };
+            a.map_new(start, len, fill, VmaKind::Anon, false)?;
+        } else {
+            // Anonymous MAP_NORESERVE memory is backed on first touch.
+            let lazy = flags & MAP_NORESERVE != 0 && flags & MAP_POPULATE == 0;
+            a.map_new(start, len, perm, VmaKind::Anon, lazy)?;
+        }
+        Ok(start)
+    })();
+    let start = match placed {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(d) = shared_fd {
+                offload::call(t, NR_CLOSE, [d as u64, 0, 0, 0, 0, 0]);
+            }
+            filemap::close_orphans(t);
+            return Err(e);
+        }
     };
-    if !anon && !perm.is_none() {
+    if let Some((info, path)) = file {
         // Fill from the file: the proxy preads into the mapping through the
         // mirror; bytes past the end of the file stay zero.
+        let want = if info.mode & filemap::S_IFMT == filemap::S_IFREG { len.min(info.size.saturating_sub(off)) } else { len };
         let mut done = 0u64;
-        while done < len {
-            let r = offload::call(&t, NR_PREAD64, [fd, start + done, len - done, off + done, 0, 0]);
+        while done < want {
+            let r = offload::call(t, NR_PREAD64, [fd, start + done, want - done, off + done, 0, 0]);
             if r < 0 {
                 let _ = t.process.aspace.lock().unmap(start, len);
+                if let Some(d) = shared_fd {
+                    offload::call(t, NR_CLOSE, [d as u64, 0, 0, 0, 0, 0]);
+                }
+                filemap::close_orphans(t);
                 return Err(Errno((-r) as i32));
             }
             if r == 0 {
@@ -81,7 +128,14 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
             }
             done += r as u64;
         }
+        let mut a = t.process.aspace.lock();
+        if perm.is_none() {
+            a.protect(start, len, perm)?;
+        }
+        let fm = FileMap { end: start + len, off, dev: info.dev, ino: info.ino, path, shared: kind != MAP_PRIVATE, shared_fd };
+        a.files.insert(start, fm);
     }
+    filemap::close_orphans(t);
     Ok(start)
 }
 
@@ -90,7 +144,10 @@ pub fn munmap(f: &mut TrapFrame) -> SysResult {
     if addr % PAGE != 0 || len == 0 {
         return Err(EINVAL);
     }
-    current().process.aspace.lock().unmap(addr, len)?;
+    let t = current();
+    let _ = filemap::write_back_range(t, addr, addr.saturating_add(len), false);
+    t.process.aspace.lock().unmap(addr, len)?;
+    filemap::close_orphans(t);
     Ok(0)
 }
 
@@ -117,9 +174,23 @@ pub fn mremap(f: &mut TrapFrame) -> SysResult {
 }
 
 pub fn msync(f: &mut TrapFrame) -> SysResult {
-    if f.rdi % PAGE != 0 {
+    let [addr, len, flags, ..] = args(f);
+    const MS_ASYNC: u64 = 1;
+    const MS_INVALIDATE: u64 = 2;
+    const MS_SYNC: u64 = 4;
+    if addr % PAGE != 0 || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC) {
         return Err(EINVAL);
     }
+    let len = align_up(len, PAGE);
+    let t = current();
+    {
+        let a = t.process.aspace.lock();
+        let mut cur = addr;
+        while cur < addr.saturating_add(len) {
+            cur = a.vma_at(cur).ok_or(ENOMEM)?.1.end;
+        }
+    }
+    filemap::write_back_range(t, addr, addr + len, flags & MS_SYNC != 0)?;
     Ok(0)
 }
 

@@ -6,10 +6,15 @@
 pub mod entry;
 pub mod errno;
 mod exit;
+pub mod filemap;
+mod fsview;
 mod ids;
 pub mod mm;
 pub mod offload;
+mod process;
+mod rusage;
 mod signal;
+mod sysinfo;
 mod table;
 mod thread;
 mod time;
@@ -34,6 +39,6 @@ pub fn dispatch(f: &mut TrapFrame) {
 }
 
 /// The thread making the call.
-fn current() -> alloc::sync::Arc<crate::process::Thread> {
+fn current() -> &'static crate::process::Thread {
     crate::process::sched::current().expect("system call without a current thread")
 }

@@ -11,7 +11,7 @@
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{fence, Ordering};
 
-use ihk_abi::offload::{SLOT_DONE, SLOT_IDLE, SLOT_REQUEST};
+use ihk_abi::offload::{OffloadCall, SLOT_DONE, SLOT_IDLE, SLOT_REQUEST};
 
 use super::errno::*;
 use crate::arch::x86_64::idt::TrapFrame;
@@ -45,14 +45,10 @@ fn call_interruptible(t: &Thread, nr: u64, args: [u64; 6]) -> (i64, bool) {
         return (-(EINTR.0 as i64), false);
     }
     let mut interrupted = false;
-    let seq = {
-        let mut a = p.aspace.lock();
-        a.in_flight += 1;
-        a.map_seq()
-    };
+    p.in_flight.fetch_add(1, Ordering::AcqRel);
+    let seq = p.map_seq();
     let slot = p.thread_slot(t.slot);
     let sp = p.thread_slot_ptr(t.slot);
-    crate::printk!("DBG offload nr {:#x} args {:x?}", nr, args);
     // SAFETY: the slot is IDLE and ours; the proxy reads the payload only
     // after the Release store of REQUEST below.
     unsafe {
@@ -98,12 +94,46 @@ fn call_interruptible(t: &Thread, nr: u64, args: [u64; 6]) -> (i64, bool) {
     } else {
         -(EINTR.0 as i64)
     };
-    {
-        let mut a = p.aspace.lock();
-        a.in_flight -= 1;
-        a.flush_deferred();
+    if p.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // Memory freed meanwhile can go back now (unless the caller holds
+        // the address space: then its next change flushes it).
+        if let Some(mut a) = p.aspace.try_lock() {
+            a.flush_deferred();
+        }
     }
     (r, interrupted)
+}
+
+/// Zero new user memory `[pa, pa+len)`: by the calling thread's proxy
+/// (native memory speed on the host; kernel code may run much slower, e.g.
+/// under a nested hypervisor's instruction emulation), else here.
+pub fn zero_user(pa: u64, len: u64) {
+    if let Some(t) = sched::current() {
+        if call(t, OffloadCall::ZeroPhys as u64, [pa, len, 0, 0, 0, 0]) == 0 {
+            return;
+        }
+    }
+    crate::process::phys::zero(pa, len);
+}
+
+/// Copy `len` bytes of guest-physical memory from `src` to `dst`, by the
+/// calling thread's proxy (see [`zero_user`]), else here.
+pub fn copy_phys(dst: u64, src: u64, len: u64) -> Result<(), Errno> {
+    if let Some(t) = sched::current() {
+        let r = call(t, OffloadCall::CopyPhys as u64, [dst, src, len, 0, 0, 0]);
+        if r == 0 {
+            return Ok(());
+        }
+        if r == -(EINTR.0 as i64) {
+            return Err(EINTR);
+        }
+    }
+    // SAFETY: both ranges are guest memory owned by the caller (a fork
+    // child's new memory, its parent's waiting in fork).
+    unsafe {
+        core::ptr::copy(crate::process::phys::to_virt(src), crate::process::phys::to_virt(dst), len as usize)
+    };
+    Ok(())
 }
 
 fn us_to_ticks(us: u64) -> u64 {
@@ -125,7 +155,7 @@ pub fn syscall(f: &mut TrapFrame) -> SysResult {
             a.grow_stack(sp);
         }
     }
-    let (r, interrupted) = call_interruptible(&t, nr, args);
+    let (r, interrupted) = call_interruptible(t, nr, args);
     if r == -(EINTR.0 as i64) && interrupted {
         // Interrupted for a signal: restarted after the handler if it has
         // SA_RESTART (signal::deliver), else the program sees EINTR.
@@ -138,7 +168,7 @@ pub fn syscall(f: &mut TrapFrame) -> SysResult {
         // disposition (MSG_NOSIGNAL sends do not raise it).
         let nosignal = matches!(nr, NR_SENDTO | NR_SENDMSG | NR_SENDMMSG) && flags_have_nosignal(nr, &args);
         if !nosignal {
-            crate::process::signal::send_to_thread(&t, SIGPIPE);
+            crate::process::signal::send_to_thread(t, SIGPIPE);
         }
     }
     Ok(r as u64)

@@ -15,7 +15,7 @@ pub fn rt_sigaction(f: &mut TrapFrame) -> SysResult {
     if size != 8 {
         return Err(EINVAL);
     }
-    sig::sigaction(&current(), signo, act, oact)
+    sig::sigaction(current(), signo, act, oact)
 }
 
 pub fn rt_sigprocmask(f: &mut TrapFrame) -> SysResult {
@@ -23,14 +23,14 @@ pub fn rt_sigprocmask(f: &mut TrapFrame) -> SysResult {
     if size != 8 {
         return Err(EINVAL);
     }
-    sig::sigprocmask(&current(), how, set, oset)
+    sig::sigprocmask(current(), how, set, oset)
 }
 
 pub fn rt_sigreturn(f: &mut TrapFrame) -> SysResult {
     let t = current();
-    match sig::sigreturn(&t, f) {
+    match sig::sigreturn(t, f) {
         Ok(rax) => Ok(rax),
-        Err(_) => crate::process::service::exit_process(&t, 0, sig::SIGSEGV),
+        Err(_) => crate::process::service::exit_process(t, 0, sig::SIGSEGV),
     }
 }
 
@@ -40,14 +40,24 @@ pub fn rt_sigpending(f: &mut TrapFrame) -> SysResult {
         return Err(EINVAL);
     }
     let t = current();
-    let pending = t.sig_pending.load(Ordering::Relaxed) | t.process.signals.lock().pending;
+    let pending = t.sig_pending.load(Ordering::Relaxed) | t.process.sig_pending.load(Ordering::Relaxed);
     t.process.aspace.lock().write_u64(set, pending)?;
     Ok(0)
 }
 
+pub fn rt_sigsuspend(f: &mut TrapFrame) -> SysResult {
+    let [mask, size, ..] = args(f);
+    if size != 8 {
+        return Err(EINVAL);
+    }
+    let t = current();
+    let m = t.process.aspace.lock().read_u64(mask)?;
+    sig::suspend(t, m)
+}
+
 pub fn sigaltstack(f: &mut TrapFrame) -> SysResult {
     let [ss, old, ..] = args(f);
-    sig::sigaltstack(&current(), ss, old, f.rsp)
+    sig::sigaltstack(current(), ss, old, f.rsp)
 }
 
 fn check_sig(s: u64) -> Result<u32, Errno> {
@@ -83,7 +93,7 @@ pub fn tgkill(f: &mut TrapFrame) -> SysResult {
         return Err(ESRCH);
     }
     if s != 0 {
-        sig::send_to_thread(&t, s);
+        sig::send_to_thread(t, s);
     }
     Ok(0)
 }
@@ -96,7 +106,7 @@ pub fn tkill(f: &mut TrapFrame) -> SysResult {
     }
     let s = check_sig(s)?;
     if s != 0 {
-        sig::send_to_thread(&t, s);
+        sig::send_to_thread(t, s);
     }
     Ok(0)
 }

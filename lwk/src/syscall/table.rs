@@ -3,7 +3,7 @@
 //! Answer "is `madvise` local?" by finding its line.
 
 use super::errno::{SysResult, ENOSYS};
-use super::{exit, ids, mm, signal, thread, time, uname};
+use super::{exit, fsview, ids, mm, process, rusage, signal, sysinfo, thread, time, uname};
 use crate::arch::x86_64::idt::TrapFrame;
 
 pub type Handler = fn(&mut TrapFrame) -> SysResult;
@@ -21,6 +21,7 @@ fn enosys(_: &mut TrapFrame) -> SysResult {
 
 pub fn lookup(nr: u64) -> Entry {
     match nr {
+        2 => Local(fsview::open),    // LWK /proc, /sys view; else offloaded
         9 => Local(mm::mmap),
         10 => Local(mm::mprotect),
         11 => Local(mm::munmap),
@@ -34,16 +35,20 @@ pub fn lookup(nr: u64) -> Entry {
         27 => Local(mm::mincore),
         28 => Local(mm::madvise),
         39 => Local(ids::getpid),
-        56 => Local(enosys),  // clone: threads are not supported yet
-        57 => Local(enosys),  // fork
-        58 => Local(enosys),  // vfork
-        59 => Local(enosys),  // execve
+        56 => Local(process::clone), // fork-like clones; threads not yet
+        57 => Local(process::fork),
+        58 => Local(process::vfork),
+        59 => Local(process::execve),
         60 => Local(exit::exit),
         62 => Local(signal::kill),
         63 => Local(uname::uname),
+        89 => Local(fsview::readlink),
         96 => Local(time::gettimeofday),
+        98 => Local(rusage::getrusage),
+        99 => Local(sysinfo::sysinfo),
         110 => Local(ids::getppid),
         127 => Local(signal::rt_sigpending),
+        130 => Local(signal::rt_sigsuspend),
         131 => Local(signal::sigaltstack),
         149..=152 => Local(mm::mlock_family), // mlock munlock mlockall munlockall
         157 => Local(thread::prctl),
@@ -61,6 +66,8 @@ pub fn lookup(nr: u64) -> Entry {
         234 => Local(signal::tgkill),
         237..=239 => Local(mm::mempolicy), // mbind set_mempolicy get_mempolicy
         256 => Local(enosys), // migrate_pages (McKernel: ENOSYS)
+        257 => Local(fsview::openat),
+        267 => Local(fsview::readlinkat),
         273 => Local(enosys), // set_robust_list (McKernel: ENOSYS)
         274 => Local(enosys), // get_robust_list
         279 => Local(enosys), // move_pages (McKernel: ENOSYS)

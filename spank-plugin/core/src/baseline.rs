@@ -29,10 +29,14 @@ impl Baseline {
             pools.extend(nodes);
         }
         for pool in pools {
-            let Ok(sizes) = std::fs::read_dir(&pool) else { continue };
+            let Ok(sizes) = std::fs::read_dir(&pool) else {
+                continue;
+            };
             for size in sizes.flatten() {
                 let file = size.path().join("nr_hugepages");
-                let Ok(text) = std::fs::read_to_string(&file) else { continue };
+                let Ok(text) = std::fs::read_to_string(&file) else {
+                    continue;
+                };
                 let value = text
                     .trim()
                     .parse::<u64>()
@@ -45,7 +49,10 @@ impl Baseline {
             .map_err(|e| format!("cannot read {}: {e}", online.display()))?
             .trim()
             .to_string();
-        Ok(Baseline { hugepages, online_cpus })
+        Ok(Baseline {
+            hugepages,
+            online_cpus,
+        })
     }
 
     /// Every difference between this (before) and `now`, as a sentence.
@@ -69,7 +76,11 @@ impl Baseline {
 }
 
 fn relative(path: &Path, root: &Path) -> String {
-    path.strip_prefix(root).unwrap_or(path).to_string_lossy().trim_start_matches('/').to_string()
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .to_string()
 }
 
 #[cfg(test)]
@@ -89,17 +100,28 @@ mod tests {
         fs::write(g.join("nr_hugepages"), "0\n").unwrap();
         fs::write(n.join("nr_hugepages"), "0\n").unwrap();
         fs::write(root.join("sys/devices/system/cpu/online"), "0-3\n").unwrap();
-        let config = SiteConfig { sys_root: root.to_path_buf(), ..SiteConfig::default() };
+        let config = SiteConfig {
+            sys_root: root.to_path_buf(),
+            ..SiteConfig::default()
+        };
         let before = Baseline::capture(&config).unwrap();
         assert_eq!(before.hugepages.len(), 2);
-        assert!(before.differences(&Baseline::capture(&config).unwrap()).is_empty());
+        assert!(before
+            .differences(&Baseline::capture(&config).unwrap())
+            .is_empty());
 
         fs::write(n.join("nr_hugepages"), "256\n").unwrap();
         fs::write(root.join("sys/devices/system/cpu/online"), "0-2\n").unwrap();
         let diffs = before.differences(&Baseline::capture(&config).unwrap());
         assert_eq!(diffs.len(), 2, "{diffs:?}");
-        assert!(diffs[0].contains("node0/hugepages/hugepages-2048kB/nr_hugepages is 256, was 0"), "{diffs:?}");
-        assert!(diffs[1].contains("online CPUs are 0-2, were 0-3"), "{diffs:?}");
+        assert!(
+            diffs[0].contains("node0/hugepages/hugepages-2048kB/nr_hugepages is 256, was 0"),
+            "{diffs:?}"
+        );
+        assert!(
+            diffs[1].contains("online CPUs are 0-2, were 0-3"),
+            "{diffs:?}"
+        );
     }
 
     #[test]

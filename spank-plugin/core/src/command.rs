@@ -46,16 +46,24 @@ impl Outcome {
 /// Runs `program args` with `IHK_RUNTIME_DIR` and `IHK_ISOLATION` from the
 /// site configuration, as root (the caller's real uid; see below), waiting
 /// at most `timeout`. The error names the program and why it did not finish.
-pub fn run(config: &SiteConfig, program: &Path, args: &[String], timeout: Duration) -> Result<Outcome, String> {
+pub fn run(
+    config: &SiteConfig,
+    program: &Path,
+    args: &[String],
+    timeout: Duration,
+) -> Result<Outcome, String> {
     let name = program.display().to_string();
-    let mut out = tempfile_in(&config.state_dir).map_err(|e| format!("{name}: cannot create an output file: {e}"))?;
+    let mut out = tempfile_in(&config.state_dir)
+        .map_err(|e| format!("{name}: cannot create an output file: {e}"))?;
     let err = out.try_clone().map_err(|e| format!("{name}: {e}"))?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env("IHK_RUNTIME_DIR", &config.runtime_dir)
         .env("IHK_ISOLATION", config.isolation.as_str())
         .stdin(Stdio::null())
-        .stdout(Stdio::from(out.try_clone().map_err(|e| format!("{name}: {e}"))?))
+        .stdout(Stdio::from(
+            out.try_clone().map_err(|e| format!("{name}: {e}"))?,
+        ))
         .stderr(Stdio::from(err));
     // In slurmstepd's user_init the effective uid is the job's user while the
     // real uid stays root: become root completely in the child, as the IHK
@@ -100,14 +108,21 @@ pub fn run(config: &SiteConfig, program: &Path, args: &[String], timeout: Durati
                 return Err(format!(
                     "{name} did not finish within {} s and was killed{}",
                     timeout.as_secs(),
-                    if text.is_empty() { String::new() } else { format!("; it printed: {}", text.replace('\n', " | ")) }
+                    if text.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; it printed: {}", text.replace('\n', " | "))
+                    }
                 ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(format!("waiting for {name}: {e}")),
         }
     };
-    Ok(Outcome { status, output: read_all(&mut out) })
+    Ok(Outcome {
+        status,
+        output: read_all(&mut out),
+    })
 }
 
 fn read_all(f: &mut std::fs::File) -> String {
@@ -125,7 +140,11 @@ fn tempfile_in(dir: &Path) -> std::io::Result<std::fs::File> {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let path = dir.join(format!(".out.{}.{nanos}", std::process::id()));
-    let f = std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(&path)?;
+    let f = std::fs::OpenOptions::new()
+        .create_new(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
     std::fs::remove_file(&path)?;
     Ok(f)
 }
@@ -150,7 +169,10 @@ mod tests {
         let o = run(
             &c,
             Path::new("/bin/sh"),
-            &["-c".into(), "echo out $IHK_ISOLATION; echo err >&2; exit 3".into()],
+            &[
+                "-c".into(),
+                "echo out $IHK_ISOLATION; echo err >&2; exit 3".into(),
+            ],
             Duration::from_secs(10),
         )
         .unwrap();
@@ -166,8 +188,13 @@ mod tests {
         let c = config(dir.path());
         let start = Instant::now();
         // The background sleep keeps stdout open after the shell exits.
-        let o = run(&c, Path::new("/bin/sh"), &["-c".into(), "sleep 3 & echo started".into()], Duration::from_secs(10))
-            .unwrap();
+        let o = run(
+            &c,
+            Path::new("/bin/sh"),
+            &["-c".into(), "sleep 3 & echo started".into()],
+            Duration::from_secs(10),
+        )
+        .unwrap();
         assert!(o.success());
         assert_eq!(o.output, "started");
         assert!(start.elapsed() < Duration::from_secs(2));
@@ -176,15 +203,29 @@ mod tests {
     #[test]
     fn timeout_kills_the_child() {
         let dir = tempfile::tempdir().unwrap();
-        let e = run(&config(dir.path()), Path::new("/bin/sleep"), &["30".into()], Duration::from_millis(300))
-            .unwrap_err();
-        assert!(e.contains("did not finish within 0 s and was killed"), "{e}");
+        let e = run(
+            &config(dir.path()),
+            Path::new("/bin/sleep"),
+            &["30".into()],
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("did not finish within 0 s and was killed"),
+            "{e}"
+        );
     }
 
     #[test]
     fn missing_program() {
         let dir = tempfile::tempdir().unwrap();
-        let e = run(&config(dir.path()), Path::new("/nonexistent/mcreboot"), &[], Duration::from_secs(1)).unwrap_err();
+        let e = run(
+            &config(dir.path()),
+            Path::new("/nonexistent/mcreboot"),
+            &[],
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
         assert!(e.contains("cannot run /nonexistent/mcreboot"), "{e}");
     }
 }

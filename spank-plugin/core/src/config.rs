@@ -16,7 +16,10 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/slurm/mckernel.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the McKernel site configuration {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid McKernel site configuration {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -136,14 +139,20 @@ pub struct Tools {
 
 impl SiteConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
-        let config: SiteConfig = toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let config: SiteConfig =
+            toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
         if !(config.max_memory_fraction > 0.0 && config.max_memory_fraction <= 1.0) {
             return Err(invalid(format!(
                 "max_memory_fraction = {} is out of range (expected a number in (0, 1], e.g. 0.9)",
@@ -162,9 +171,15 @@ impl SiteConfig {
                 return Err(invalid(format!("{key} must be at least 1")));
             }
         }
-        for (key, p) in [("runtime_dir", &config.runtime_dir), ("state_dir", &config.state_dir)] {
+        for (key, p) in [
+            ("runtime_dir", &config.runtime_dir),
+            ("state_dir", &config.state_dir),
+        ] {
             if !p.is_absolute() {
-                return Err(invalid(format!("{key} = {} is not an absolute path", p.display())));
+                return Err(invalid(format!(
+                    "{key} = {} is not an absolute path",
+                    p.display()
+                )));
             }
         }
         Ok(config)
@@ -217,7 +232,10 @@ mod tests {
         assert_eq!(c.isolation, Isolation::Evict);
         assert_eq!(c.release, Release::Job);
         assert!(c.linux_cpus.is_empty());
-        assert_eq!(c.tools().mcstop_release, PathBuf::from("/opt/mckernel/sbin/mcstop+release"));
+        assert_eq!(
+            c.tools().mcstop_release,
+            PathBuf::from("/opt/mckernel/sbin/mcstop+release")
+        );
         assert_eq!(c.tools().mcexec, PathBuf::from("/opt/mckernel/bin/mcexec"));
     }
 
@@ -259,9 +277,17 @@ mod tests {
 
     #[test]
     fn plugstack_args() {
-        assert_eq!(config_path_from_args([]).unwrap(), PathBuf::from(DEFAULT_CONFIG_PATH));
-        assert_eq!(config_path_from_args(["config=/a.toml"]).unwrap(), PathBuf::from("/a.toml"));
-        assert!(config_path_from_args(["conf=/a"]).unwrap_err().contains("conf=/a"));
+        assert_eq!(
+            config_path_from_args([]).unwrap(),
+            PathBuf::from(DEFAULT_CONFIG_PATH)
+        );
+        assert_eq!(
+            config_path_from_args(["config=/a.toml"]).unwrap(),
+            PathBuf::from("/a.toml")
+        );
+        assert!(config_path_from_args(["conf=/a"])
+            .unwrap_err()
+            .contains("conf=/a"));
     }
 }
 
@@ -275,6 +301,9 @@ mod example {
         let text = include_str!("../../mckernel.toml.example");
         let c = SiteConfig::parse(text, Path::new("mckernel.toml.example")).unwrap();
         assert_eq!(c.linux_cpus.to_string(), "0");
-        assert_eq!(c.tools().mcreboot, PathBuf::from("/opt/mckernel/sbin/mcreboot"));
+        assert_eq!(
+            c.tools().mcreboot,
+            PathBuf::from("/opt/mckernel/sbin/mcreboot")
+        );
     }
 }

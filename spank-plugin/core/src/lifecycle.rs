@@ -43,14 +43,21 @@ impl Report {
 
 fn lock(config: &SiteConfig) -> Result<(StateDir, NodeLock), String> {
     let state = StateDir::new(&config.state_dir);
-    let lock = state.lock(Duration::from_secs(config.lock_timeout_secs)).map_err(|e| e.to_string())?;
+    let lock = state
+        .lock(Duration::from_secs(config.lock_timeout_secs))
+        .map_err(|e| e.to_string())?;
     Ok((state, lock))
 }
 
 /// Makes sure the job's partition runs on this node with `spec`, booting it
 /// if this is the job's first step here. On a boot failure nothing stays
 /// reserved (or the node is marked dirty and the error says what is left).
-pub fn acquire(config: &SiteConfig, step: &StepInfo, spec: &PartitionSpec, stepd_pid: i32) -> Result<Acquired, String> {
+pub fn acquire(
+    config: &SiteConfig,
+    step: &StepInfo,
+    spec: &PartitionSpec,
+    stepd_pid: i32,
+) -> Result<Acquired, String> {
     let (state, lock) = lock(config)?;
     let mut boots = 0;
     match state.load(&lock).map_err(|e| e.to_string())? {
@@ -119,7 +126,10 @@ pub fn acquire(config: &SiteConfig, step: &StepInfo, spec: &PartitionSpec, stepd
         phase: Phase::Booting,
         spec: spec.clone(),
         baseline,
-        steps: vec![StepRef { step_id: step.step_id, stepd_pid }],
+        steps: vec![StepRef {
+            step_id: step.step_id,
+            stepd_pid,
+        }],
         boots: boots + 1,
         problems: vec![],
     };
@@ -132,7 +142,11 @@ pub fn acquire(config: &SiteConfig, step: &StepInfo, spec: &PartitionSpec, stepd
         Duration::from_secs(config.boot_timeout_secs),
     ) {
         Ok(o) if o.success() => None,
-        Ok(o) => Some(format!("mcreboot {} failed ({})", spec.mcreboot_args().join(" "), o.describe())),
+        Ok(o) => Some(format!(
+            "mcreboot {} failed ({})",
+            spec.mcreboot_args().join(" "),
+            o.describe()
+        )),
         Err(e) => Some(e),
     };
     match failure {
@@ -145,11 +159,15 @@ pub fn acquire(config: &SiteConfig, step: &StepInfo, spec: &PartitionSpec, stepd
             let report = teardown(config, step.job_id, Some(&rec));
             if report.clean() {
                 state.remove(&lock).map_err(|e| e.to_string())?;
-                Err(format!("booting the LWK failed: {reason}; nothing is left reserved"))
+                Err(format!(
+                    "booting the LWK failed: {reason}; nothing is left reserved"
+                ))
             } else {
                 let problems = report.problems.join("; ");
                 mark_dirty(&state, &lock, rec, &report);
-                Err(format!("booting the LWK failed: {reason}; undoing it left: {problems}"))
+                Err(format!(
+                    "booting the LWK failed: {reason}; undoing it left: {problems}"
+                ))
             }
         }
     }
@@ -157,13 +175,21 @@ pub fn acquire(config: &SiteConfig, step: &StepInfo, spec: &PartitionSpec, stepd
 
 /// The step ended: forget it, and with `release = "step"` shut the
 /// partition down when no other step of the job uses it.
-pub fn step_end(config: &SiteConfig, job_id: u32, step_id: u32, stepd_pid: i32) -> Result<Option<Report>, String> {
+pub fn step_end(
+    config: &SiteConfig,
+    job_id: u32,
+    step_id: u32,
+    stepd_pid: i32,
+) -> Result<Option<Report>, String> {
     let (state, lock) = lock(config)?;
-    let Some(mut rec) = state.load(&lock).map_err(|e| e.to_string())? else { return Ok(None) };
+    let Some(mut rec) = state.load(&lock).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
     if rec.job_id != job_id || rec.phase != Phase::Running {
         return Ok(None);
     }
-    rec.steps.retain(|s| !(s.step_id == step_id && s.stepd_pid == stepd_pid));
+    rec.steps
+        .retain(|s| !(s.step_id == step_id && s.stepd_pid == stepd_pid));
     rec.steps = rec.live_steps();
     if config.release == Release::Step && rec.steps.is_empty() {
         let report = teardown(config, job_id, Some(&rec));
@@ -184,18 +210,31 @@ pub fn step_end(config: &SiteConfig, job_id: u32, step_id: u32, stepd_pid: i32) 
 pub fn cleanup_job(config: &SiteConfig, job_id: u32) -> Report {
     let (state, lock) = match lock(config) {
         Ok(l) => l,
-        Err(e) => return Report { actions: vec![], problems: vec![e] },
+        Err(e) => {
+            return Report {
+                actions: vec![],
+                problems: vec![e],
+            }
+        }
     };
     let rec = match state.load(&lock) {
         Ok(r) => r,
-        Err(e) => return Report { actions: vec![], problems: vec![e.to_string()] },
+        Err(e) => {
+            return Report {
+                actions: vec![],
+                problems: vec![e.to_string()],
+            }
+        }
     };
     match rec {
         Some(rec) if rec.job_id == job_id => {
             let report = teardown(config, job_id, Some(&rec));
             if report.clean() {
                 if let Err(e) = state.remove(&lock) {
-                    return Report { problems: vec![e.to_string()], ..report };
+                    return Report {
+                        problems: vec![e.to_string()],
+                        ..report
+                    };
                 }
             } else {
                 mark_dirty(&state, &lock, rec, &report);
@@ -223,9 +262,13 @@ fn teardown(config: &SiteConfig, job_id: u32, rec: Option<&NodeRecord>) -> Repor
     let pids = procs::job_mcexecs(&config.sys_path("/proc"), &tools.mcexec, job_id);
     if !pids.is_empty() {
         let left = procs::terminate(&pids, Duration::from_secs(config.kill_grace_secs));
-        report.actions.push(format!("ended leftover mcexec processes {pids:?} of job {job_id}"));
+        report.actions.push(format!(
+            "ended leftover mcexec processes {pids:?} of job {job_id}"
+        ));
         if !left.is_empty() {
-            report.problems.push(format!("mcexec processes {left:?} of job {job_id} survived SIGKILL"));
+            report.problems.push(format!(
+                "mcexec processes {left:?} of job {job_id} survived SIGKILL"
+            ));
         }
     }
     let Some(rec) = rec else { return report };
@@ -233,9 +276,18 @@ fn teardown(config: &SiteConfig, job_id: u32, rec: Option<&NodeRecord>) -> Repor
     // 2. Shut the partition down, release CPUs and memory, replay the
     //    journal, stop ihkd: mcstop+release does all of it, also after a
     //    crash of ihkd (it replays the journal the dead daemon left).
-    match command::run(config, &tools.mcstop_release, &[], Duration::from_secs(config.shutdown_timeout_secs)) {
-        Ok(o) if o.success() => report.actions.push(format!("shut down job {job_id}'s LWK partition")),
-        Ok(o) => report.problems.push(format!("mcstop+release failed ({})", o.describe())),
+    match command::run(
+        config,
+        &tools.mcstop_release,
+        &[],
+        Duration::from_secs(config.shutdown_timeout_secs),
+    ) {
+        Ok(o) if o.success() => report
+            .actions
+            .push(format!("shut down job {job_id}'s LWK partition")),
+        Ok(o) => report
+            .problems
+            .push(format!("mcstop+release failed ({})", o.describe())),
         Err(e) => report.problems.push(e),
     }
 
@@ -248,7 +300,10 @@ fn teardown(config: &SiteConfig, job_id: u32, rec: Option<&NodeRecord>) -> Repor
     }
     let journal = config.runtime_dir.join("journal");
     if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0) {
-        report.problems.push(format!("the reservation journal {} was not replayed", journal.display()));
+        report.problems.push(format!(
+            "the reservation journal {} was not replayed",
+            journal.display()
+        ));
     }
     match Baseline::capture(config) {
         Ok(now) => report.problems.extend(rec.baseline.differences(&now)),
@@ -256,7 +311,9 @@ fn teardown(config: &SiteConfig, job_id: u32, rec: Option<&NodeRecord>) -> Repor
     }
     let left = procs::job_mcexecs(&config.sys_path("/proc"), &tools.mcexec, job_id);
     if !left.is_empty() && pids.is_empty() {
-        report.problems.push(format!("mcexec processes {left:?} of job {job_id} appeared during the cleanup"));
+        report.problems.push(format!(
+            "mcexec processes {left:?} of job {job_id} appeared during the cleanup"
+        ));
     }
     report
 }
@@ -272,9 +329,17 @@ fn check_no_foreign_partition(config: &SiteConfig) -> Result<(), String> {
         return Ok(());
     }
     let tools = config.tools();
-    let o = command::run(config, &tools.ihkconfig, &["0".into(), "query".into(), "cpu".into()], Duration::from_secs(30))?;
+    let o = command::run(
+        config,
+        &tools.ihkconfig,
+        &["0".into(), "query".into(), "cpu".into()],
+        Duration::from_secs(30),
+    )?;
     if !o.success() {
-        return Err(format!("cannot ask the node's ihkd what it holds: ihkconfig 0 query cpu: {}", o.describe()));
+        return Err(format!(
+            "cannot ask the node's ihkd what it holds: ihkconfig 0 query cpu: {}",
+            o.describe()
+        ));
     }
     if !o.output.is_empty() {
         return Err(format!(
@@ -289,9 +354,17 @@ fn check_no_foreign_partition(config: &SiteConfig) -> Result<(), String> {
 /// `ihkosctl 0 get status`: RUNNING, PANIC, ...
 pub fn os_status(config: &SiteConfig) -> Result<String, String> {
     let tools = config.tools();
-    let o = command::run(config, &tools.ihkosctl, &["0".into(), "get".into(), "status".into()], Duration::from_secs(30))?;
+    let o = command::run(
+        config,
+        &tools.ihkosctl,
+        &["0".into(), "get".into(), "status".into()],
+        Duration::from_secs(30),
+    )?;
     if !o.success() {
-        return Err(format!("cannot read the LWK status: ihkosctl 0 get status: {}", o.describe()));
+        return Err(format!(
+            "cannot read the LWK status: ihkosctl 0 get status: {}",
+            o.describe()
+        ));
     }
     Ok(o.output.lines().last().unwrap_or("").trim().to_string())
 }
@@ -299,7 +372,12 @@ pub fn os_status(config: &SiteConfig) -> Result<String, String> {
 /// The end of the LWK's kernel messages, for an error message.
 fn kmsg_tail(config: &SiteConfig) -> String {
     let tools = config.tools();
-    match command::run(config, &tools.ihkosctl, &["0".into(), "kmsg".into()], Duration::from_secs(30)) {
+    match command::run(
+        config,
+        &tools.ihkosctl,
+        &["0".into(), "kmsg".into()],
+        Duration::from_secs(30),
+    ) {
         Ok(o) if o.success() && !o.output.is_empty() => {
             let lines: Vec<&str> = o.output.lines().collect();
             let tail = &lines[lines.len().saturating_sub(5)..];
@@ -332,7 +410,11 @@ mod tests {
             std::fs::create_dir_all(&sbin).unwrap();
             let script = |name: &str, body: &str| {
                 let p = sbin.join(name);
-                std::fs::write(&p, format!("#!/bin/sh\nR=\"$IHK_RUNTIME_DIR\"\nmkdir -p \"$R\"\n{body}\n")).unwrap();
+                std::fs::write(
+                    &p,
+                    format!("#!/bin/sh\nR=\"$IHK_RUNTIME_DIR\"\nmkdir -p \"$R\"\n{body}\n"),
+                )
+                .unwrap();
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
             };
             script(
@@ -357,6 +439,14 @@ mod tests {
                    esac"#,
             );
             script("ihkconfig", "exit 0");
+            // A node of its own: the machine's hugepage pools may change
+            // under a test when other programs use them.
+            let sys = dir.path().join("root");
+            let pool = sys.join("sys/kernel/mm/hugepages/hugepages-2048kB");
+            std::fs::create_dir_all(&pool).unwrap();
+            std::fs::write(pool.join("nr_hugepages"), "0\n").unwrap();
+            std::fs::create_dir_all(sys.join("sys/devices/system/cpu")).unwrap();
+            std::fs::write(sys.join("sys/devices/system/cpu/online"), "0-1\n").unwrap();
             let config = SiteConfig {
                 prefix: dir.path().join("prefix"),
                 runtime_dir: dir.path().join("rt"),
@@ -364,6 +454,7 @@ mod tests {
                 isolation: Isolation::Pin,
                 kill_grace_secs: 1,
                 lock_timeout_secs: 30,
+                sys_root: sys,
                 ..SiteConfig::default()
             };
             Node { _dir: dir, config }
@@ -374,7 +465,9 @@ mod tests {
         }
 
         fn lines(&self, name: &str) -> usize {
-            std::fs::read_to_string(self.rt(name)).map(|s| s.lines().count()).unwrap_or(0)
+            std::fs::read_to_string(self.rt(name))
+                .map(|s| s.lines().count())
+                .unwrap_or(0)
         }
 
         fn touch(&self, name: &str) {
@@ -401,7 +494,14 @@ mod tests {
     }
 
     fn step(job_id: u32, step_id: u32) -> StepInfo {
-        StepInfo { job_id, step_id, uid: 1000, gid: 1000, alloc_cores: "0-1".into(), local_tasks: 1 }
+        StepInfo {
+            job_id,
+            step_id,
+            uid: 1000,
+            gid: 1000,
+            alloc_cores: "0-1".into(),
+            local_tasks: 1,
+        }
     }
 
     /// A live "slurmstepd" pid: the test process.
@@ -412,16 +512,28 @@ mod tests {
     #[test]
     fn first_step_boots_later_steps_reuse_epilogue_is_idempotent() {
         let n = Node::new();
-        assert_eq!(acquire(&n.config, &step(5, 0), &spec(), me()).unwrap(), Acquired::Booted);
-        assert_eq!(acquire(&n.config, &step(5, 1), &spec(), me()).unwrap(), Acquired::Reused);
-        assert_eq!(acquire(&n.config, &step(5, 2), &spec(), me()).unwrap(), Acquired::Reused);
+        assert_eq!(
+            acquire(&n.config, &step(5, 0), &spec(), me()).unwrap(),
+            Acquired::Booted
+        );
+        assert_eq!(
+            acquire(&n.config, &step(5, 1), &spec(), me()).unwrap(),
+            Acquired::Reused
+        );
+        assert_eq!(
+            acquire(&n.config, &step(5, 2), &spec(), me()).unwrap(),
+            Acquired::Reused
+        );
         assert_eq!(n.lines("boots"), 1);
         assert_eq!(
             std::fs::read_to_string(n.rt("boots")).unwrap().trim(),
             "pin -c 1 -m 512M@0 -o 1000:1000"
         );
         let rec = n.record().unwrap();
-        assert_eq!((rec.job_id, rec.phase, rec.boots, rec.steps.len()), (5, Phase::Running, 1, 3));
+        assert_eq!(
+            (rec.job_id, rec.phase, rec.boots, rec.steps.len()),
+            (5, Phase::Running, 1, 3)
+        );
 
         let report = cleanup_job(&n.config, 5);
         assert!(report.clean(), "{:?}", report.problems);
@@ -429,7 +541,11 @@ mod tests {
         assert_eq!(n.record(), None);
         let again = cleanup_job(&n.config, 5);
         assert!(again.clean() && again.actions.is_empty(), "{again:?}");
-        assert_eq!(n.lines("stops"), 1, "a second epilogue must not touch the node");
+        assert_eq!(
+            n.lines("stops"),
+            1,
+            "a second epilogue must not touch the node"
+        );
     }
 
     #[test]
@@ -445,9 +561,14 @@ mod tests {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        assert_eq!(results.iter().filter(|r| **r == Acquired::Booted).count(), 1, "{results:?}");
+        assert_eq!(
+            results.iter().filter(|r| **r == Acquired::Booted).count(),
+            1,
+            "{results:?}"
+        );
         assert_eq!(n.lines("boots"), 1);
-        assert!(cleanup_job(&n.config, 9).clean());
+        let report = cleanup_job(&n.config, 9);
+        assert!(report.clean(), "{report:?}");
     }
 
     #[test]
@@ -455,9 +576,18 @@ mod tests {
         let n = Node::new();
         n.touch("fail-boot");
         let e = acquire(&n.config, &step(5, 0), &spec(), me()).unwrap_err();
-        assert!(e.contains("booting the LWK failed: mcreboot -c 1 -m 512M@0 -o 1000:1000 failed"), "{e}");
-        assert!(e.contains("error: booting") && e.contains("nothing is left reserved"), "{e}");
-        assert!(!n.rt("os0").exists(), "the half-booted partition was not undone");
+        assert!(
+            e.contains("booting the LWK failed: mcreboot -c 1 -m 512M@0 -o 1000:1000 failed"),
+            "{e}"
+        );
+        assert!(
+            e.contains("error: booting") && e.contains("nothing is left reserved"),
+            "{e}"
+        );
+        assert!(
+            !n.rt("os0").exists(),
+            "the half-booted partition was not undone"
+        );
         assert_eq!(n.record(), None);
     }
 
@@ -470,7 +600,10 @@ mod tests {
         let mut other = spec();
         other.mem = MemList::parse("1G@0").unwrap();
         let e = acquire(&n.config, &step(5, 1), &other, me()).unwrap_err();
-        assert!(e.contains("every step of a job must ask for the same partition"), "{e}");
+        assert!(
+            e.contains("every step of a job must ask for the same partition"),
+            "{e}"
+        );
         // The other job's epilogue leaves job 5's partition alone.
         assert!(cleanup_job(&n.config, 6).clean());
         assert!(n.rt("os0").exists());
@@ -484,7 +617,11 @@ mod tests {
         n.touch("fail-stop");
         let report = cleanup_job(&n.config, 5);
         assert!(!report.clean());
-        assert!(report.problems[0].contains("mcstop+release failed (exit status 1: error: releasing memory)"), "{report:?}");
+        assert!(
+            report.problems[0]
+                .contains("mcstop+release failed (exit status 1: error: releasing memory)"),
+            "{report:?}"
+        );
         assert_eq!(n.record().unwrap().phase, Phase::Dirty);
         let e = acquire(&n.config, &step(6, 0), &spec(), me()).unwrap_err();
         assert!(e.contains("not cleaned up: mcstop+release failed"), "{e}");
@@ -492,6 +629,25 @@ mod tests {
         assert!(cleanup_job(&n.config, 5).clean());
         assert_eq!(n.record(), None);
         assert_eq!(n.lines("stops"), 2);
+    }
+
+    #[test]
+    fn a_node_not_as_before_is_reported() {
+        let n = Node::new();
+        acquire(&n.config, &step(5, 0), &spec(), me()).unwrap();
+        let pool = n
+            .config
+            .sys_path("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages");
+        std::fs::write(&pool, "256\n").unwrap();
+        let report = cleanup_job(&n.config, 5);
+        assert_eq!(
+            report.problems,
+            ["/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages is 256, was 0 before the job"]
+        );
+        assert_eq!(n.record().unwrap().phase, Phase::Dirty);
+        std::fs::write(&pool, "0\n").unwrap();
+        let report = cleanup_job(&n.config, 5);
+        assert!(report.clean(), "{report:?}");
     }
 
     #[test]
@@ -515,7 +671,10 @@ mod tests {
             rec.phase = Phase::Booting;
             state.store(&lock, &rec).unwrap();
         }
-        assert_eq!(acquire(&n.config, &step(5, 1), &spec(), me()).unwrap(), Acquired::Booted);
+        assert_eq!(
+            acquire(&n.config, &step(5, 1), &spec(), me()).unwrap(),
+            Acquired::Booted
+        );
         assert_eq!((n.lines("stops"), n.lines("boots")), (1, 2));
         assert_eq!(n.record().unwrap().boots, 2);
         assert!(cleanup_job(&n.config, 5).clean());
@@ -527,14 +686,22 @@ mod tests {
         n.config.release = Release::Step;
         acquire(&n.config, &step(5, 0), &spec(), me()).unwrap();
         acquire(&n.config, &step(5, 1), &spec(), me()).unwrap();
-        assert!(step_end(&n.config, 5, 0, me()).unwrap().is_none(), "step 1 still uses it");
+        assert!(
+            step_end(&n.config, 5, 0, me()).unwrap().is_none(),
+            "step 1 still uses it"
+        );
         assert!(n.rt("os0").exists());
-        let report = step_end(&n.config, 5, 1, me()).unwrap().expect("last step shuts down");
+        let report = step_end(&n.config, 5, 1, me())
+            .unwrap()
+            .expect("last step shuts down");
         assert!(report.clean(), "{report:?}");
         assert!(!n.rt("os0").exists());
         assert_eq!(n.record(), None);
         // The next step boots again; the epilogue finds it.
-        assert_eq!(acquire(&n.config, &step(5, 2), &spec(), me()).unwrap(), Acquired::Booted);
+        assert_eq!(
+            acquire(&n.config, &step(5, 2), &spec(), me()).unwrap(),
+            Acquired::Booted
+        );
         assert!(cleanup_job(&n.config, 5).clean());
         assert_eq!(n.lines("stops"), 2);
     }

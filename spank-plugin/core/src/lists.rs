@@ -183,7 +183,13 @@ impl MemList {
                 Some((s, n)) => (s.trim(), Some(n.trim())),
                 None => (token, None),
             };
-            let in_token = |p: String| if token == trimmed { p } else { format!("'{token}': {p}") };
+            let in_token = |p: String| {
+                if token == trimmed {
+                    p
+                } else {
+                    format!("'{token}': {p}")
+                }
+            };
             let bytes = parse_size(size_s).map_err(|p| err(in_token(p)))?;
             let numa = match numa_s {
                 None => 0,
@@ -248,8 +254,12 @@ fn parse_size(s: &str) -> Result<u64, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("'{s}' is not a size"));
     }
-    let n: u64 = digits.parse().map_err(|_| format!("size '{s}' is too large"))?;
-    let bytes = n.checked_mul(1u64 << shift).ok_or_else(|| format!("size '{s}' is too large"))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("size '{s}' is too large"))?;
+    let bytes = n
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size '{s}' is too large"))?;
     if bytes == 0 {
         return Err(format!("size '{s}' is zero"));
     }
@@ -315,7 +325,11 @@ impl IkcMap {
 
     /// Every LWK CPU the map names.
     pub fn lwk_cpus(&self) -> CpuSet {
-        CpuSet::from_ids(self.0.iter().flat_map(|(s, _)| s.iter().collect::<Vec<_>>()))
+        CpuSet::from_ids(
+            self.0
+                .iter()
+                .flat_map(|(s, _)| s.iter().collect::<Vec<_>>()),
+        )
     }
 
     /// Every Linux CPU the map names.
@@ -349,7 +363,10 @@ mod tests {
         let e = CpuSet::parse("4-2").unwrap_err();
         assert!(e.to_string().contains("'4-2' is not ascending"), "{e}");
         assert!(CpuSet::parse("1,,2").is_err());
-        assert!(CpuSet::parse("a").unwrap_err().to_string().contains("'a' is not a CPU id"));
+        assert!(CpuSet::parse("a")
+            .unwrap_err()
+            .to_string()
+            .contains("'a' is not a CPU id"));
         assert!(CpuSet::parse("").is_err());
         assert_eq!(CpuSet::try_from(String::new()).unwrap(), CpuSet::default());
     }
@@ -357,7 +374,13 @@ mod tests {
     #[test]
     fn memory_lists() {
         let m = MemList::parse("7G@4").unwrap();
-        assert_eq!(m.chunks(), &[MemChunk { bytes: 7 << 30, numa: 4 }]);
+        assert_eq!(
+            m.chunks(),
+            &[MemChunk {
+                bytes: 7 << 30,
+                numa: 4
+            }]
+        );
         let m = MemList::parse("2G@0, 2048M@1,512m").unwrap();
         assert_eq!(m.to_string(), "2G@0,2G@1,512M@0");
         assert_eq!(m.per_node()[&0], (2 << 30) + (512 << 20));
@@ -365,11 +388,23 @@ mod tests {
         let e = MemList::parse("5M").unwrap_err().to_string();
         assert!(e.contains("5M is not a multiple of 4 MiB"), "{e}");
         assert!(e.contains("'5M'"), "{e}");
-        assert!(MemList::parse("ALL").unwrap_err().to_string().contains("ALL is not accepted"));
-        assert!(MemList::parse("1G@x").unwrap_err().to_string().contains("'x' is not a NUMA"));
-        assert!(MemList::parse("0M").unwrap_err().to_string().contains("zero"));
+        assert!(MemList::parse("ALL")
+            .unwrap_err()
+            .to_string()
+            .contains("ALL is not accepted"));
+        assert!(MemList::parse("1G@x")
+            .unwrap_err()
+            .to_string()
+            .contains("'x' is not a NUMA"));
+        assert!(MemList::parse("0M")
+            .unwrap_err()
+            .to_string()
+            .contains("zero"));
         assert!(MemList::parse("1Q").is_err());
-        assert!(MemList::parse("99999999999T").unwrap_err().to_string().contains("too large"));
+        assert!(MemList::parse("99999999999T")
+            .unwrap_err()
+            .to_string()
+            .contains("too large"));
         // Plain bytes work when they are a multiple of 4 MiB.
         assert_eq!(MemList::parse("4194304").unwrap().to_string(), "4M@0");
     }
@@ -380,7 +415,10 @@ mod tests {
         assert_eq!(m.to_string(), "1-3:0+5-7:4");
         assert_eq!(m.lwk_cpus().to_string(), "1-3,5-7");
         assert_eq!(m.linux_cpus().to_string(), "0,4");
-        assert!(IkcMap::parse("1-3").unwrap_err().to_string().contains("no ':<Linux CPU>'"));
+        assert!(IkcMap::parse("1-3")
+            .unwrap_err()
+            .to_string()
+            .contains("no ':<Linux CPU>'"));
         assert!(IkcMap::parse("1:x").is_err());
     }
 

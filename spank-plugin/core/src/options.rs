@@ -56,7 +56,11 @@ impl OptionId {
     }
 
     pub fn name(self) -> &'static str {
-        OPTIONS.iter().find(|o| o.id == self).map(|o| o.name).unwrap_or("mckernel")
+        OPTIONS
+            .iter()
+            .find(|o| o.id == self)
+            .map(|o| o.name)
+            .unwrap_or("mckernel")
     }
 }
 
@@ -107,7 +111,9 @@ impl JobOptions {
             OptionId::Kargs => {
                 let v = value.trim();
                 if v.is_empty() {
-                    return Err(format!("--mckernel-kargs={value}: the argument list is empty"));
+                    return Err(format!(
+                        "--mckernel-kargs={value}: the argument list is empty"
+                    ));
                 }
                 if let Some(c) = v.chars().find(|c| c.is_control()) {
                     return Err(format!(
@@ -159,11 +165,17 @@ mod tests {
         o.set(OptionId::Mem, "512M@0").unwrap();
         assert!(o.enabled());
         let e = o.set(OptionId::Mem, "5M").unwrap_err();
-        assert!(e.starts_with("--mckernel=5M: invalid memory list '5M'"), "{e}");
+        assert!(
+            e.starts_with("--mckernel=5M: invalid memory list '5M'"),
+            "{e}"
+        );
         o.set(OptionId::Cpus, "2").unwrap();
         assert_eq!(o.cpus, Some(CpuRequest::Count(2)));
         o.set(OptionId::Cpus, "0-1").unwrap();
-        assert_eq!(o.cpus, Some(CpuRequest::List(CpuSet::parse("0-1").unwrap())));
+        assert_eq!(
+            o.cpus,
+            Some(CpuRequest::List(CpuSet::parse("0-1").unwrap()))
+        );
         assert!(o.set(OptionId::Cpus, "0").unwrap_err().contains("positive"));
         assert!(o.set(OptionId::Cpus, "x").is_err());
         assert!(o.set(OptionId::IkcMap, "1:").is_err());
@@ -178,7 +190,10 @@ mod tests {
         let mut o = JobOptions::default();
         o.set(OptionId::Cpus, "2").unwrap();
         let e = o.check_consistent().unwrap_err();
-        assert!(e.contains("--mckernel-cpus given without --mckernel"), "{e}");
+        assert!(
+            e.contains("--mckernel-cpus given without --mckernel"),
+            "{e}"
+        );
         o.set(OptionId::Mem, "1G").unwrap();
         o.check_consistent().unwrap();
     }

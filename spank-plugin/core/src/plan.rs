@@ -73,7 +73,9 @@ impl PartitionSpec {
 
     /// The LWK accepts more processes than CPUs (kernel argument).
     pub fn oversubscribed(&self) -> bool {
-        self.kargs.split_whitespace().any(|w| w == "allow_oversubscribe")
+        self.kargs
+            .split_whitespace()
+            .any(|w| w == "allow_oversubscribe")
     }
 
     /// One line for logs and messages.
@@ -161,7 +163,9 @@ pub fn plan(
         return Err(format!(
             "{} tasks on this node need at least {} LWK CPUs, the partition has {} ({cpus}); \
              use fewer tasks per node, more CPUs, or --mckernel-kargs=allow_oversubscribe",
-            step.local_tasks, step.local_tasks, cpus.len()
+            step.local_tasks,
+            step.local_tasks,
+            cpus.len()
         ));
     }
     if let Some(map) = &opts.ikc_map {
@@ -178,7 +182,14 @@ pub fn plan(
             ));
         }
     }
-    Ok(PartitionSpec { cpus, mem, ikc_map: opts.ikc_map.clone(), kargs, uid: step.uid, gid: step.gid })
+    Ok(PartitionSpec {
+        cpus,
+        mem,
+        ikc_map: opts.ikc_map.clone(),
+        kargs,
+        uid: step.uid,
+        gid: step.gid,
+    })
 }
 
 fn display_or_none(set: &CpuSet) -> String {
@@ -222,8 +233,20 @@ mod tests {
 
     fn topo4() -> Topology {
         let mut numa = BTreeMap::new();
-        numa.insert(0, NumaNode { mem_total: 8 << 30, cpus: CpuSet::parse("0-1").unwrap() });
-        numa.insert(1, NumaNode { mem_total: 8 << 30, cpus: CpuSet::parse("2-3").unwrap() });
+        numa.insert(
+            0,
+            NumaNode {
+                mem_total: 8 << 30,
+                cpus: CpuSet::parse("0-1").unwrap(),
+            },
+        );
+        numa.insert(
+            1,
+            NumaNode {
+                mem_total: 8 << 30,
+                cpus: CpuSet::parse("2-3").unwrap(),
+            },
+        );
         Topology {
             online: CpuSet::parse("0-3").unwrap(),
             cores: vec![vec![0], vec![1], vec![2], vec![3]],
@@ -232,7 +255,14 @@ mod tests {
     }
 
     fn step(cores: &str, tasks: u32) -> StepInfo {
-        StepInfo { job_id: 7, step_id: 0, uid: 1000, gid: 100, alloc_cores: cores.into(), local_tasks: tasks }
+        StepInfo {
+            job_id: 7,
+            step_id: 0,
+            uid: 1000,
+            gid: 100,
+            alloc_cores: cores.into(),
+            local_tasks: tasks,
+        }
     }
 
     fn opts(pairs: &[(OptionId, &str)]) -> JobOptions {
@@ -244,45 +274,97 @@ mod tests {
     }
 
     fn config(linux: &str) -> SiteConfig {
-        SiteConfig { linux_cpus: CpuSet::try_from(linux.to_string()).unwrap(), ..SiteConfig::default() }
+        SiteConfig {
+            linux_cpus: CpuSet::try_from(linux.to_string()).unwrap(),
+            ..SiteConfig::default()
+        }
     }
 
     #[test]
     fn default_cpus_are_the_allocation_minus_linux_cpus() {
-        let p = plan(&opts(&[(OptionId::Mem, "1G@1")]), &step("0-3", 1), &config("0"), &topo4()).unwrap();
+        let p = plan(
+            &opts(&[(OptionId::Mem, "1G@1")]),
+            &step("0-3", 1),
+            &config("0"),
+            &topo4(),
+        )
+        .unwrap();
         assert_eq!(p.cpus.to_string(), "1-3");
         assert_eq!(
             p.mcreboot_args(),
-            ["-c", "1-3", "-m", "1G@1", "-o", "1000:100"].map(String::from).to_vec()
+            ["-c", "1-3", "-m", "1G@1", "-o", "1000:100"]
+                .map(String::from)
+                .to_vec()
         );
     }
 
     #[test]
     fn counts_and_lists() {
         let t = topo4();
-        let p = plan(&opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "2")]), &step("0-3", 2), &config("0"), &t)
-            .unwrap();
+        let p = plan(
+            &opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "2")]),
+            &step("0-3", 2),
+            &config("0"),
+            &t,
+        )
+        .unwrap();
         assert_eq!(p.cpus.to_string(), "2-3");
-        let e = plan(&opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "4")]), &step("0-3", 1), &config("0"), &t)
-            .unwrap_err();
+        let e = plan(
+            &opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "4")]),
+            &step("0-3", 1),
+            &config("0"),
+            &t,
+        )
+        .unwrap_err();
         assert!(e.contains("only 3 CPUs"), "{e}");
-        let e = plan(&opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "2-3")]), &step("0-1", 1), &config(""), &t)
-            .unwrap_err();
-        assert!(e.contains("CPUs 2-3 are not allocated to the job on this node (it holds 0-1)"), "{e}");
-        let e = plan(&opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "0-1")]), &step("0-3", 1), &config("0"), &t)
-            .unwrap_err();
+        let e = plan(
+            &opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "2-3")]),
+            &step("0-1", 1),
+            &config(""),
+            &t,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("CPUs 2-3 are not allocated to the job on this node (it holds 0-1)"),
+            "{e}"
+        );
+        let e = plan(
+            &opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "0-1")]),
+            &step("0-3", 1),
+            &config("0"),
+            &t,
+        )
+        .unwrap_err();
         assert!(e.contains("CPUs 0 are kept for Linux"), "{e}");
-        let e = plan(&opts(&[(OptionId::Mem, "1G")]), &step("0", 1), &config("0"), &t).unwrap_err();
+        let e = plan(
+            &opts(&[(OptionId::Mem, "1G")]),
+            &step("0", 1),
+            &config("0"),
+            &t,
+        )
+        .unwrap_err();
         assert!(e.contains("no CPU left for the LWK"), "{e}");
     }
 
     #[test]
     fn tasks_need_cpus() {
-        let e = plan(&opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "1")]), &step("0-3", 2), &config(""), &topo4())
-            .unwrap_err();
-        assert!(e.contains("2 tasks on this node need at least 2 LWK CPUs"), "{e}");
+        let e = plan(
+            &opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "1")]),
+            &step("0-3", 2),
+            &config(""),
+            &topo4(),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("2 tasks on this node need at least 2 LWK CPUs"),
+            "{e}"
+        );
         let p = plan(
-            &opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "1"), (OptionId::Kargs, "allow_oversubscribe")]),
+            &opts(&[
+                (OptionId::Mem, "1G"),
+                (OptionId::Cpus, "1"),
+                (OptionId::Kargs, "allow_oversubscribe"),
+            ]),
             &step("0-3", 2),
             &config(""),
             &topo4(),
@@ -294,12 +376,36 @@ mod tests {
     #[test]
     fn memory_rules() {
         let t = topo4();
-        let e = plan(&opts(&[(OptionId::Mem, "1G@9")]), &step("0-3", 1), &config(""), &t).unwrap_err();
-        assert!(e.contains("NUMA node 9 does not exist on this node (it has 0,1)"), "{e}");
+        let e = plan(
+            &opts(&[(OptionId::Mem, "1G@9")]),
+            &step("0-3", 1),
+            &config(""),
+            &t,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("NUMA node 9 does not exist on this node (it has 0,1)"),
+            "{e}"
+        );
         // 90% of 8 GiB is 7.2 GiB: 7G fits, 4G+4G on one node does not.
-        plan(&opts(&[(OptionId::Mem, "7G@0")]), &step("0-3", 1), &config(""), &t).unwrap();
-        let e = plan(&opts(&[(OptionId::Mem, "4G@1,4G@1")]), &step("0-3", 1), &config(""), &t).unwrap_err();
-        assert!(e.contains("8 GiB on NUMA node 1 is more than the site limit of 90%"), "{e}");
+        plan(
+            &opts(&[(OptionId::Mem, "7G@0")]),
+            &step("0-3", 1),
+            &config(""),
+            &t,
+        )
+        .unwrap();
+        let e = plan(
+            &opts(&[(OptionId::Mem, "4G@1,4G@1")]),
+            &step("0-3", 1),
+            &config(""),
+            &t,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("8 GiB on NUMA node 1 is more than the site limit of 90%"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -311,7 +417,11 @@ mod tests {
         assert!(e.contains("--exclusive"), "{e}");
         plan(&opts(&[(OptionId::Mem, "1G")]), &step("0-3", 1), &c, &t).unwrap();
         let e = plan(
-            &opts(&[(OptionId::Mem, "1G"), (OptionId::Cpus, "2-3"), (OptionId::IkcMap, "1-3:0")]),
+            &opts(&[
+                (OptionId::Mem, "1G"),
+                (OptionId::Cpus, "2-3"),
+                (OptionId::IkcMap, "1-3:0"),
+            ]),
             &step("0-3", 1),
             &config(""),
             &t,
@@ -326,11 +436,17 @@ mod tests {
                 (OptionId::Kargs, "allow_oversubscribe"),
             ]),
             &step("0-3", 1),
-            &SiteConfig { kargs: "hidos dump_level=0 my_arg=1".into(), ..config("") },
+            &SiteConfig {
+                kargs: "hidos dump_level=0 my_arg=1".into(),
+                ..config("")
+            },
             &t,
         )
         .unwrap();
         assert_eq!(p.kargs, "hidos dump_level=0 my_arg=1 allow_oversubscribe");
-        assert_eq!(p.mcreboot_args().join(" "), "-c 2-3 -m 1G@0 -r 2-3:0 -o 1000:100 -d 0 -O -e my_arg=1");
+        assert_eq!(
+            p.mcreboot_args().join(" "),
+            "-c 2-3 -m 1G@0 -r 2-3:0 -o 1000:100 -d 0 -O -e my_arg=1"
+        );
     }
 }

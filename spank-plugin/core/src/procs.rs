@@ -16,7 +16,9 @@ use nix::unistd::Pid;
 pub fn job_mcexecs(proc_root: &Path, mcexec: &Path, job_id: u32) -> Vec<i32> {
     let want_exe = std::fs::canonicalize(mcexec).unwrap_or_else(|_| mcexec.to_path_buf());
     let needle = format!("SLURM_JOB_ID={job_id}");
-    let Ok(entries) = std::fs::read_dir(proc_root) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
     let mut pids: Vec<i32> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
@@ -25,7 +27,9 @@ pub fn job_mcexecs(proc_root: &Path, mcexec: &Path, job_id: u32) -> Vec<i32> {
             let exe: Option<PathBuf> = std::fs::read_link(dir.join("exe")).ok();
             // A replaced binary shows as "<path> (deleted)".
             let exe_matches = exe.is_some_and(|e| {
-                e == want_exe || e.to_string_lossy().trim_end_matches(" (deleted)") == want_exe.to_string_lossy()
+                e == want_exe
+                    || e.to_string_lossy().trim_end_matches(" (deleted)")
+                        == want_exe.to_string_lossy()
             });
             exe_matches
                 && std::fs::read(dir.join("environ"))
@@ -40,7 +44,8 @@ pub fn job_mcexecs(proc_root: &Path, mcexec: &Path, job_id: u32) -> Vec<i32> {
 /// SIGTERM, `grace` to exit (mcexec passes it to the LWK process), then
 /// SIGKILL and up to 5 s more. Returns the pids that still exist.
 pub fn terminate(pids: &[i32], grace: Duration) -> Vec<i32> {
-    let alive = |pids: &[i32]| -> Vec<i32> { pids.iter().copied().filter(|p| exists(*p)).collect() };
+    let alive =
+        |pids: &[i32]| -> Vec<i32> { pids.iter().copied().filter(|p| exists(*p)).collect() };
     for pid in pids {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
     }
@@ -54,7 +59,9 @@ pub fn terminate(pids: &[i32], grace: Duration) -> Vec<i32> {
 fn exists(pid: i32) -> bool {
     // A zombie has exited; only its parent's wait remains.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -82,9 +89,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fake = dir.path().join("mcexec");
         std::fs::copy("/bin/sleep", &fake).unwrap();
-        let mut ours = Command::new(&fake).arg("60").env("SLURM_JOB_ID", "4242").spawn().unwrap();
-        let mut other_job = Command::new(&fake).arg("60").env("SLURM_JOB_ID", "42420").spawn().unwrap();
-        let mut other_exe = Command::new("/bin/sleep").arg("60").env("SLURM_JOB_ID", "4242").spawn().unwrap();
+        let mut ours = Command::new(&fake)
+            .arg("60")
+            .env("SLURM_JOB_ID", "4242")
+            .spawn()
+            .unwrap();
+        let mut other_job = Command::new(&fake)
+            .arg("60")
+            .env("SLURM_JOB_ID", "42420")
+            .spawn()
+            .unwrap();
+        let mut other_exe = Command::new("/bin/sleep")
+            .arg("60")
+            .env("SLURM_JOB_ID", "4242")
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(100));
 
         let found = job_mcexecs(Path::new("/proc"), &fake, 4242);
@@ -98,7 +117,10 @@ mod tests {
         assert!(!reaper.join().unwrap().success());
 
         for c in [&mut other_job, &mut other_exe] {
-            assert!(c.try_wait().unwrap().is_none(), "an unrelated process was signalled");
+            assert!(
+                c.try_wait().unwrap().is_none(),
+                "an unrelated process was signalled"
+            );
             c.kill().unwrap();
             c.wait().unwrap();
         }

@@ -52,7 +52,11 @@ pub struct NodeRecord {
 impl NodeRecord {
     /// Steps whose slurmstepd still exists.
     pub fn live_steps(&self) -> Vec<StepRef> {
-        self.steps.iter().filter(|s| pid_alive(s.stepd_pid)).cloned().collect()
+        self.steps
+            .iter()
+            .filter(|s| pid_alive(s.stepd_pid))
+            .cloned()
+            .collect()
     }
 }
 
@@ -63,7 +67,10 @@ pub fn pid_alive(pid: i32) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot use the McKernel state directory {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the McKernel state record {path} is unreadable ({message}); remove it after checking the node")]
     Corrupt { path: PathBuf, message: String },
     #[error("another step or epilogue of this node has held {path} for more than {secs} s")]
@@ -82,12 +89,17 @@ pub struct NodeLock {
 
 impl StateDir {
     pub fn new(dir: &Path) -> Self {
-        StateDir { dir: dir.to_path_buf() }
+        StateDir {
+            dir: dir.to_path_buf(),
+        }
     }
 
     fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> StateError + '_ {
         let path = path.to_path_buf();
-        move |source| StateError::Io { path: path.clone(), source }
+        move |source| StateError::Io {
+            path: path.clone(),
+            source,
+        }
     }
 
     pub fn record_path(&self) -> PathBuf {
@@ -113,12 +125,20 @@ impl StateDir {
                 Ok(lock) => return Ok(NodeLock { _lock: lock }),
                 Err((f, nix::errno::Errno::EWOULDBLOCK)) | Err((f, nix::errno::Errno::EINTR)) => {
                     if Instant::now() >= deadline {
-                        return Err(StateError::LockTimeout { path, secs: timeout.as_secs() });
+                        return Err(StateError::LockTimeout {
+                            path,
+                            secs: timeout.as_secs(),
+                        });
                     }
                     file = f;
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                Err((_, e)) => return Err(StateError::Io { path, source: e.into() }),
+                Err((_, e)) => {
+                    return Err(StateError::Io {
+                        path,
+                        source: e.into(),
+                    })
+                }
             }
         }
     }
@@ -128,7 +148,10 @@ impl StateDir {
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text)
                 .map(Some)
-                .map_err(|e| StateError::Corrupt { path, message: e.to_string() }),
+                .map_err(|e| StateError::Corrupt {
+                    path,
+                    message: e.to_string(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StateError::Io { path, source: e }),
         }
@@ -180,7 +203,10 @@ mod tests {
                 gid: 0,
             },
             baseline: Baseline::default(),
-            steps: vec![StepRef { step_id: 0, stepd_pid: std::process::id() as i32 }],
+            steps: vec![StepRef {
+                step_id: 0,
+                stepd_pid: std::process::id() as i32,
+            }],
             boots: 1,
             problems: vec![],
         }
@@ -228,7 +254,10 @@ mod tests {
     fn dead_steps_do_not_count() {
         let mut r = record();
         // Pid 0x7ffffff0 is beyond pid_max on Linux.
-        r.steps.push(StepRef { step_id: 1, stepd_pid: 0x7fff_fff0 });
+        r.steps.push(StepRef {
+            step_id: 1,
+            stepd_pid: 0x7fff_fff0,
+        });
         assert_eq!(r.live_steps(), vec![r.steps[0].clone()]);
     }
 }

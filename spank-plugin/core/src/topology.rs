@@ -48,7 +48,9 @@ impl Topology {
                 let p = topo.join(name);
                 let s = read_trim(&p)?;
                 // physical_package_id is -1 on some virtual machines.
-                Ok(s.parse::<i64>().map_err(|e| format!("{}: {e}", p.display()))?.max(0) as u32)
+                Ok(s.parse::<i64>()
+                    .map_err(|e| format!("{}: {e}", p.display()))?
+                    .max(0) as u32)
             };
             let key = (num("physical_package_id")?, num("core_id")?);
             by_core.entry(key).or_default().push(cpu);
@@ -73,16 +75,28 @@ impl Topology {
             let meminfo = config.sys_path("/proc/meminfo");
             let mem_total = meminfo_total(&read_trim(&meminfo)?)
                 .ok_or_else(|| format!("no MemTotal in {}", meminfo.display()))?;
-            numa.insert(0, NumaNode { mem_total, cpus: online.clone() });
+            numa.insert(
+                0,
+                NumaNode {
+                    mem_total,
+                    cpus: online.clone(),
+                },
+            );
         }
-        Ok(Topology { online, cores, numa })
+        Ok(Topology {
+            online,
+            cores,
+            numa,
+        })
     }
 
     /// Linux CPUs of Slurm's abstract cores (see the module comment).
     pub fn cpus_of_slurm_cores(&self, cores: &CpuSet) -> Result<CpuSet, String> {
         let highest = cores.iter().next_back().unwrap_or(0) as usize;
         if highest < self.cores.len() {
-            Ok(CpuSet::from_ids(cores.iter().flat_map(|c| self.cores[c as usize].clone())))
+            Ok(CpuSet::from_ids(
+                cores.iter().flat_map(|c| self.cores[c as usize].clone()),
+            ))
         } else if cores.is_subset(&self.online) {
             Ok(cores.clone())
         } else {
@@ -135,7 +149,10 @@ pub(crate) mod tests {
             fs::create_dir_all(&d).unwrap();
             fs::write(
                 d.join("meminfo"),
-                format!("Node {n} MemTotal:       {} kB\nNode {n} MemFree: 1 kB\n", mib * 1024),
+                format!(
+                    "Node {n} MemTotal:       {} kB\nNode {n} MemFree: 1 kB\n",
+                    mib * 1024
+                ),
             )
             .unwrap();
             fs::write(d.join("cpulist"), format!("{cpulist}\n")).unwrap();
@@ -143,7 +160,10 @@ pub(crate) mod tests {
     }
 
     fn config_for(root: &Path) -> SiteConfig {
-        SiteConfig { sys_root: root.to_path_buf(), ..SiteConfig::default() }
+        SiteConfig {
+            sys_root: root.to_path_buf(),
+            ..SiteConfig::default()
+        }
     }
 
     #[test]
@@ -151,19 +171,38 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         // 2 packages x 2 cores x 2 threads; Linux numbers threads last.
         let cpus = [
-            (0, 0, 0), (1, 0, 1), (2, 1, 0), (3, 1, 1),
-            (4, 0, 0), (5, 0, 1), (6, 1, 0), (7, 1, 1),
+            (0, 0, 0),
+            (1, 0, 1),
+            (2, 1, 0),
+            (3, 1, 1),
+            (4, 0, 0),
+            (5, 0, 1),
+            (6, 1, 0),
+            (7, 1, 1),
         ];
-        fake_sys(dir.path(), &cpus, &[(0, 1024, "0-1,4-5"), (1, 2048, "2-3,6-7")]);
+        fake_sys(
+            dir.path(),
+            &cpus,
+            &[(0, 1024, "0-1,4-5"), (1, 2048, "2-3,6-7")],
+        );
         let t = Topology::read(&config_for(dir.path())).unwrap();
-        assert_eq!(t.cores, vec![vec![0, 4], vec![1, 5], vec![2, 6], vec![3, 7]]);
+        assert_eq!(
+            t.cores,
+            vec![vec![0, 4], vec![1, 5], vec![2, 6], vec![3, 7]]
+        );
         assert_eq!(t.numa[&1].mem_total, 2048 << 20);
-        let cpus = t.cpus_of_slurm_cores(&CpuSet::parse("1-2").unwrap()).unwrap();
+        let cpus = t
+            .cpus_of_slurm_cores(&CpuSet::parse("1-2").unwrap())
+            .unwrap();
         assert_eq!(cpus.to_string(), "1-2,5-6");
         // Slurm counting threads as cores: ids are CPU ids.
-        let cpus = t.cpus_of_slurm_cores(&CpuSet::parse("6-7").unwrap()).unwrap();
+        let cpus = t
+            .cpus_of_slurm_cores(&CpuSet::parse("6-7").unwrap())
+            .unwrap();
         assert_eq!(cpus.to_string(), "6-7");
-        let e = t.cpus_of_slurm_cores(&CpuSet::parse("9").unwrap()).unwrap_err();
+        let e = t
+            .cpus_of_slurm_cores(&CpuSet::parse("9").unwrap())
+            .unwrap_err();
         assert!(e.contains("slurm.conf does not describe this node"), "{e}");
     }
 

@@ -44,10 +44,12 @@ fn run() -> Result<ExitCode, String> {
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
         }
     }
-    let job = job.ok_or_else(|| format!("no job: SLURM_JOB_ID is not set and --job was not given\n{USAGE}"))?;
-    let job_id: u32 = job
-        .parse()
-        .map_err(|_| format!("job id '{job}' is not a number (expected the Slurm job id, e.g. 1234)"))?;
+    let job = job.ok_or_else(|| {
+        format!("no job: SLURM_JOB_ID is not set and --job was not given\n{USAGE}")
+    })?;
+    let job_id: u32 = job.parse().map_err(|_| {
+        format!("job id '{job}' is not a number (expected the Slurm job id, e.g. 1234)")
+    })?;
     let path = config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let config = SiteConfig::load(&path).map_err(|e| e.to_string())?;
 
@@ -58,5 +60,9 @@ fn run() -> Result<ExitCode, String> {
     for p in &report.problems {
         eprintln!("mckernel-epilog: job {job_id}: could not restore the node: {p}");
     }
-    Ok(if report.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -26,7 +26,12 @@ pub fn skip_reason() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("needs root (slurmd, munged and the LWK run as root)".into());
     }
-    for bin in ["/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/bin/srun"] {
+    for bin in [
+        "/usr/sbin/munged",
+        "/usr/sbin/slurmctld",
+        "/usr/sbin/slurmd",
+        "/usr/bin/srun",
+    ] {
         assert!(
             Path::new(bin).exists(),
             "{bin} is missing: install munge, slurmctld, slurmd and slurm-client (scripts/setup-deps.sh)"
@@ -38,7 +43,10 @@ pub fn skip_reason() -> Option<String> {
 /// The cargo profile directory holding this test's build (target/debug).
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
 }
 
 /// The plugin as cargo built it for these tests: `deps/` holds the copy
@@ -51,7 +59,10 @@ pub fn plugin_so() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 fn mem_total_mb() -> u64 {
@@ -69,15 +80,26 @@ pub struct Cluster {
     pub site: PathBuf,
     pub node: String,
     daemons: Vec<(&'static str, Child)>,
+    /// mcstop+release, for a partition the epilogue could not remove.
+    mcstop: Option<PathBuf>,
 }
+
+/// Temporary directories of this suite are named `<tmp>/spank-mckernel-*`.
+const DIR_PREFIX: &str = "spank-mckernel-";
 
 impl Cluster {
     /// Starts munged, slurmctld and slurmd with `site_toml` as the plugin's
     /// site configuration; returns when the node is idle.
     /// `site_toml` gets the cluster directory (for state and runtime paths).
     pub fn start(site_toml: impl FnOnce(&Path) -> String) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("spank-mckernel-").tempdir().expect("tempdir");
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(sweep_crashed_runs);
+        let dir = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()
+            .expect("tempdir");
         let d = dir.path().to_path_buf();
+        fs::write(d.join("owner.pid"), std::process::id().to_string()).unwrap();
         // Jobs of other users must reach munge's socket and slurm.conf.
         fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
         for sub in ["munge", "spool", "state", "log", "run"] {
@@ -85,7 +107,13 @@ impl Cluster {
             fs::set_permissions(d.join(sub), fs::Permissions::from_mode(0o755)).unwrap();
         }
         let key = d.join("munge/munge.key");
-        let bytes: Vec<u8> = (0..1024).map(|i| (i as u8).wrapping_mul(31).wrapping_add(std::process::id() as u8)).collect();
+        let bytes: Vec<u8> = (0..1024)
+            .map(|i| {
+                (i as u8)
+                    .wrapping_mul(31)
+                    .wrapping_add(std::process::id() as u8)
+            })
+            .collect();
         fs::write(&key, bytes).unwrap();
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
 
@@ -104,12 +132,21 @@ impl Cluster {
         fs::set_permissions(&epilog, fs::Permissions::from_mode(0o755)).unwrap();
         fs::write(
             d.join("plugstack.conf"),
-            format!("required {} config={}\n", plugin_so().display(), site.display()),
+            format!(
+                "required {} config={}\n",
+                plugin_so().display(),
+                site.display()
+            ),
         )
         .unwrap();
 
-        let node = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let node = nix::unistd::gethostname()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let conf = d.join("slurm.conf");
         let p = |s: &str| d.join(s).display().to_string();
         fs::write(
@@ -164,7 +201,14 @@ impl Cluster {
         )
         .unwrap();
 
-        let mut cluster = Cluster { dir, conf, site, node: node.clone(), daemons: Vec::new() };
+        let mut cluster = Cluster {
+            dir,
+            conf,
+            site,
+            node: node.clone(),
+            daemons: Vec::new(),
+            mcstop: None,
+        };
         let log = |name: &str| Stdio::from(fs::File::create(d.join("log").join(name)).unwrap());
         cluster.spawn(
             "munged",
@@ -178,7 +222,9 @@ impl Cluster {
                 .stdout(log("munged.out"))
                 .stderr(log("munged.err")),
         );
-        cluster.wait_for("munge socket", Duration::from_secs(10), |c| c.dir.path().join("munge/munge.socket").exists());
+        cluster.wait_for("munge socket", Duration::from_secs(10), |c| {
+            c.dir.path().join("munge/munge.socket").exists()
+        });
         cluster.spawn(
             "slurmctld",
             Command::new("/usr/sbin/slurmctld")
@@ -199,8 +245,21 @@ impl Cluster {
         cluster
     }
 
+    /// Drop runs this `mcstop+release` (with the site's runtime directory
+    /// `<dir>/ihk`) if a partition is still there after the jobs ended.
+    pub fn release_with(&mut self, mcstop: &Path) {
+        self.mcstop = Some(mcstop.to_path_buf());
+        let _ = fs::write(
+            self.dir.path().join("mcstop.path"),
+            mcstop.as_os_str().as_encoded_bytes(),
+        );
+    }
+
     fn spawn(&mut self, name: &'static str, cmd: &mut Command) {
-        let child = cmd.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         self.daemons.push((name, child));
     }
 
@@ -209,11 +268,17 @@ impl Cluster {
         while !ok(self) {
             for (name, child) in &mut self.daemons {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("{name} exited ({status}) while waiting for {what}\n{}", self_logs(self.dir.path()));
+                    panic!(
+                        "{name} exited ({status}) while waiting for {what}\n{}",
+                        self_logs(self.dir.path())
+                    );
                 }
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}\n{}", self_logs(self.dir.path()));
+                panic!(
+                    "timed out waiting for {what}\n{}",
+                    self_logs(self.dir.path())
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -222,7 +287,11 @@ impl Cluster {
     /// A Slurm client command with this cluster's configuration.
     pub fn cmd(&self, program: &str) -> Command {
         let mut c = Command::new(program);
-        c.env("SLURM_CONF", &self.conf).env_remove("SLURM_JOB_ID").stdin(Stdio::null());
+        // Jobs work (and sbatch writes slurm-<id>.out) in the cluster's directory.
+        c.env("SLURM_CONF", &self.conf)
+            .env_remove("SLURM_JOB_ID")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
         c
     }
 
@@ -235,12 +304,20 @@ impl Cluster {
 
     /// The node's state as sinfo prints it (idle, alloc, drain, ...).
     pub fn node_state(&self) -> String {
-        let o = self.cmd("/usr/bin/sinfo").args(["-h", "-N", "-o", "%T"]).output().expect("sinfo");
+        let o = self
+            .cmd("/usr/bin/sinfo")
+            .args(["-h", "-N", "-o", "%T"])
+            .output()
+            .expect("sinfo");
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
     pub fn drain_reason(&self) -> String {
-        let o = self.cmd("/usr/bin/sinfo").args(["-h", "-R", "-o", "%E"]).output().expect("sinfo");
+        let o = self
+            .cmd("/usr/bin/sinfo")
+            .args(["-h", "-R", "-o", "%E"])
+            .output()
+            .expect("sinfo");
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
@@ -258,10 +335,17 @@ impl Cluster {
                 return;
             }
             if state.contains("drain") {
-                panic!("the node was drained: {}\n{}", self.drain_reason(), self.slurmd_log_tail(60));
+                panic!(
+                    "the node was drained: {}\n{}",
+                    self.drain_reason(),
+                    self.slurmd_log_errors()
+                );
             }
             if Instant::now() > deadline {
-                panic!("node state {state} after 120 s\n{}", self.slurmd_log_tail(60));
+                panic!(
+                    "node state {state} after 120 s\n{}",
+                    self.slurmd_log_tail(60)
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -269,20 +353,45 @@ impl Cluster {
 
     /// Ids of jobs slurmctld still knows as not finished.
     pub fn jobs(&self) -> Vec<String> {
-        let o = self.cmd("/usr/bin/squeue").args(["-h", "-o", "%i"]).output().expect("squeue");
-        String::from_utf8_lossy(&o.stdout).split_whitespace().map(String::from).collect()
+        let o = self
+            .cmd("/usr/bin/squeue")
+            .args(["-h", "-o", "%i"])
+            .output()
+            .expect("squeue");
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect()
     }
 
     /// `sbatch --parsable <args>`: the job id.
     pub fn sbatch(&self, args: &[&str]) -> String {
-        let o = self.cmd("/usr/bin/sbatch").arg("--parsable").args(args).output().expect("sbatch");
-        assert!(o.status.success(), "sbatch failed: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).trim().split(';').next().unwrap_or("").to_string()
+        let o = self
+            .cmd("/usr/bin/sbatch")
+            .arg("--parsable")
+            .args(args)
+            .output()
+            .expect("sbatch");
+        assert!(
+            o.status.success(),
+            "sbatch failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// Job state from scontrol (PENDING, RUNNING, COMPLETED, FAILED, ...).
     pub fn job_state(&self, id: &str) -> String {
-        let o = self.cmd("/usr/bin/scontrol").args(["show", "job", id]).output().expect("scontrol");
+        let o = self
+            .cmd("/usr/bin/scontrol")
+            .args(["show", "job", id])
+            .output()
+            .expect("scontrol");
         let text = String::from_utf8_lossy(&o.stdout);
         text.split_whitespace()
             .find_map(|w| w.strip_prefix("JobState="))
@@ -291,12 +400,26 @@ impl Cluster {
     }
 
     pub fn scontrol_job(&self, id: &str) -> String {
-        let o = self.cmd("/usr/bin/scontrol").args(["show", "job", id]).output().expect("scontrol");
+        let o = self
+            .cmd("/usr/bin/scontrol")
+            .args(["show", "job", id])
+            .output()
+            .expect("scontrol");
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
     pub fn slurmd_log(&self) -> String {
         fs::read_to_string(self.dir.path().join("log/slurmd.log")).unwrap_or_default()
+    }
+
+    /// The plugin's lines and Slurm's errors from the slurmd log.
+    pub fn slurmd_log_errors(&self) -> String {
+        self.slurmd_log()
+            .lines()
+            .filter(|l| l.contains("mckernel") || l.contains("error"))
+            .filter(|l| !l.contains("appending plugin option"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn slurmd_log_tail(&self, lines: usize) -> String {
@@ -312,10 +435,19 @@ impl Cluster {
 
 fn self_logs(dir: &Path) -> String {
     let mut out = String::new();
-    for name in ["munged.err", "slurmctld.err", "slurmd.err", "slurmctld.log", "slurmd.log"] {
+    for name in [
+        "munged.err",
+        "slurmctld.err",
+        "slurmd.err",
+        "slurmctld.log",
+        "slurmd.log",
+    ] {
         let text = fs::read_to_string(dir.join("log").join(name)).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        out.push_str(&format!("--- {name}\n{}\n", lines[lines.len().saturating_sub(15)..].join("\n")));
+        out.push_str(&format!(
+            "--- {name}\n{}\n",
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        ));
     }
     out
 }
@@ -323,11 +455,22 @@ fn self_logs(dir: &Path) -> String {
 impl Drop for Cluster {
     fn drop(&mut self) {
         // Cancel every job and let the epilogue run before the daemons go.
-        let _ = self.cmd("/usr/bin/scancel").args(["--user", "root"]).output();
+        let _ = self
+            .cmd("/usr/bin/scancel")
+            .args(["--user", "root"])
+            .output();
         let _ = self.cmd("/usr/bin/scancel").arg("--state=RUNNING").output();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline && (!self.jobs().is_empty() || self.node_state().contains("comp")) {
+        while Instant::now() < deadline
+            && (!self.jobs().is_empty() || self.node_state().contains("comp"))
+        {
             std::thread::sleep(Duration::from_millis(200));
+        }
+        // Whatever the jobs left (their environment names this cluster's
+        // slurm.conf): tasks, mcexec proxies of a dead slurmstepd.
+        for pid in processes_with_env(&format!("SLURM_CONF={}", self.conf.display())) {
+            eprintln!("killing leftover job process {pid}");
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         for (_, child) in self.daemons.iter_mut().rev() {
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
@@ -347,5 +490,92 @@ impl Drop for Cluster {
                 }
             }
         }
+        release_partition(self.dir.path(), self.mcstop.as_deref());
+    }
+}
+
+/// A partition still served in `<dir>/ihk` is shut down and released.
+fn release_partition(dir: &Path, mcstop: Option<&Path>) {
+    let runtime = dir.join("ihk");
+    if !runtime.join("mcd0").exists() && !runtime.join("journal").exists() {
+        return;
+    }
+    let Some(mcstop) = mcstop else {
+        eprintln!(
+            "a partition is left in {} and no mcstop+release is known",
+            runtime.display()
+        );
+        return;
+    };
+    eprintln!("releasing the partition left in {}", runtime.display());
+    match Command::new(mcstop)
+        .env("IHK_RUNTIME_DIR", &runtime)
+        .status()
+    {
+        Ok(s) if s.success() => {}
+        other => eprintln!("{} failed: {other:?}", mcstop.display()),
+    }
+}
+
+/// Pids of processes whose environment holds `var` (e.g. `SLURM_CONF=...`).
+fn processes_with_env(var: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == var.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// A run of this suite that was killed (its owner pid is gone) left its
+/// directory, and maybe its daemons and a partition: end the daemons it
+/// recorded (checking their command line names that directory), release the
+/// partition with the tools it recorded, remove the directory.
+fn sweep_crashed_runs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        if !e.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let owner = fs::read_to_string(dir.join("owner.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        match owner {
+            Some(pid) if !Path::new(&format!("/proc/{pid}")).exists() => {}
+            _ => continue,
+        }
+        eprintln!("cleaning up after a crashed test run in {}", dir.display());
+        let conf = dir.join("slurm.conf");
+        for pid in processes_with_env(&format!("SLURM_CONF={}", conf.display())) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        for pidfile in ["run/slurmd.pid", "run/slurmctld.pid", "munge/munged.pid"] {
+            let Some(pid) = fs::read_to_string(dir.join(pidfile))
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let cmd = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmd).contains(&*dir.to_string_lossy()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        let mcstop = fs::read_to_string(dir.join("mcstop.path"))
+            .ok()
+            .map(PathBuf::from);
+        release_partition(&dir, mcstop.as_deref());
+        let _ = fs::remove_dir_all(&dir);
     }
 }

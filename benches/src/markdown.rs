@@ -1,0 +1,288 @@
+//! report.md: the table of `report.rs` with the run's context (machine,
+//! commit, options) and per-benchmark details beside the plots.
+
+use crate::bench::boot::BootResult;
+use crate::bench::syscall::OPS;
+use crate::bench::Outcome;
+use crate::config::Options;
+use crate::report::{self, Row, SideResults};
+use std::path::Path;
+use std::process::Command;
+
+fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
+    let o = Command::new(cmd).args(args).output().ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The whole report in Markdown: header, table, problems, and one section
+/// per benchmark family with its plot and details.
+pub fn report(
+    o: &Options,
+    rows: &[Row],
+    lwk: Option<&SideResults>,
+    linux: &SideResults,
+    boots: &[Outcome<BootResult>],
+    problems: &[String],
+    plot_notes: &[String],
+) -> String {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let ws = ws.to_string_lossy();
+    let commit = command_line("git", &["-C", &ws, "rev-parse", "--short", "HEAD"])
+        .unwrap_or_else(|| "no commit".into());
+    let dirty =
+        command_line("git", &["-C", &ws, "status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+    let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    let kernel = command_line("uname", &["-r"]).unwrap_or_default();
+    let thp =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let cpu = o.cpu();
+    let mut s = String::new();
+    s += "# Performance report: the LWK against Linux\n\n";
+    s += &format!(
+        "Made by `cargo bench -p mck-bench` on {date}: {}, {} online CPUs, Linux {kernel}, commit {commit}{}.\n\n",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if dirty { " with local changes" } else { "" }
+    );
+    if o.linux_only {
+        s += "**Linux only** (`--linux-only`): no partition was booted, the LWK columns are empty.\n\n";
+    } else {
+        s += &format!(
+            "LWK: a partition booted with `mcreboot -c {cpu} -m {}` (pin isolation), every program run under \
+             `mcexec{}`. Linux: after `mcstop+release`, the same static binaries run natively, pinned to CPU {cpu} \
+             with sched_setaffinity. ",
+            o.lwk_mem,
+            o.mcexec_args.iter().map(|a| format!(" {a}")).collect::<String>()
+        );
+    }
+    s += "Values are medians: over runs (FWQ), over timed iterations (STREAM, GUPS), over calls (system calls), over launches and boots.";
+    if o.quick {
+        s += " **Quick mode**: small sizes, the numbers mean little.";
+    }
+    s += "\n\n";
+    s += &report::markdown_table(rows);
+    s += "\nTargets (issue 5): FWQ noise of the LWK at most a fifth of Linux's; STREAM at least 0.98x; GUPS at least \
+          1.3x Linux with transparent huge pages off for the table and 1.0x with them on; system calls answered by \
+          the LWK at or below native; the offloaded round trip 2 us or less; launch overhead 5 ms or less. \
+          getpid and getppid are answered by the LWK itself (ARCHITECTURE.md section 5), so the offloaded round trip \
+          is measured with fcntl(F_GETFL) on a /dev/null descriptor, a call that is always offloaded and cheap on Linux.\n";
+    if !problems.is_empty() || !plot_notes.is_empty() {
+        s += "\n## Problems\n\n";
+        for p in problems.iter().chain(plot_notes) {
+            s += &format!("- {}\n", p.replace('\n', " "));
+        }
+        if lwk.is_some() {
+            s += "\nThe LWK's kernel log of the benchmark partition is in `raw/lwk-kmsg.txt` of the output directory.\n";
+        }
+    }
+
+    s += "\n## FWQ\n\n![FWQ trace of the LWK and Linux](fwq.png)\n\n";
+    s += &format!(
+        "{} runs of {} quanta of {} loop iterations per side; the plot and this table show each side's median-noise run.\n\n",
+        o.fwq_runs, o.fwq_samples, o.fwq_work
+    );
+    s += "| side | min (us) | max (us) | max/min | stddev (us) | noise % |\n|---|--:|--:|--:|--:|--:|\n";
+    for (name, side) in [("LWK", lwk), ("Linux", Some(linux))] {
+        if let Some(Ok(f)) = side.map(|x| &x.fwq) {
+            let r = f.representative().stats;
+            s += &format!(
+                "| {name} | {} | {} | {} | {} | {} |\n",
+                report::num(r.summary.min),
+                report::num(r.summary.max),
+                report::num(r.max_over_min),
+                report::num(r.summary.stddev),
+                report::num(r.noise_pct)
+            );
+        }
+    }
+
+    s += "\n## System calls and launch\n\n![Latency distributions](latency.png)\n\n";
+    s += &format!(
+        "Up to {} timed calls per operation within about {} s (each call timed alone with the TSC), \
+         {} launches per side. Percentiles in ns:\n\n| call | side | calls | p50 | p99 | max |\n\
+         |---|---|--:|--:|--:|--:|\n",
+        o.syscall_iters, o.syscall_seconds, o.launch_reps
+    );
+    for op in OPS {
+        for (name, side) in [("LWK", lwk), ("Linux", Some(linux))] {
+            if let Some(Some(Ok(r))) = side.map(|x| x.syscall(op.arg)) {
+                if let Some(sum) = crate::stats::Summary::of(&r.lat_ns) {
+                    s += &format!(
+                        "| {} | {name} | {} | {} | {} | {} |\n",
+                        op.label,
+                        sum.n,
+                        report::num(sum.median),
+                        report::num(sum.p99),
+                        report::num(sum.max)
+                    );
+                }
+            }
+        }
+    }
+
+    s += "\n## Memory\n\n![STREAM and GUPS](memory.png)\n\n";
+    s += &format!(
+        "STREAM: three arrays of {} doubles ({} MiB each), {} repetitions, the first one untimed. \
+         GUPS: a table of 2^{} words ({} MiB), {} rounds of {} updates. \
+         Linux transparent huge pages: `{}` system-wide (not changed); the table's setting is chosen by gups.c \
+         with madvise.\n\n",
+        o.stream_n(),
+        (o.stream_n() * 8) >> 20,
+        o.stream_ntimes,
+        o.gups_log2,
+        (8u64 << o.gups_log2) >> 20,
+        o.gups_rounds,
+        o.gups_updates,
+        thp.trim()
+    );
+    s += "| GUPS run | GUP/s | Linux THP in the table (kB) | checksum |\n|---|--:|--:|---|\n";
+    let gups_rows = lwk
+        .map(|l| l.gups.iter().map(|g| ("LWK", g)).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(linux.gups.iter().map(|g| ("Linux", g)));
+    for (side, (mode, res)) in gups_rows {
+        if let Ok(g) = res {
+            s += &format!(
+                "| {side} {} | {} | {} | {} |\n",
+                mode.arg(),
+                report::num(g.median()),
+                // Under mcexec /proc/self is not the LWK's page table.
+                match (side, g.thp_kb) {
+                    ("Linux", Some(k)) => k.to_string(),
+                    _ => "n/a".into(),
+                },
+                g.checksum
+            );
+        }
+    }
+
+    if !boots.is_empty() {
+        s += "\n## Boot\n\n`mcreboot` started to `ihkosctl 0 get status` printing RUNNING, each followed by `mcstop+release`.\n\n";
+        s += "| size | boots (s) |\n|---|---|\n";
+        for (size, b) in o.boot_sizes.iter().zip(boots) {
+            let v = match b {
+                Ok(b) => b
+                    .secs
+                    .iter()
+                    .map(|x| format!("{x:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Err(_) => "error".into(),
+            };
+            s += &format!("| {size} | {v} |\n");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::fwq::{FwqResult, Run};
+    use crate::bench::gups::{GupsResult, Mode};
+    use crate::bench::stream::StreamResult;
+    use crate::bench::syscall::SyscallResult;
+    use crate::stats::Fwq;
+    use clap::Parser;
+
+    fn side(noise_spike: f64, gups: &[(Mode, f64)], fcntl_ns: f64) -> SideResults {
+        let mut q = vec![10.0; 100];
+        q[50] = noise_spike;
+        SideResults {
+            fwq: Ok(FwqResult {
+                runs: vec![Run {
+                    stats: Fwq::of(&q).unwrap(),
+                    quanta_us: q,
+                }],
+            }),
+            stream: Ok(StreamResult {
+                rates: vec![vec![1000.0]; 4],
+                n: 10,
+            }),
+            gups: gups
+                .iter()
+                .map(|&(m, v)| {
+                    (
+                        m,
+                        Ok(GupsResult {
+                            gups: vec![v],
+                            thp_kb: Some(0),
+                            madvise_errno: 0,
+                            checksum: "ab".into(),
+                        }),
+                    )
+                })
+                .collect(),
+            syscalls: OPS
+                .iter()
+                .map(|&op| {
+                    (
+                        op,
+                        Ok(SyscallResult {
+                            lat_ns: vec![if op.arg == "fcntl" { fcntl_ns } else { 100.0 }],
+                        }),
+                    )
+                })
+                .collect(),
+            launch_ms: Ok(vec![1.0, 2.0, 3.0]),
+        }
+    }
+
+    #[test]
+    fn report_has_table_verdicts_plots_and_details() {
+        let o = Options::parse_from(["mck-bench", "--cpu", "1", "--stream-n", "10"])
+            .resolve()
+            .unwrap();
+        let lwk = side(10.5, &[(Mode::Default, 2.0)], 2500.0);
+        let linux = side(200.0, &[(Mode::NoHuge, 1.0), (Mode::Huge, 2.5)], 150.0);
+        let boots = vec![
+            Ok(BootResult {
+                size: "512M".into(),
+                secs: vec![0.5],
+            }),
+            Err("no".into()),
+        ];
+        let rows = report::rows(Some(&lwk), Some(&linux), &boots, &o.boot_sizes);
+        let md = report(
+            &o,
+            &rows,
+            Some(&lwk),
+            &linux,
+            &boots,
+            &report::problems(&rows),
+            &[],
+        );
+        let line = |prefix: &str| {
+            md.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no '{prefix}' in\n{md}"))
+                .to_string()
+        };
+        assert!(line("| FWQ noise |").ends_with("| pass |"), "{md}");
+        assert!(line("| GUPS vs Linux THP off |").ends_with("| pass |"));
+        assert!(line("| GUPS vs Linux THP on |").ends_with("| MISS |"));
+        assert!(line("| fcntl(F_GETFL) (offloaded) |").ends_with("| MISS |"));
+        assert!(line("| STREAM triad |").contains("| 1.000 |"));
+        assert!(line("| boot 2G to RUNNING |").ends_with("| ERROR |"));
+        for img in ["fwq.png", "latency.png", "memory.png"] {
+            assert!(md.contains(&format!("]({img})")), "{img} not linked");
+        }
+        assert!(line("| LWK default |").contains("| n/a |"));
+        assert!(md.contains("## Problems") && md.contains("- LWK: no"));
+    }
+}

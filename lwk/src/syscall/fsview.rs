@@ -1,0 +1,133 @@
+//! open, openat, readlink, readlinkat: paths in the LWK's /proc and /sys
+//! view (`lwkfs`) are answered from the LWK; every other path, and every
+//! relative path, is offloaded unchanged.
+
+use alloc::vec::Vec;
+
+use ihk_abi::offload::OffloadCall;
+
+use super::errno::*;
+use super::{args, current, filemap, offload};
+use crate::arch::x86_64::idt::TrapFrame;
+use crate::lwkfs::{self, View};
+use crate::process::{phys, Thread};
+
+const AT_FDCWD: u64 = -100i64 as u64;
+const O_ACCMODE: u64 = 3;
+const O_CLOEXEC: u64 = 0o2000000;
+const EACCES: Errno = Errno(13);
+const ENOENT: Errno = Errno(2);
+const PATH_MAX: usize = 4096;
+
+/// The NUL-terminated path at user address `va`, if it could be in the
+/// view (reading stops early for other paths).
+fn view_path(t: &Thread, va: u64) -> Result<Option<Vec<u8>>, Errno> {
+    let a = t.process.aspace.lock();
+    let mut out = Vec::new();
+    let mut cur = va;
+    loop {
+        let chunk = (phys::PAGE - cur % phys::PAGE) as usize;
+        let mut buf = alloc::vec![0u8; chunk.min(PATH_MAX + 1 - out.len())];
+        a.read(cur, &mut buf)?;
+        let nul = buf.iter().position(|&b| b == 0);
+        out.extend_from_slice(&buf[..nul.unwrap_or(buf.len())]);
+        if out.len() >= 5 && !lwkfs::may_be_viewed(&out) {
+            return Ok(None);
+        }
+        if nul.is_some() {
+            return Ok(lwkfs::may_be_viewed(&out).then_some(out));
+        }
+        if out.len() > PATH_MAX {
+            return Ok(None); // Linux reports ENAMETOOLONG
+        }
+        cur += buf.len() as u64;
+    }
+}
+
+/// Run `call` with `data` copied to a kernel buffer the proxy can read.
+fn with_phys(t: &Thread, call: OffloadCall, data: &[u8], a2: u64, a3: u64) -> SysResult {
+    let size = (data.len() as u64).div_ceil(phys::PAGE).max(1) * phys::PAGE;
+    let pa = phys::alloc(size, phys::PAGE).ok_or(ENOMEM)?;
+    // SAFETY: our fresh buffer of `size` >= data.len() bytes.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), phys::to_virt(pa), data.len()) };
+    let r = offload::call(t, call as u64, [pa, data.len() as u64, a2, a3, 0, 0]);
+    phys::free(pa, size);
+    if r < 0 {
+        Err(Errno((-r) as i32))
+    } else {
+        Ok(r as u64)
+    }
+}
+
+fn open_view(f: &mut TrapFrame, dirfd: u64, path_va: u64, flags: u64, mode: u64) -> SysResult {
+    // Only absolute paths can be in the view, and those ignore dirfd.
+    let _ = dirfd;
+    let t = current();
+    let Some(path) = view_path(t, path_va)? else { return offload::syscall(f) };
+    match lwkfs::lookup(t, &path) {
+        View::Linux => offload::syscall(f),
+        View::Missing => Err(ENOENT),
+        View::Redirect(p) => with_phys(t, OffloadCall::OpenPhys, p.as_bytes(), flags, mode),
+        View::Content(data) => {
+            if flags & O_ACCMODE != 0 {
+                return Err(EACCES);
+            }
+            with_phys(t, OffloadCall::MemfdPhys, &data, flags & O_CLOEXEC, 0)
+        }
+        View::Cpuinfo(cpus) => {
+            if flags & O_ACCMODE != 0 {
+                return Err(EACCES);
+            }
+            let raw: Vec<u8> = cpus.iter().flat_map(|c| c.to_le_bytes()).collect();
+            let size = (raw.len() as u64).div_ceil(phys::PAGE).max(1) * phys::PAGE;
+            let pa = phys::alloc(size, phys::PAGE).ok_or(ENOMEM)?;
+            // SAFETY: our fresh buffer.
+            unsafe { core::ptr::copy_nonoverlapping(raw.as_ptr(), phys::to_virt(pa), raw.len()) };
+            let r = offload::call(t, OffloadCall::HostCpuinfo as u64, [pa, cpus.len() as u64, flags & O_CLOEXEC, 0, 0, 0]);
+            phys::free(pa, size);
+            if r < 0 {
+                Err(Errno((-r) as i32))
+            } else {
+                Ok(r as u64)
+            }
+        }
+    }
+}
+
+pub fn open(f: &mut TrapFrame) -> SysResult {
+    let [path, flags, mode, ..] = args(f);
+    open_view(f, AT_FDCWD, path, flags, mode)
+}
+
+pub fn openat(f: &mut TrapFrame) -> SysResult {
+    let [dirfd, path, flags, mode, ..] = args(f);
+    open_view(f, dirfd, path, flags, mode)
+}
+
+/// readlink of `/proc/self/exe`: the program's file.
+fn readlink_view(f: &mut TrapFrame, path_va: u64, buf: u64, size: u64) -> SysResult {
+    let t = current();
+    let Some(path) = view_path(t, path_va)? else { return offload::syscall(f) };
+    let by_pid = alloc::format!("/proc/{}/exe", t.process.pid);
+    let exe = [b"/proc/self/exe".as_slice(), by_pid.as_bytes()];
+    if !exe.contains(&path.as_slice()) {
+        return offload::syscall(f);
+    }
+    if size as i64 <= 0 {
+        return Err(EINVAL);
+    }
+    let (_, name) = filemap::describe(t, t.process.start.exe_fd as u64)?;
+    let n = name.len().min(size as usize);
+    t.process.aspace.lock().write(buf, &name.as_bytes()[..n])?;
+    Ok(n as u64)
+}
+
+pub fn readlink(f: &mut TrapFrame) -> SysResult {
+    let [path, buf, size, ..] = args(f);
+    readlink_view(f, path, buf, size)
+}
+
+pub fn readlinkat(f: &mut TrapFrame) -> SysResult {
+    let [_dirfd, path, buf, size, ..] = args(f);
+    readlink_view(f, path, buf, size)
+}

@@ -1,0 +1,36 @@
+//! getrusage for the calling process or thread: the LWK's accounting (the
+//! proxy's own usage on Linux says nothing about the program). An LWK CPU
+//! runs its thread without a tick, so user time is the time since start,
+//! as `CLOCK_PROCESS_CPUTIME_ID` reports it (`time.rs`). RUSAGE_CHILDREN is
+//! Linux's: the children's proxies are mcexec's children.
+
+use super::errno::*;
+use super::{args, current, offload};
+use crate::arch::x86_64::idt::TrapFrame;
+
+const RUSAGE_SELF: i64 = 0;
+const RUSAGE_CHILDREN: i64 = -1;
+const RUSAGE_THREAD: i64 = 1;
+/// `sizeof(struct rusage)` on x86-64: two timevals then 14 longs.
+const RUSAGE_SIZE: usize = 144;
+const MAXRSS: usize = 32;
+
+pub fn getrusage(f: &mut TrapFrame) -> SysResult {
+    let [who, usage, ..] = args(f);
+    match who as i64 {
+        RUSAGE_CHILDREN => return offload::syscall(f),
+        RUSAGE_SELF | RUSAGE_THREAD => {}
+        _ => return Err(EINVAL),
+    }
+    let t = current();
+    let p = &t.process;
+    let khz = crate::boot_params::get().tsc_khz.max(1);
+    let us = crate::arch::x86_64::tsc::now().saturating_sub(p.start_tsc) * 1000 / khz;
+    let mut r = [0u8; RUSAGE_SIZE];
+    r[0..8].copy_from_slice(&(us / 1_000_000).to_le_bytes());
+    r[8..16].copy_from_slice(&(us % 1_000_000).to_le_bytes());
+    let a = p.aspace.lock();
+    r[MAXRSS..MAXRSS + 8].copy_from_slice(&(a.backed_bytes / 1024).to_le_bytes());
+    a.write(usage, &r)?;
+    Ok(0)
+}

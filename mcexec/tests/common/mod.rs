@@ -1,0 +1,225 @@
+//! Shared by mcexec's integration tests: a partition guard that boots an
+//! LWK with the real commands (`ihkd --foreground --isolation=pin` as our
+//! child, `mcreboot`), runs programs under the real `mcexec`, and always
+//! shuts down and releases (`mcstop+release`) even when the test fails,
+//! killing only the ihkd it started. Tests serialize on the same lock file
+//! as ihk's integration tests (one partition at a time on this machine).
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const MCEXEC: &str = env!("CARGO_BIN_EXE_mcexec");
+
+/// The LWK CPU the tests use (the acceptance runs `mcreboot -c 1`).
+pub const CPU: &str = "1";
+
+/// Whether this machine can run partition tests; prints why not.
+pub fn can_run(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: needs root (it boots an LWK partition)");
+        return false;
+    }
+    if !Path::new("/dev/kvm").exists() {
+        eprintln!("skipping {test}: needs /dev/kvm");
+        return false;
+    }
+    true
+}
+
+/// Directory of the workspace's binaries (ihkd, mcreboot, ...): next to
+/// mcexec. `cargo test -p mcexec` alone does not build another package's
+/// binaries, so build them once if they are missing.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(MCEXEC).parent().unwrap().to_path_buf();
+        let needed = ["ihkd", "mcreboot", "mcstop-release", "ihkosctl", "mckernel.img"];
+        if needed.iter().any(|b| !dir.join(b).exists()) {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+            let mut c = Command::new(cargo);
+            c.args(["build", "-p", "ihk", "--bins", "--manifest-path"]).arg(&manifest);
+            if dir.file_name().is_some_and(|n| n == "release") {
+                c.arg("--release");
+            }
+            // Same target directory as this test binary.
+            if let Some(target) = dir.parent() {
+                c.env("CARGO_TARGET_DIR", target);
+            }
+            let st = c.status().expect("running cargo to build the ihk commands");
+            assert!(st.success(), "building the ihk commands failed");
+        }
+        dir
+    })
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// One booted partition, torn down on drop.
+pub struct Partition {
+    _lock: File,
+    pub dir: tempfile::TempDir,
+    ihkd: Option<Child>,
+}
+
+impl Partition {
+    /// Boot `mcreboot -c 1 -m <mem>` (plus `extra` options) in a fresh
+    /// runtime directory.
+    pub fn boot(mem: &str, extra: &[&str]) -> Partition {
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("ihk-integration-tests.lock"))
+            .expect("lock file");
+        // SAFETY: flock on our own descriptor; waits for other partition tests.
+        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let dir = tempfile::Builder::new().prefix("mcexec-test-").tempdir().expect("tempdir");
+        // Reachable by the unprivileged user of the ownership test.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let mut p = Partition { _lock: lock, dir, ihkd: None };
+        let child = p
+            .command(&bin("ihkd"))
+            .args(["--foreground", "--isolation=pin"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting ihkd");
+        p.ihkd = Some(child);
+        p.wait_serving();
+        let mut args = vec!["-c", CPU, "-m", mem];
+        args.extend_from_slice(extra);
+        let out = p.run_cmd(&bin("mcreboot"), &args);
+        assert!(out.status.success(), "mcreboot failed: {}", String::from_utf8_lossy(&out.stderr));
+        p
+    }
+
+    fn wait_serving(&self) {
+        let sock = self.dir.path().join("mcd0");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("ihkd did not start serving {}", sock.display());
+    }
+
+    pub fn runtime_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A command with this partition's environment.
+    pub fn command(&self, exe: &Path) -> Command {
+        let mut c = Command::new(exe);
+        c.env("IHK_RUNTIME_DIR", self.dir.path())
+            .env("IHK_ISOLATION", "pin")
+            .env("IHKD", bin("ihkd"))
+            .env("MCKERNEL_IMAGE", bin("mckernel.img"))
+            .env_remove("IHK_PROC_ROOT")
+            .env_remove("IHK_SYS_ROOT");
+        c
+    }
+
+    fn run_cmd(&self, exe: &Path, args: &[&str]) -> Output {
+        let out = self.command(exe).args(args).stdin(Stdio::null()).output().expect("running a command");
+        log(exe, args, &out);
+        out
+    }
+
+    /// `mcexec <args>` with stdin from `/dev/null`.
+    pub fn mcexec(&self, args: &[&str]) -> Output {
+        self.run_cmd(Path::new(MCEXEC), args)
+    }
+
+    /// An mcexec command to customise (stdin, env, spawn).
+    pub fn mcexec_command(&self, args: &[&str]) -> Command {
+        let mut c = self.command(Path::new(MCEXEC));
+        c.args(args);
+        c
+    }
+
+    pub fn kmsg(&self) -> String {
+        let out = self.command(&bin("ihkosctl")).args(["0", "kmsg"]).output().expect("ihkosctl kmsg");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Wait until kmsg contains `needle` (or `timeout` passes).
+    pub fn wait_kmsg(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.kmsg().contains(needle) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let out = self.command(&bin("mcstop-release")).stdin(Stdio::null()).output();
+        if let Ok(o) = &out {
+            if !o.status.success() {
+                eprintln!("cleanup: mcstop+release: {}", String::from_utf8_lossy(&o.stderr));
+            }
+        }
+        if let Some(mut c) = self.ihkd.take() {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) => break,
+                    _ if Instant::now() > deadline => {
+                        // Ours, and it did not quit: stop it.
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+    }
+}
+
+pub fn log(exe: &Path, args: &[&str], out: &Output) {
+    eprintln!(
+        "$ {} {}\n  -> {:?}\n  stdout: {}\n  stderr: {}",
+        exe.file_name().unwrap().to_string_lossy(),
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        String::from_utf8_lossy(&out.stderr).trim_end()
+    );
+}
+
+/// Linux's output of the same command, for comparison.
+pub fn linux(args: &[&str]) -> Output {
+    Command::new(args[0]).args(&args[1..]).stdin(Stdio::null()).output().expect("running on Linux")
+}
+
+/// Compile a C test program with gcc and `flags`; None (after printing
+/// why) when gcc is missing.
+pub fn compile(src: &str, flags: &[&str], out_dir: &Path, name: &str) -> Option<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs").join(src);
+    let out = out_dir.join(name);
+    match Command::new("gcc").args(flags).arg("-O2").arg("-o").arg(&out).arg(&src).status() {
+        Ok(s) if s.success() => Some(out),
+        Ok(s) => panic!("gcc {flags:?} {} failed: {s}", src.display()),
+        Err(e) => {
+            eprintln!("skipping: gcc not available ({e})");
+            None
+        }
+    }
+}
