@@ -6,7 +6,7 @@
 set -euo pipefail
 
 PKGS=(busybox-static coreutils python3 gcc libc6-dev pkg-config clang libclang-dev
-      hwloc libhwloc-dev libudev-dev numactl gdb
+      hwloc libhwloc-dev libudev-dev numactl gdb fonts-dejavu-core
       openmpi-bin libopenmpi-dev mpich libmpich-dev gfortran
       slurm-wlm slurmctld slurmd libslurm-dev munge)
 

@@ -218,6 +218,31 @@ pub fn highest_online_cpu() -> Result<usize> {
     parse_highest_cpu(s.trim())
 }
 
+/// How many CPUs /sys/devices/system/cpu/online lists.
+pub fn online_cpu_count() -> Option<usize> {
+    let s = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    count_cpus(s.trim())
+}
+
+/// The number of CPUs in a list like "0-3,6,8-9".
+pub fn count_cpus(s: &str) -> Option<usize> {
+    let mut n = 0;
+    for r in s.split(',') {
+        let (a, b) = match r.split_once('-') {
+            Some((a, b)) => (
+                a.trim().parse::<usize>().ok()?,
+                b.trim().parse::<usize>().ok()?,
+            ),
+            None => {
+                let c = r.trim().parse::<usize>().ok()?;
+                (c, c)
+            }
+        };
+        n += b.checked_sub(a)? + 1;
+    }
+    Some(n)
+}
+
 pub fn parse_highest_cpu(s: &str) -> Result<usize> {
     s.split(',')
         .filter_map(|r| r.rsplit('-').next())
@@ -245,6 +270,9 @@ mod tests {
         assert_eq!(parse_highest_cpu("0,2-5,7").unwrap(), 7);
         assert_eq!(parse_highest_cpu("3").unwrap(), 3);
         assert!(parse_highest_cpu("a-b").is_err());
+        assert_eq!(count_cpus("0-3,6,8-9"), Some(7));
+        assert_eq!(count_cpus("0"), Some(1));
+        assert_eq!(count_cpus("3-1"), None);
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub fn report(
     s += &format!(
         "Made by `cargo bench -p mck-bench` on {date}: {}, {} online CPUs, Linux {kernel}, commit {commit}{}.\n\n",
         cpu_model(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        crate::config::online_cpu_count().map_or("?".to_string(), |n| n.to_string()),
         if dirty { " with local changes" } else { "" }
     );
     if o.linux_only {

@@ -24,7 +24,7 @@ const LWK_COLOR: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
 const LINUX_COLOR: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 
 /// Tick values for a log axis over [lo, hi]: powers of ten, refined with
-/// 2 and 5, then with more mantissas, until there are at least four
+/// 2 and 5, then with more mantissas, until there are at least three
 /// (plotters' own log ticks leave an axis of less than a decade bare).
 pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     const MANTISSAS: [&[f64]; 4] = [
@@ -52,7 +52,7 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
             decade *= 10.0;
         }
         best = v;
-        if best.len() >= 4 {
+        if best.len() >= 3 {
             break;
         }
     }

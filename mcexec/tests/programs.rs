@@ -103,3 +103,26 @@ fn dynamically_linked_programs_run_like_on_linux() {
         assert_eq!(String::from_utf8_lossy(&lwk.stdout), String::from_utf8_lossy(&lin.stdout), "{args:?}");
     }
 }
+
+/// A partition larger than 1 GiB starts programs and gives them more than
+/// 1 GiB (the reserved memory's huge pages must not force a huge backing
+/// granule on every LWK mapping).
+#[test]
+fn a_2g_partition_runs_a_program_that_touches_1200_mib() {
+    if !can_run("a_2g_partition_runs_a_program_that_touches_1200_mib") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("probe.c", &["-static"], tmp.path(), "probe-big") else { return };
+    let p = Partition::boot("2G", &[]);
+    let lwk_file = tmp.path().join("big.lwk");
+    let mut c = p.mcexec_command(&[exe.to_str().unwrap(), "big"]);
+    probe_env(&mut c, &lwk_file);
+    c.env("PROBE_ALLOC_MB", "1200");
+    c.env("IHK_RUNTIME_DIR", p.runtime_dir());
+    let out = c.output().unwrap();
+    common::log(&exe, &["big"], &out);
+    assert!(out.status.success(), "probe failed on a 2G partition");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("touched 1200 MiB"), "{text}");
+}

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::hugepages::{self, Raise, KB_1G, KB_2M};
+use super::hugepages::{self, Raise, KB_2M};
 use super::region::Region;
 use crate::error::{IhkError, IhkResult};
 use crate::journal::Journal;
@@ -66,7 +66,14 @@ impl MemPool {
         let mut created = Vec::new();
         let mut remaining = size;
         let mut huge_pools = false;
-        for page_kb in [KB_1G, KB_2M] {
+        // 2 MiB pages only, not 1 GiB: mcexec mirrors every LWK user mapping
+        // with an mmap of these memfds, and a hugetlb mapping must be aligned
+        // to its page size, so 1 GiB host pages would force a 1 GiB backing
+        // granule on every LWK mapping (stack, heap, each ELF segment) and
+        // exhaust any partition in a few mappings. The LWK still maps user
+        // memory with its own large pages where guest-physical alignment
+        // allows (docs/design-notes.md).
+        for page_kb in [KB_2M] {
             let page = page_kb * 1024;
             if !hugepages::has_pool(roots, node, page_kb) {
                 continue;

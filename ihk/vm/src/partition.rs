@@ -507,6 +507,7 @@ impl Partition {
             s.vcpus_alive > 0 && s.fatal.is_none() && self.inner.monitor.status() != OsStatus::Panic
         };
         let deadline = Instant::now() + timeout;
+        let mut timed_out = false;
         if graceful {
             if let Err(e) = self.master.send(&MasterPacket::new(MSG_SHUTDOWN, 0), true) {
                 tracing::warn!("sending SHUTDOWN to the LWK: {e}");
@@ -515,6 +516,7 @@ impl Partition {
                 while s.vcpus_alive > 0 {
                     let now = Instant::now();
                     if now >= deadline {
+                        timed_out = true;
                         break;
                     }
                     s = self.inner.cond.wait_timeout(s, deadline - now).unwrap().0;
@@ -522,6 +524,14 @@ impl Partition {
             }
         }
         let mut vcpus = self.vcpus.lock().unwrap();
+        if graceful && !timed_out {
+            // Every CPU reported its stop; their threads may still be on the
+            // way out of KVM_RUN. Give them a moment before kicking.
+            let settle = Instant::now() + Duration::from_millis(200);
+            while vcpus.iter().any(|v| !v.finished()) && Instant::now() < settle {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         let kick_start = Instant::now();
         let mut kicked = false;
         while vcpus.iter().any(|v| !v.finished()) {
@@ -545,10 +555,12 @@ impl Partition {
                 tracing::debug!(cpu = v.lwk_id, "vCPU ended: {m}");
             }
         }
-        if kicked && graceful {
+        if kicked && graceful && timed_out {
             tracing::warn!(
                 "the LWK did not stop its CPUs within {timeout:?}; vCPUs were stopped by force"
             );
+        } else if kicked && graceful {
+            tracing::warn!("the LWK stopped its CPUs but their threads had to be kicked out of KVM_RUN");
         }
         self.master.stop();
         Ok(())

@@ -4,71 +4,32 @@
 //!
 //! The plugin validates them itself, before anything runs, so that a bad
 //! value fails `srun` at submission with a message naming the bad token;
-//! `mcreboot` validates again when it runs. The plugin does not link the
-//! `ihk` crate's parsers on purpose: it is loaded into Slurm's programs and
-//! must stay small and independent of the host-side daemon code.
+//! `mcreboot` validates again when it runs. Both use the one parser of the
+//! `ihk-list` crate (re-exported by `ihk` as `ihk::list`), a leaf crate
+//! with no other IHK code, so the plugin loaded into Slurm's programs stays
+//! small. What is the plugin's own is built on it: a CPU *set* for the
+//! allocation arithmetic, a memory request that must give explicit sizes,
+//! and sizes printed for messages.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-/// IHK reserves memory in 4 MiB units (ihk-specification.md §1.2.1.8).
-pub const MEM_GRANULE: u64 = 4 << 20;
+use ihk_list::{format_cpus, CpuList, MemSize};
+pub use ihk_list::{IkcMap, ListError};
 
-/// A value that does not parse: names the input, the problem and the syntax.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {what} '{input}': {problem} (expected {expected})")]
-pub struct ListError {
-    pub what: &'static str,
-    pub input: String,
-    pub problem: String,
-    pub expected: &'static str,
-}
-
-const CPU_EXPECTED: &str = "CPU ids and ascending ranges, e.g. 1,3-5";
 const MEM_EXPECTED: &str =
     "<size>[M|G|T][@<NUMA node>],... with sizes multiples of 4 MiB, e.g. 7G@4 or 2G@0,2G@1";
-const IKC_EXPECTED: &str = "<LWK CPU list>:<Linux CPU>+..., e.g. 1-3:0+5-7:4";
 
-/// A set of Linux logical CPU ids.
+/// A set of Linux logical CPU ids: order does not matter, and set
+/// operations give the allocation arithmetic (allocated minus Linux CPUs).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct CpuSet(BTreeSet<u32>);
 
 impl CpuSet {
+    /// A CPU list (`1,3-5`), as IHK's parser accepts it.
     pub fn parse(input: &str) -> Result<Self, ListError> {
-        Self::parse_as("CPU list", input)
-    }
-
-    fn parse_as(what: &'static str, input: &str) -> Result<Self, ListError> {
-        let err = |problem: String| ListError {
-            what,
-            input: input.to_string(),
-            problem,
-            expected: CPU_EXPECTED,
-        };
-        let trimmed = input.trim();
-        if trimmed.is_empty() {
-            return Err(err("the list is empty".into()));
-        }
-        let mut set = BTreeSet::new();
-        for token in trimmed.split(',') {
-            let token = token.trim();
-            if token.is_empty() {
-                return Err(err("empty element between commas".into()));
-            }
-            let (lo, hi) = match token.split_once('-') {
-                Some((a, b)) => (parse_id(a).map_err(&err)?, parse_id(b).map_err(&err)?),
-                None => {
-                    let id = parse_id(token).map_err(&err)?;
-                    (id, id)
-                }
-            };
-            if lo > hi {
-                return Err(err(format!("range '{token}' is not ascending")));
-            }
-            set.extend(lo..=hi);
-        }
-        Ok(CpuSet(set))
+        CpuList::parse(input).map(|list| CpuSet::from_ids(list.ids().iter().copied()))
     }
 
     pub fn from_ids(ids: impl IntoIterator<Item = u32>) -> Self {
@@ -98,37 +59,22 @@ impl CpuSet {
     pub fn difference(&self, other: &CpuSet) -> CpuSet {
         CpuSet(self.0.difference(&other.0).copied().collect())
     }
-}
 
-fn parse_id(s: &str) -> Result<u32, String> {
-    let s = s.trim();
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("'{s}' is not a CPU id"));
+    /// Every LWK CPU an IKC map names.
+    pub fn lwk_cpus_of(map: &IkcMap) -> CpuSet {
+        CpuSet::from_ids(map.0.iter().map(|&(lwk, _)| lwk))
     }
-    s.parse().map_err(|_| format!("CPU id '{s}' is too large"))
+
+    /// Every Linux CPU an IKC map sends messages to.
+    pub fn linux_cpus_of(map: &IkcMap) -> CpuSet {
+        CpuSet::from_ids(map.0.iter().map(|&(_, linux)| linux))
+    }
 }
 
 impl fmt::Display for CpuSet {
     /// Compressed ranges, `0-3,8`: the format of `ihkconfig 0 query cpu`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        let mut iter = self.0.iter().copied().peekable();
-        while let Some(lo) = iter.next() {
-            let mut hi = lo;
-            while iter.peek() == Some(&(hi + 1)) {
-                hi = iter.next().unwrap_or(hi);
-            }
-            if !first {
-                f.write_str(",")?;
-            }
-            first = false;
-            if lo == hi {
-                write!(f, "{lo}")?;
-            } else {
-                write!(f, "{lo}-{hi}")?;
-            }
-        }
-        Ok(())
+        f.write_str(&format_cpus(&self.0.iter().copied().collect::<Vec<_>>()))
     }
 }
 
@@ -148,129 +94,85 @@ impl TryFrom<String> for CpuSet {
     }
 }
 
-/// One `<size>@<node>` element of a memory request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct MemChunk {
-    pub bytes: u64,
-    pub numa: u32,
-}
-
-/// A memory request `--mckernel=<size>[@<node>],...`. Unlike `ihkconfig
-/// reserve mem`, `ALL` is refused: a job asks for an explicit amount, which
-/// the site limit can be checked against.
+/// A memory request `--mckernel=<size>[@<node>],...`: an IHK memory list
+/// in which every element has an explicit size. Unlike `ihkconfig reserve
+/// mem`, `ALL` is refused: a job asks for an explicit amount, which the
+/// site limit can be checked against. The node defaults to 0 and is always
+/// stored, so that two spellings of one request compare equal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct MemList(pub Vec<MemChunk>);
+#[serde(into = "String", try_from = "String")]
+pub struct MemList(Vec<(u64, u32)>);
 
 impl MemList {
     pub fn parse(input: &str) -> Result<Self, ListError> {
-        let err = |problem: String| ListError {
-            what: "memory list",
-            input: input.to_string(),
-            problem,
+        let list = ihk_list::MemList::parse(input).map_err(|e| ListError {
             expected: MEM_EXPECTED,
-        };
-        let trimmed = input.trim();
-        if trimmed.is_empty() {
-            return Err(err("the list is empty".into()));
-        }
+            ..e
+        })?;
+        // The parser accepted every comma-separated token, one chunk each.
+        let tokens = input.split(',').map(str::trim);
         let mut chunks = Vec::new();
-        for token in trimmed.split(',') {
-            let token = token.trim();
-            if token.is_empty() {
-                return Err(err("empty element between commas".into()));
-            }
-            let (size_s, numa_s) = match token.split_once('@') {
-                Some((s, n)) => (s.trim(), Some(n.trim())),
-                None => (token, None),
-            };
-            let in_token = |p: String| {
-                if token == trimmed {
-                    p
-                } else {
-                    format!("'{token}': {p}")
+        for (chunk, token) in list.chunks().iter().zip(tokens) {
+            match chunk.size {
+                MemSize::Bytes(bytes) => chunks.push((bytes, chunk.node())),
+                MemSize::All => {
+                    return Err(ListError {
+                        what: "memory list",
+                        input: input.to_string(),
+                        problem: format!(
+                            "'{token}': ALL is not accepted for a job; give an explicit size"
+                        ),
+                        expected: MEM_EXPECTED,
+                    })
                 }
-            };
-            let bytes = parse_size(size_s).map_err(|p| err(in_token(p)))?;
-            let numa = match numa_s {
-                None => 0,
-                Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n
-                    .parse::<u32>()
-                    .map_err(|_| err(in_token(format!("NUMA node '{n}' is too large"))))?,
-                Some(n) => return Err(err(in_token(format!("'{n}' is not a NUMA node number")))),
-            };
-            chunks.push(MemChunk { bytes, numa });
+            }
         }
         Ok(MemList(chunks))
     }
 
-    pub fn chunks(&self) -> &[MemChunk] {
-        &self.0
-    }
-
     /// Requested bytes per NUMA node (several chunks on one node add up).
-    pub fn per_node(&self) -> std::collections::BTreeMap<u32, u64> {
-        let mut map = std::collections::BTreeMap::new();
-        for c in &self.0 {
-            *map.entry(c.numa).or_insert(0u64) += c.bytes;
+    pub fn per_node(&self) -> BTreeMap<u32, u64> {
+        let mut map = BTreeMap::new();
+        for &(bytes, node) in &self.0 {
+            *map.entry(node).or_insert(0u64) += bytes;
         }
         map
     }
 
     pub fn total(&self) -> u64 {
-        self.0.iter().map(|c| c.bytes).sum()
+        self.0.iter().map(|&(bytes, _)| bytes).sum()
     }
 }
 
 impl fmt::Display for MemList {
-    /// `512M@0,2G@1`: the largest exact unit, always with the node, so
-    /// that two spellings of one request compare equal and the result is
-    /// accepted by `mcreboot -m`.
+    /// `512M@0,2G@1`: the largest exact unit, always with the node, which
+    /// `mcreboot -m` accepts and users recognise from their option.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, c) in self.0.iter().enumerate() {
+        for (i, &(bytes, node)) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{}@{}", format_size_short(c.bytes), c.numa)?;
+            write!(f, "{}@{node}", format_size_short(bytes))?;
         }
         Ok(())
     }
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
-    if s.eq_ignore_ascii_case("all") {
-        return Err("ALL is not accepted for a job; give an explicit size".into());
+impl From<MemList> for String {
+    fn from(list: MemList) -> String {
+        list.to_string()
     }
-    if s.is_empty() {
-        return Err("missing size".into());
+}
+
+impl TryFrom<String> for MemList {
+    type Error = ListError;
+    fn try_from(s: String) -> Result<Self, ListError> {
+        MemList::parse(&s)
     }
-    let last = s.as_bytes()[s.len() - 1].to_ascii_uppercase();
-    let (digits, shift) = match last {
-        b'K' => (&s[..s.len() - 1], 10),
-        b'M' => (&s[..s.len() - 1], 20),
-        b'G' => (&s[..s.len() - 1], 30),
-        b'T' => (&s[..s.len() - 1], 40),
-        _ => (s, 0),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("'{s}' is not a size"));
-    }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("size '{s}' is too large"))?;
-    let bytes = n
-        .checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("size '{s}' is too large"))?;
-    if bytes == 0 {
-        return Err(format!("size '{s}' is zero"));
-    }
-    if bytes % MEM_GRANULE != 0 {
-        return Err(format!("{s} is not a multiple of 4 MiB"));
-    }
-    Ok(bytes)
 }
 
 /// `512M`, `2G`, `1T`: the form `mcreboot -m` accepts.
-pub fn format_size_short(bytes: u64) -> String {
+fn format_size_short(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M")] {
         if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
             return format!("{}{}", bytes >> shift, unit);
@@ -279,75 +181,18 @@ pub fn format_size_short(bytes: u64) -> String {
     bytes.to_string()
 }
 
-/// `512 MiB`: for messages.
+/// `512 MiB`, or `6.7 GiB` for an amount that is not a whole MiB (such as
+/// a node's MemTotal): for messages.
 pub fn format_size(bytes: u64) -> String {
-    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
-            return format!("{} {}", bytes >> shift, unit);
-        }
+    if bytes % (1 << 20) == 0 {
+        return ihk_list::format_size(bytes);
     }
     for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB")] {
         if bytes >= 1 << shift {
             return format!("{:.1} {unit}", bytes as f64 / (1u64 << shift) as f64);
         }
     }
-    format!("{bytes} B")
-}
-
-/// An IKC map: which Linux CPU serves the IKC messages of which LWK CPUs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct IkcMap(pub Vec<(CpuSet, u32)>);
-
-impl IkcMap {
-    pub fn parse(input: &str) -> Result<Self, ListError> {
-        let err = |problem: String| ListError {
-            what: "IKC map",
-            input: input.to_string(),
-            problem,
-            expected: IKC_EXPECTED,
-        };
-        let trimmed = input.trim();
-        if trimmed.is_empty() {
-            return Err(err("the map is empty".into()));
-        }
-        let mut entries = Vec::new();
-        for part in trimmed.split('+') {
-            let part = part.trim();
-            let Some((lwk, linux)) = part.split_once(':') else {
-                return Err(err(format!("'{part}' has no ':<Linux CPU>'")));
-            };
-            let lwk = CpuSet::parse(lwk).map_err(|e| err(format!("'{part}': {}", e.problem)))?;
-            let linux = parse_id(linux).map_err(|p| err(format!("'{part}': {p}")))?;
-            entries.push((lwk, linux));
-        }
-        Ok(IkcMap(entries))
-    }
-
-    /// Every LWK CPU the map names.
-    pub fn lwk_cpus(&self) -> CpuSet {
-        CpuSet::from_ids(
-            self.0
-                .iter()
-                .flat_map(|(s, _)| s.iter().collect::<Vec<_>>()),
-        )
-    }
-
-    /// Every Linux CPU the map names.
-    pub fn linux_cpus(&self) -> CpuSet {
-        CpuSet::from_ids(self.0.iter().map(|(_, c)| *c))
-    }
-}
-
-impl fmt::Display for IkcMap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (set, cpu)) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("+")?;
-            }
-            write!(f, "{set}:{cpu}")?;
-        }
-        Ok(())
-    }
+    ihk_list::format_size(bytes)
 }
 
 #[cfg(test)]
@@ -360,6 +205,8 @@ mod tests {
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 2, 3, 4, 7]);
         assert_eq!(s.to_string(), "0,2-4,7");
         assert_eq!(CpuSet::parse("3").unwrap().to_string(), "3");
+        // Written order does not matter to a set.
+        assert_eq!(CpuSet::parse("7,0-1").unwrap().to_string(), "0-1,7");
         let e = CpuSet::parse("4-2").unwrap_err();
         assert!(e.to_string().contains("'4-2' is not ascending"), "{e}");
         assert!(CpuSet::parse("1,,2").is_err());
@@ -367,6 +214,8 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("'a' is not a CPU id"));
+        let e = CpuSet::parse("1-3,2").unwrap_err();
+        assert!(e.to_string().contains("CPU 2 is listed twice"), "{e}");
         assert!(CpuSet::parse("").is_err());
         assert_eq!(CpuSet::try_from(String::new()).unwrap(), CpuSet::default());
     }
@@ -374,24 +223,24 @@ mod tests {
     #[test]
     fn memory_lists() {
         let m = MemList::parse("7G@4").unwrap();
-        assert_eq!(
-            m.chunks(),
-            &[MemChunk {
-                bytes: 7 << 30,
-                numa: 4
-            }]
-        );
+        assert_eq!(m.per_node(), BTreeMap::from([(4, 7 << 30)]));
         let m = MemList::parse("2G@0, 2048M@1,512m").unwrap();
         assert_eq!(m.to_string(), "2G@0,2G@1,512M@0");
         assert_eq!(m.per_node()[&0], (2 << 30) + (512 << 20));
         assert_eq!(m.total(), (4u64 << 30) + (512 << 20));
+        assert_eq!(
+            MemList::parse("512M").unwrap(),
+            MemList::parse("512M@0").unwrap()
+        );
         let e = MemList::parse("5M").unwrap_err().to_string();
         assert!(e.contains("5M is not a multiple of 4 MiB"), "{e}");
         assert!(e.contains("'5M'"), "{e}");
-        assert!(MemList::parse("ALL")
-            .unwrap_err()
-            .to_string()
-            .contains("ALL is not accepted"));
+        // The job's grammar, without ALL, is what the user is told.
+        assert!(e.contains("(expected <size>[M|G|T][@<NUMA node>]"), "{e}");
+        assert!(!e.contains("ALL"), "{e}");
+        let e = MemList::parse("1G@0, ALL@1").unwrap_err().to_string();
+        assert!(e.contains("'ALL@1': ALL is not accepted for a job"), "{e}");
+        assert!(MemList::parse("all").is_err());
         assert!(MemList::parse("1G@x")
             .unwrap_err()
             .to_string()
@@ -410,11 +259,20 @@ mod tests {
     }
 
     #[test]
+    fn memory_lists_serialize_as_text() {
+        let m = MemList::parse("2048M@1").unwrap();
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, "\"2G@1\"");
+        assert_eq!(serde_json::from_str::<MemList>(&json).unwrap(), m);
+        assert!(serde_json::from_str::<MemList>("\"ALL\"").is_err());
+    }
+
+    #[test]
     fn ikc_maps() {
         let m = IkcMap::parse("1-3:0+5-7:4").unwrap();
         assert_eq!(m.to_string(), "1-3:0+5-7:4");
-        assert_eq!(m.lwk_cpus().to_string(), "1-3,5-7");
-        assert_eq!(m.linux_cpus().to_string(), "0,4");
+        assert_eq!(CpuSet::lwk_cpus_of(&m).to_string(), "1-3,5-7");
+        assert_eq!(CpuSet::linux_cpus_of(&m).to_string(), "0,4");
         assert!(IkcMap::parse("1-3")
             .unwrap_err()
             .to_string()
@@ -427,6 +285,8 @@ mod tests {
         assert_eq!(format_size(512 << 20), "512 MiB");
         assert_eq!(format_size(3 << 30), "3 GiB");
         assert_eq!(format_size(7039180 << 10), "6.7 GiB");
+        assert_eq!(format_size(4 << 10), "4 KiB");
         assert_eq!(format_size_short(1 << 40), "1T");
+        assert_eq!(format_size_short(512 << 20), "512M");
     }
 }

@@ -169,13 +169,13 @@ pub fn plan(
         ));
     }
     if let Some(map) = &opts.ikc_map {
-        let foreign = map.lwk_cpus().difference(&cpus);
+        let foreign = CpuSet::lwk_cpus_of(map).difference(&cpus);
         if !foreign.is_empty() {
             return Err(format!(
                 "--mckernel-ikc-map={map}: CPUs {foreign} are not LWK CPUs of this partition ({cpus})"
             ));
         }
-        let missing = map.linux_cpus().difference(&topo.online);
+        let missing = CpuSet::linux_cpus_of(map).difference(&topo.online);
         if !missing.is_empty() {
             return Err(format!(
                 "--mckernel-ikc-map={map}: Linux CPUs {missing} are not online on this node"

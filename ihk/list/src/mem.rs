@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use super::ListError;
+use crate::ListError;
 
 /// Reservation granularity: every size is a multiple of 4 MiB.
 pub const MEM_GRANULE: u64 = 4 << 20;
@@ -73,15 +73,24 @@ impl MemList {
                 Some((s, n)) => (s.trim(), Some(n.trim())),
                 None => (token, None),
             };
-            let size = parse_size(size_s).map_err(|p| err(format!("'{token}': {p}")))?;
+            // The token is named unless it is the whole list, which the
+            // message shows already.
+            let in_token = |p: String| {
+                if token == input.trim() {
+                    p
+                } else {
+                    format!("'{token}': {p}")
+                }
+            };
+            let size = parse_size(size_s).map_err(|p| err(in_token(p)))?;
             let numa = match numa_s {
                 None => None,
                 Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Some(
                     n.parse::<u32>()
-                        .map_err(|_| err(format!("'{token}': NUMA node '{n}' is too large")))?,
+                        .map_err(|_| err(in_token(format!("NUMA node '{n}' is too large"))))?,
                 ),
                 Some(n) => {
-                    return Err(err(format!("'{token}': '{n}' is not a NUMA node number")));
+                    return Err(err(in_token(format!("'{n}' is not a NUMA node number"))));
                 }
             };
             chunks.push(MemChunk { size, numa });
@@ -207,7 +216,9 @@ mod tests {
     #[test]
     fn errors_name_the_bad_token() {
         let e = MemList::parse("5M").unwrap_err();
-        assert!(e.problem.contains("5M is not a multiple of 4 MiB"), "{e}");
+        assert_eq!(e.problem, "5M is not a multiple of 4 MiB");
+        let e = MemList::parse("1G@0,5M@1").unwrap_err();
+        assert_eq!(e.problem, "'5M@1': 5M is not a multiple of 4 MiB");
         let e = MemList::parse("512M@x").unwrap_err();
         assert!(e.problem.contains("'x' is not a NUMA node"), "{e}");
         let e = MemList::parse("12Q@0").unwrap_err();

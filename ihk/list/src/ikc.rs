@@ -4,14 +4,13 @@
 
 use std::fmt;
 
-use super::{CpuList, ListError};
-use crate::list::format_cpus;
+use crate::{format_cpus, CpuList, ListError};
 
 const EXPECTED: &str =
     "<LWK CPU list>:<Linux CPU>[+<LWK CPU list>:<Linux CPU>...], e.g. 1-3:0+5-7:4";
 
 /// Pairs (LWK CPU, IKC destination Linux CPU), in the order written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct IkcMap(pub Vec<(u32, u32)>);
 
 impl IkcMap {

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::ListError;
+use crate::ListError;
 
 const EXPECTED: &str = "<id>,<id>,... or <first>-<last> in ascending order, e.g. 1,3-5";
 
@@ -54,7 +54,8 @@ impl CpuList {
                     (a, b)
                 }
                 None => {
-                    let a = parse_id(token).map_err(|p| err(format!("'{token}': {p}")))?;
+                    // parse_id's message names the token already.
+                    let a = parse_id(token).map_err(err)?;
                     (a, a)
                 }
             };
@@ -159,7 +160,9 @@ mod tests {
     #[test]
     fn errors_name_the_bad_token() {
         let e = CpuList::parse("1,a,3").unwrap_err();
-        assert!(e.problem.contains("'a'"), "{e}");
+        assert_eq!(e.problem, "'a' is not a CPU id");
+        let e = CpuList::parse("1,2-b").unwrap_err();
+        assert_eq!(e.problem, "'2-b': 'b' is not a CPU id");
         assert!(e.to_string().contains("expected"), "{e}");
         let e = CpuList::parse("5-3").unwrap_err();
         assert!(
