@@ -203,7 +203,7 @@ impl State {
             let want = explicit.get(&node).copied().unwrap_or(0);
             if want > cap {
                 return Err(IhkError::nomem(format!(
-                    "not enough memory on NUMA node {node}: {} requested, at most {} can be reserved ({} free{})",
+                    "not enough memory on NUMA node {node}: {} requested, at most {} can be reserved ({} available: free plus reclaimable cache{})",
                     format_size(want),
                     format_size(granule_floor(cap)),
                     format_size(free),

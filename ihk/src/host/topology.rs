@@ -51,27 +51,42 @@ pub fn cpu_node(roots: &Roots, cpu: u32) -> u32 {
     0
 }
 
-/// `MemFree` of a node in bytes (from `node<N>/meminfo`, or `/proc/meminfo`
-/// on kernels without NUMA sysfs).
+/// Memory of a node that a reservation can take, in bytes: `MemFree` plus
+/// the page cache and reclaimable slab the kernel drops when the reserved
+/// pages are populated (the per-node equivalent of `MemAvailable`). McKernel's
+/// mcreboot.sh drops the caches before reserving; here the kernel reclaims
+/// them on demand, so nothing else on the node is disturbed. Read from
+/// `node<N>/meminfo`, or `/proc/meminfo` on kernels without NUMA sysfs.
 pub fn node_free_bytes(roots: &Roots, node: u32) -> IhkResult<u64> {
     let p = roots.sys(&format!("devices/system/node/node{node}/meminfo"));
-    let (text, prefix) = if p.exists() {
-        (read_trim(&p)?, format!("Node {node} MemFree:"))
+    let (text, prefix, path) = if p.exists() {
+        (read_trim(&p)?, format!("Node {node} "), p)
     } else {
-        (read_trim(&roots.proc("meminfo"))?, "MemFree:".to_string())
+        let q = roots.proc("meminfo");
+        (read_trim(&q)?, String::new(), q)
     };
-    for line in text.lines() {
-        if let Some(rest) = line.trim().strip_prefix(&prefix) {
-            let kb: u64 = rest
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .map_err(|_| IhkError::io(format!("{}: bad MemFree line '{line}'", p.display())))?;
-            return Ok(kb * 1024);
+    let field = |name: &str| -> IhkResult<Option<u64>> {
+        let key = format!("{prefix}{name}:");
+        for line in text.lines() {
+            if let Some(rest) = line.trim().strip_prefix(&key) {
+                let kb: u64 = rest
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .map_err(|_| IhkError::io(format!("{}: bad {name} line '{line}'", path.display())))?;
+                return Ok(Some(kb * 1024));
+            }
         }
+        Ok(None)
+    };
+    let free = field("MemFree")?
+        .ok_or_else(|| IhkError::io(format!("{}: no MemFree line", path.display())))?;
+    let mut reclaimable = 0;
+    for name in ["Active(file)", "Inactive(file)", "SReclaimable"] {
+        reclaimable += field(name)?.unwrap_or(0);
     }
-    Err(IhkError::io(format!("{}: no MemFree line", p.display())))
+    Ok(free + reclaimable)
 }
 
 #[cfg(test)]
@@ -100,7 +115,7 @@ mod tests {
         fs::write(sys.join("node/node1/cpulist"), "2-3\n").unwrap();
         fs::write(
             sys.join("node/node1/meminfo"),
-            "Node 1 MemTotal: 100 kB\nNode 1 MemFree:   42 kB\n",
+            "Node 1 MemTotal: 100 kB\nNode 1 MemFree:   42 kB\nNode 1 Active(file):  8 kB\nNode 1 Inactive(file): 2 kB\nNode 1 SReclaimable: 1 kB\n",
         )
         .unwrap();
         let roots = Roots {
@@ -111,6 +126,6 @@ mod tests {
         assert_eq!(numa_nodes(&roots).unwrap(), vec![0, 1]);
         assert_eq!(cpu_node(&roots, 3), 1);
         assert_eq!(cpu_node(&roots, 8), 0);
-        assert_eq!(node_free_bytes(&roots, 1).unwrap(), 42 * 1024);
+        assert_eq!(node_free_bytes(&roots, 1).unwrap(), (42 + 8 + 2 + 1) * 1024);
     }
 }
