@@ -75,6 +75,8 @@ fn run_mpiexec(bin: &Path, counter: &Path, timeout: Duration) -> (bool, String, 
         .env("UTI_COUNTER_FILE", counter)
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        // Shared-memory segments in the test's temporary directory, not /dev/shm.
+        .env("OMPI_MCA_btl_vader_backing_directory", counter.parent().unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);

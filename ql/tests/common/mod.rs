@@ -302,6 +302,9 @@ impl Session {
             .env("QL_MPIEXEC", self.mpi.mpiexec)
             .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
             .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            // Open MPI's shared-memory segments in the session's directory,
+            // not /dev/shm: a rank killed on purpose cannot leave one behind.
+            .env("OMPI_MCA_btl_vader_backing_directory", self.path())
             .env_remove("QL_MCEXEC")
             .env_remove("QL_SOCKET")
             .env_remove("QL_VERBOSE")
