@@ -8,8 +8,6 @@
 //! Run: `cargo bench -p ihk --bench boot` as root on a machine with
 //! /dev/kvm. Target on the reference machine: 512 MiB in 300 ms or less.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -73,14 +71,7 @@ fn main() {
         return;
     }
     // Same lock as the integration tests: one partition user at a time.
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("ihk-integration-tests.lock"))
-        .unwrap();
-    // SAFETY: flock on our own descriptor.
-    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    let _lock = mck_tests::partition_lock();
     let dir = tempfile::Builder::new()
         .prefix("ihk-bench-")
         .tempdir()

@@ -35,3 +35,31 @@ pub fn prog_name(default: &str) -> String {
         })
         .unwrap_or_else(|| default.to_string())
 }
+
+/// Logging of the daemons (`ihkd`, `ihkmond`): to stderr in the foreground,
+/// else appended to `log_file` (discarded if it cannot be opened). The
+/// filter comes from `IHK_LOG` (default `info`).
+pub fn init_daemon_logging(foreground: bool, log_file: &std::path::Path) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("IHK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    if foreground {
+        use std::io::IsTerminal;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init();
+        return;
+    }
+    match std::fs::OpenOptions::new().create(true).append(true).open(log_file) {
+        Ok(f) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .init(),
+        Err(_) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::sink)
+            .init(),
+    }
+}

@@ -44,7 +44,7 @@ fn readme_main_job_boots_runs_busybox_and_releases() {
     if !can_run() {
         return;
     }
-    let _lock = lock();
+    let _lock = mck_tests::partition_lock();
     let prefix = tempfile::Builder::new().prefix("mck-prefix-").tempdir().unwrap();
     let runtime = tempfile::Builder::new().prefix("ihk-test-").tempdir().unwrap();
     let _guard = Release { prefix: prefix.path(), runtime: runtime.path() };
@@ -71,18 +71,4 @@ fn readme_main_job_boots_runs_busybox_and_releases() {
     assert!(stdout.trim_end().ends_with("main-job: OK"));
     // mcstop+release ran: no ihkd serves the runtime directory any more.
     assert!(!runtime.path().join("mcd0").exists(), "mcd0 socket left behind");
-}
-
-/// The partition tests of every crate share this lock (ihk/tests/common).
-fn lock() -> nix::fcntl::Flock<std::fs::File> {
-    let path = std::env::temp_dir().join("ihk-integration-tests.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .unwrap();
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .expect("flock the test lock")
 }

@@ -11,8 +11,7 @@
 //! `$TMPDIR/ihk-integration-tests.lock`; the guard stops what it started
 //! even when a check fails.
 
-use std::fs::{self, File};
-use std::os::fd::AsRawFd;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -96,7 +95,7 @@ fn show(what: &str, out: &Output) {
 /// The node while the test runs: the shared test lock, a runtime
 /// directory, our ihkd; `Drop` releases everything and stops ihkd.
 struct Node {
-    _lock: File,
+    _lock: mck_tests::PartitionLock,
     runtime: tempfile::TempDir,
     prefix: PathBuf,
     ihkd: Option<Child>,
@@ -104,14 +103,7 @@ struct Node {
 
 impl Node {
     fn new(prefix: &Path) -> Node {
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(std::env::temp_dir().join("ihk-integration-tests.lock"))
-            .expect("lock file");
-        // SAFETY: flock on our own descriptor; waits for the other tests.
-        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let lock = mck_tests::partition_lock();
         let runtime = tempfile::Builder::new()
             .prefix("ihk-capi-")
             .tempdir()
@@ -163,16 +155,7 @@ impl Node {
             .output()
             .expect("running mcstop+release");
         if let Some(mut c) = self.ihkd.take() {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while !matches!(c.try_wait(), Ok(Some(_))) {
-                if Instant::now() > deadline {
-                    // Our own child, stuck: end it.
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            mck_tests::wait_or_kill(&mut c, Duration::from_secs(15));
         }
         out
     }

@@ -120,30 +120,5 @@ fn main() {
 }
 
 fn init_logging(foreground: bool, dir: &RuntimeDir) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("IHK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    if foreground {
-        use std::io::IsTerminal;
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-            .init();
-        return;
-    }
-    match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(mond::log_file(dir))
-    {
-        Ok(f) => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(f))
-            .init(),
-        Err(_) => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::sink)
-            .init(),
-    }
+    ihk::cli::init_daemon_logging(foreground, &mond::log_file(dir));
 }

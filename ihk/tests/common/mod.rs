@@ -4,8 +4,7 @@
 //! releases what the test booted, killing only the ihkd it started.
 #![allow(dead_code)]
 
-use std::fs::{self, File};
-use std::os::fd::AsRawFd;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -70,7 +69,7 @@ pub fn hugepage_counts() -> Vec<(String, String)> {
 /// A test's view of the node: an exclusive lock, a runtime directory, and
 /// cleanup of everything started there.
 pub struct Node {
-    _lock: File,
+    _lock: mck_tests::PartitionLock,
     pub dir: tempfile::TempDir,
     /// Extra environment for every command (IHK_PROC_ROOT, ...).
     pub env: Vec<(String, String)>,
@@ -80,15 +79,7 @@ pub struct Node {
 
 impl Node {
     pub fn new() -> Node {
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(std::env::temp_dir().join("ihk-integration-tests.lock"))
-            .expect("lock file");
-        // SAFETY: flock on our own descriptor; blocks until other tests
-        // (threads of this binary or other test binaries) are done.
-        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let lock = mck_tests::partition_lock();
         let dir = tempfile::Builder::new()
             .prefix("ihk-test-")
             .tempdir()
@@ -260,18 +251,7 @@ impl Node {
             }
         }
         if let Some(mut c) = self.ihkd.take() {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                match c.try_wait() {
-                    Ok(Some(_)) => break,
-                    _ if Instant::now() > deadline => {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                        break;
-                    }
-                    _ => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
+            mck_tests::wait_or_kill(&mut c, Duration::from_secs(15));
             if self.journal_pending() {
                 // Killed: a new ihkd replays the journal; then let it go.
                 let _ = self.command(MCSTOP).output();

@@ -6,8 +6,7 @@
 //! as ihk's integration tests (one partition at a time on this machine).
 #![allow(dead_code)]
 
-use std::fs::{self, File};
-use std::os::fd::AsRawFd;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -64,7 +63,7 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// One booted partition, torn down on drop.
 pub struct Partition {
-    _lock: File,
+    _lock: mck_tests::PartitionLock,
     pub dir: tempfile::TempDir,
     ihkd: Option<Child>,
 }
@@ -73,14 +72,7 @@ impl Partition {
     /// Boot `mcreboot -c 1 -m <mem>` (plus `extra` options) in a fresh
     /// runtime directory.
     pub fn boot(mem: &str, extra: &[&str]) -> Partition {
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(std::env::temp_dir().join("ihk-integration-tests.lock"))
-            .expect("lock file");
-        // SAFETY: flock on our own descriptor; waits for other partition tests.
-        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let lock = mck_tests::partition_lock();
         let dir = tempfile::Builder::new().prefix("mcexec-test-").tempdir().expect("tempdir");
         // Reachable by the unprivileged user of the ownership test.
         use std::os::unix::fs::PermissionsExt;
@@ -176,19 +168,7 @@ impl Drop for Partition {
             }
         }
         if let Some(mut c) = self.ihkd.take() {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                match c.try_wait() {
-                    Ok(Some(_)) => break,
-                    _ if Instant::now() > deadline => {
-                        // Ours, and it did not quit: stop it.
-                        let _ = c.kill();
-                        let _ = c.wait();
-                        break;
-                    }
-                    _ => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
+            mck_tests::wait_or_kill(&mut c, Duration::from_secs(15));
         }
     }
 }
