@@ -33,6 +33,8 @@ pub const STOP_VECTOR: u8 = 0xf3;
 /// LWK-internal: freeze this CPU (`ihk_os_freeze`, sent by the BSP on
 /// [`crate::master::MSG_FREEZE`]).
 pub const FREEZE_VECTOR: u8 = 0xf4;
+/// LWK-internal: TLB shootdown (lwk arch::x86_64::tlb).
+pub const TLB_VECTOR: u8 = 0xf5;
 /// LWK-internal: local APIC timer (TSC-deadline).
 pub const TIMER_VECTOR: u8 = 0xef;
 /// LWK-internal: spurious interrupt vector.

@@ -218,7 +218,12 @@ pub struct StartParams {
     /// loading the executable.
     pub fork_from_slot: u32,
     pub fork_from_pid: u32,
-    pub _reserved: [u64; 3],
+    /// The process's CPU set: LWK CPUs `cpu_set_first .. + cpu_set_count`
+    /// (its share with `mcexec -n`, else the whole partition). Its threads
+    /// run there; `cpu` is inside it. A count of 0 means `cpu` alone.
+    pub cpu_set_first: u32,
+    pub cpu_set_count: u32,
+    pub _reserved: [u64; 2],
 }
 
 /// [`StartParams::fork_from_slot`] of a process that is not a fork child.
@@ -436,11 +441,37 @@ impl OffloadCall {
     }
 }
 
-/// Signals `mcexec` forwards to the LWK process. SIGCHLD tells it that a
-/// child changed state: the host children of an mcexec are the proxies of
-/// its LWK process's fork children, and end as those children do.
-pub const FORWARDED_SIGNALS: [u32; 5] =
-    [1 /* SIGHUP */, 2 /* SIGINT */, 3 /* SIGQUIT */, 15 /* SIGTERM */, 17 /* SIGCHLD */];
+/// Signals `mcexec` forwards to the LWK process: every signal a program
+/// can catch, so that `kill -USR1 <mcexec pid>`, a batch system's SIGTERM,
+/// and the SIGALRM of an offloaded `alarm`/`setitimer`/`timer_create`
+/// reach the program as they would reach a Linux process. Not forwarded:
+/// SIGKILL and SIGSTOP (cannot be caught; SIGKILL ends mcexec, and so the
+/// program), the job-control signals SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT
+/// (they stop or continue mcexec itself), the synchronous fault signals
+/// SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV, SIGSYS (a fault of mcexec's
+/// own must still end it), SIGURG (mcexec interrupts its proxy threads
+/// with it), and glibc's internal 32 and 33. SIGCHLD tells the LWK process
+/// that a child changed state: the host children of an mcexec are the
+/// proxies of its LWK process's fork children, and end as those children do.
+pub const FORWARDED_SIGNALS: [u32; 49] = {
+    let mut out = [0u32; 49];
+    let mut n = 0;
+    let mut s = 1;
+    while s <= 64 {
+        if is_forwarded(s) {
+            out[n] = s;
+            n += 1;
+        }
+        s += 1;
+    }
+    assert!(n == 49);
+    out
+};
+
+/// Is signal `s` one of [`FORWARDED_SIGNALS`]?
+pub const fn is_forwarded(s: u32) -> bool {
+    !matches!(s, 0 | 4 | 5 | 7 | 8 | 9 | 11 | 18 | 19 | 20 | 21 | 22 | 23 | 31 | 32 | 33) && s <= 64
+}
 
 #[cfg(test)]
 mod tests {
@@ -456,6 +487,7 @@ mod tests {
         assert_eq!(offset_of!(StartParams, mirror_granule), 96);
         assert_eq!(offset_of!(StartParams, random), 120);
         assert_eq!(offset_of!(StartParams, fork_from_slot), 136);
+        assert_eq!(offset_of!(StartParams, cpu_set_first), 144);
         assert_eq!(offset_of!(ProcessSlot, state), 0);
         assert_eq!(offset_of!(ProcessSlot, events), 4);
         assert_eq!(offset_of!(ProcessSlot, pending_signals), 16);
@@ -528,5 +560,15 @@ mod tests {
         }
         assert_eq!(OffloadCall::from_u64(0), None);
         assert_eq!(process_doorbell(3), 0x1003);
+    }
+
+    #[test]
+    fn forwarded_signals_are_the_catchable_ones() {
+        for s in [1, 2, 3, 10, 12, 13, 14, 15, 17, 28, 29, 34, 64] {
+            assert!(FORWARDED_SIGNALS.contains(&s), "{s}");
+        }
+        for s in [9, 19, 11, 23, 32, 33] {
+            assert!(!FORWARDED_SIGNALS.contains(&s), "{s}");
+        }
     }
 }

@@ -1,12 +1,15 @@
-//! The heartbeat tick: each CPU's TSC-deadline timer fires at a low rate
-//! (`ihk_heartbeat_ms`, default 100 ms) only to advance its heartbeat in
-//! the monitor page, and to run the test-only deadlines (`ihk_test_panic`,
-//! `ihk_test_hang`). No scheduler tick exists.
+//! The per-CPU TSC-deadline timer: a low-rate heartbeat
+//! (`ihk_heartbeat_ms`, default 100 ms) that advances the CPU's heartbeat
+//! in the monitor page, the test-only deadlines (`ihk_test_panic`,
+//! `ihk_test_hang`), and the scheduler's one deadline per CPU
+//! ([`set_sched_deadline`]: the end of a time slice when threads share the
+//! CPU, or the earliest timed wait). No periodic scheduler tick exists.
 
 use crate::arch::x86_64::{self as cpu, tsc, x2apic};
 use crate::kargs::Kargs;
 use crate::monitor;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use ihk_abi::boot_params::MAX_CPUS;
 use ihk_abi::CpuState;
 
 static PERIOD_TICKS: AtomicU64 = AtomicU64::new(0);
@@ -17,6 +20,10 @@ static HANG_AT: AtomicU64 = AtomicU64::new(0);
 static HANG_CPU: AtomicU32 = AtomicU32::new(u32::MAX);
 /// TSC value at which CPU 0 takes a page fault (0 = never).
 static FAULT_AT: AtomicU64 = AtomicU64::new(0);
+/// Per CPU: TSC value of the scheduler's next event (0 = none).
+static SCHED_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU: when the heartbeat is due next.
+static BEAT_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 pub fn init(args: &Kargs) {
     PERIOD_TICKS.store(tsc::ms_to_ticks(args.heartbeat_ms), Ordering::Relaxed);
@@ -47,12 +54,30 @@ pub fn boot_completed(args: &Kargs) {
 pub fn start_this_cpu() {
     x2apic::timer_init();
     monitor::beat();
-    x2apic::set_deadline(next_deadline(tsc::now()));
+    let now = tsc::now();
+    BEAT_AT[crate::smp::cpu_id() as usize].store(now + PERIOD_TICKS.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
+    x2apic::set_deadline(next_deadline(now));
+}
+
+/// The scheduler's next event on this CPU (TSC; 0 = none): the timer
+/// fires then too, and the scheduler looks at its queues.
+pub fn set_sched_deadline(at: u64) {
+    let me = crate::smp::cpu_id() as usize;
+    if SCHED_AT[me].swap(at, Ordering::Relaxed) != at {
+        x2apic::set_deadline(next_deadline(tsc::now()));
+    }
 }
 
 fn next_deadline(now: u64) -> u64 {
-    let mut next = now + PERIOD_TICKS.load(Ordering::Relaxed).max(1);
     let me = crate::smp::cpu_id();
+    let mut next = BEAT_AT[me as usize].load(Ordering::Relaxed);
+    if next == 0 {
+        next = now + PERIOD_TICKS.load(Ordering::Relaxed).max(1);
+    }
+    let s = SCHED_AT[me as usize].load(Ordering::Relaxed);
+    if s != 0 {
+        next = next.min(s);
+    }
     let p = PANIC_AT.load(Ordering::Relaxed);
     if me == 0 && p != 0 {
         next = next.min(p);
@@ -68,11 +93,21 @@ fn next_deadline(now: u64) -> u64 {
     next.max(now + 1)
 }
 
-/// Timer interrupt (EOI already sent).
-pub fn tick() {
-    monitor::beat();
+/// Timer interrupt (EOI already sent). Returns whether the scheduler's
+/// deadline passed (its queues need a look).
+pub fn tick() -> bool {
     let now = tsc::now();
     let me = crate::smp::cpu_id();
+    let beat = &BEAT_AT[me as usize];
+    if now >= beat.load(Ordering::Relaxed) {
+        monitor::beat();
+        beat.store(now + PERIOD_TICKS.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
+    }
+    let s = SCHED_AT[me as usize].load(Ordering::Relaxed);
+    let sched_due = s != 0 && now >= s;
+    if sched_due {
+        SCHED_AT[me as usize].store(0, Ordering::Relaxed);
+    }
     let p = PANIC_AT.load(Ordering::Relaxed);
     if me == 0 && p != 0 && now >= p {
         panic!("ihk_test_panic: panic requested by kernel argument");
@@ -86,6 +121,7 @@ pub fn tick() {
         hang();
     }
     x2apic::set_deadline(next_deadline(now));
+    sched_due
 }
 
 /// `ihk_test_fault`: read from the unmapped page 0.

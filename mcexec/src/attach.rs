@@ -2,8 +2,8 @@
 //!
 //! `ihkd` claims a process slot of the LWK's offload area for us and replies
 //! with the guest memory layout and, as SCM_RIGHTS descriptors, the
-//! process doorbell (an ioeventfd the LWK rings), the irqfd of the LWK CPU
-//! chosen for us, and the memfds of guest memory. The connection stays open
+//! process doorbell (an ioeventfd the LWK rings), the irqfds of the LWK
+//! CPUs of the process's CPU set, and the memfds of guest memory. The connection stays open
 //! for the life of `mcexec`: when it closes (we exit or are killed, even
 //! with SIGKILL) `ihkd` tells the LWK the proxy is gone, and the LWK ends
 //! the process if it still runs.
@@ -39,7 +39,8 @@ pub struct Attachment {
     pub sock: UnixStream,
     pub info: AttachInfo,
     pub doorbell: OwnedFd,
-    pub irqfd: OwnedFd,
+    /// irqfds of LWK CPUs `info.cpu_first ..`, in CPU order.
+    pub irqfds: Vec<OwnedFd>,
     pub memfds: Vec<OwnedFd>,
 }
 
@@ -83,13 +84,20 @@ pub fn attach(
         Ok(Response::Err(e)) => return Err(AttachError::Refused { os, msg: e.to_string() }),
         Err(e) => return Err(proto(format!("unreadable reply: {e}"))),
     };
-    let want = 2 + info.regions.len();
-    if fds.len() != want {
-        return Err(proto(format!("expected {want} descriptors with the reply, got {}", fds.len())));
+    let want = 1 + info.cpu_count as usize + info.regions.len();
+    if info.cpu_count == 0 || !(info.cpu_first..info.cpu_first + info.cpu_count).contains(&info.cpu) || fds.len() != want
+    {
+        return Err(proto(format!(
+            "expected {want} descriptors and CPU {} in {}+{} with the reply, got {} descriptors",
+            info.cpu,
+            info.cpu_first,
+            info.cpu_count,
+            fds.len()
+        )));
     }
     let mut fds = fds.into_iter();
     let doorbell = fds.next().unwrap();
-    let irqfd = fds.next().unwrap();
+    let irqfds = fds.by_ref().take(info.cpu_count as usize).collect();
     let memfds = fds.collect();
-    Ok(Attachment { sock, info, doorbell, irqfd, memfds })
+    Ok(Attachment { sock, info, doorbell, irqfds, memfds })
 }

@@ -194,7 +194,7 @@ impl Process {
         }
         if pid == 0 {
             drop(rd);
-            crate::session::fork_child(Arc::clone(&self.fork.env), self.fork.slot, self.fork.conn, wr);
+            crate::session::fork_child(Arc::clone(&self.fork.env), self.fork.slot, self.fork.conn.clone(), wr);
         }
         drop(wr);
         let mut b = [0u8; 1];

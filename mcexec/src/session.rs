@@ -21,7 +21,7 @@ use ihk_abi::offload::{
     OFFLOAD_VERSION, PROXY_AREA_MAGIC,
 };
 use ihk_abi::OsStatus;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 
 use crate::attach::{attach, Attachment};
 use crate::cli::Options;
@@ -83,13 +83,19 @@ pub struct Env {
 pub struct Conn {
     pub sock: OwnedFd,
     pub doorbell: OwnedFd,
+    /// irqfd of the main thread's LWK CPU (`info.cpu`).
     pub irqfd: OwnedFd,
+    /// irqfds of the process's CPU set (`info.cpu_first ..`).
+    pub irqfds: Vec<OwnedFd>,
     pub info: ihk::proto::AttachInfo,
 }
 
 impl Conn {
-    fn raw_fds(&self) -> [i32; 3] {
-        [self.sock.as_raw_fd(), self.doorbell.as_raw_fd(), self.irqfd.as_raw_fd()]
+    /// The descriptors a fork child must close (the parent's connection).
+    fn raw_fds(&self) -> Vec<i32> {
+        let mut v = vec![self.sock.as_raw_fd(), self.doorbell.as_raw_fd(), self.irqfd.as_raw_fd()];
+        v.extend(self.irqfds.iter().map(|f| f.as_raw_fd()));
+        v
     }
 }
 
@@ -106,11 +112,14 @@ fn connect(
     per_node: Option<u32>,
 ) -> Result<(Conn, Vec<OwnedFd>), Failure> {
     let att = attach(dir, os, rank, per_node).map_err(|e| Failure::new(1, e.to_string()))?;
-    let Attachment { sock, info, doorbell, irqfd, memfds } = att;
+    let Attachment { sock, info, doorbell, irqfds, memfds } = att;
+    let irqfds = irqfds.into_iter().map(relocate).collect::<std::io::Result<Vec<_>>>().map_err(fd_err)?;
+    let main = irqfds[(info.cpu - info.cpu_first) as usize].try_clone().map_err(fd_err)?;
     let conn = Conn {
         sock: relocate(OwnedFd::from(sock)).map_err(fd_err)?,
         doorbell: relocate(doorbell).map_err(fd_err)?,
-        irqfd: relocate(irqfd).map_err(fd_err)?,
+        irqfd: relocate(main).map_err(fd_err)?,
+        irqfds,
         info,
     };
     Ok((conn, memfds))
@@ -120,13 +129,21 @@ fn connect(
 /// signalfd for them; ignore SIGPIPE (a write to a closed pipe returns EPIPE
 /// to the LWK, which raises SIGPIPE itself); install the interrupt handler.
 fn setup_signals() -> Result<OwnedFd, Failure> {
-    let mut forwarded = SigSet::empty();
-    for s in FORWARDED_SIGNALS {
-        forwarded.add(Signal::try_from(s as i32).expect("valid signal"));
-    }
-    forwarded.thread_block().map_err(|e| Failure::new(1, format!("blocking signals: {e}")))?;
-    // SAFETY: signalfd(-1, ..) creates a new descriptor from a valid mask.
-    let sigfd = unsafe { libc::signalfd(-1, forwarded.as_ref(), libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    // A raw sigset: nix's Signal has no real-time signals.
+    // SAFETY: sigemptyset/sigaddset fill a local set; pthread_sigmask and
+    // signalfd read it.
+    let sigfd = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED_SIGNALS {
+            libc::sigaddset(&mut set, s as i32);
+        }
+        let e = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if e != 0 {
+            return Err(Failure::new(1, format!("blocking signals: {}", std::io::Error::from_raw_os_error(e))));
+        }
+        libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
+    };
     if sigfd < 0 {
         return Err(Failure::new(1, format!("signalfd: {}", std::io::Error::last_os_error())));
     }
@@ -215,7 +232,9 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
         random,
         fork_from_slot: NO_FORK,
         fork_from_pid: 0,
-        _reserved: [0; 3],
+        cpu_set_first: conn.info.cpu_first,
+        cpu_set_count: conn.info.cpu_count,
+        _reserved: [0; 2],
     };
     let mut keep_fds = guest.raw_fds();
     keep_fds.extend([exe_fd.as_raw_fd(), sigfd.as_raw_fd()]);
@@ -240,7 +259,7 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
 /// become the proxy of the LWK child. `parent` is the parent's connection
 /// (its descriptors are closed here), `report` a pipe to the parent proxy,
 /// which gets one byte once the LWK has been asked to start the child.
-pub fn fork_child(env: Arc<Env>, parent_slot: u32, parent: [i32; 3], report: OwnedFd) -> ! {
+pub fn fork_child(env: Arc<Env>, parent_slot: u32, parent: Vec<i32>, report: OwnedFd) -> ! {
     for fd in parent {
         // SAFETY: closing the parent's connection descriptors, which this
         // process inherited and must not keep (ihkd watches the socket).
@@ -266,6 +285,18 @@ pub fn fork_child(env: Arc<Env>, parent_slot: u32, parent: [i32; 3], report: Own
         params.host_pid = std::process::id();
         params.host_ppid = nix::unistd::getppid().as_raw() as u32;
         params.cpu = conn.info.cpu;
+        // The child keeps its parent's CPU set where this attachment covers
+        // it (it covers the whole partition), else takes the attachment's.
+        let attached = conn.info.cpu_first..conn.info.cpu_first + conn.info.cpu_count;
+        let inherited = params.cpu_set_first..params.cpu_set_first + params.cpu_set_count;
+        if params.cpu_set_count == 0
+            || inherited.start < attached.start
+            || inherited.end > attached.end
+            || !inherited.contains(&params.cpu)
+        {
+            params.cpu_set_first = conn.info.cpu_first;
+            params.cpu_set_count = conn.info.cpu_count;
+        }
         serve(Arc::clone(&env), conn, params, Some(report))
     })();
     exit_as(r)
@@ -338,10 +369,14 @@ fn serve(env: Arc<Env>, conn: Conn, params: StartParams, report: Option<OwnedFd>
     }
     let mut reserved = env.keep_fds.clone();
     reserved.extend(conn.raw_fds());
-    let mut irqfds: Vec<Option<OwnedFd>> = (0..=info.cpu).map(|_| None).collect();
-    let irq = relocate(conn.irqfd.try_clone().map_err(fd_err)?).map_err(fd_err)?;
-    reserved.push(irq.as_raw_fd());
-    irqfds[info.cpu as usize] = Some(irq);
+    // irqfds by LWK CPU id, for the proxies to wake the CPU of the thread
+    // they answer.
+    let mut irqfds: Vec<Option<OwnedFd>> = (0..info.cpu_first + info.cpu_count).map(|_| None).collect();
+    for (i, fd) in conn.irqfds.iter().enumerate() {
+        let irq = relocate(fd.try_clone().map_err(fd_err)?).map_err(fd_err)?;
+        reserved.push(irq.as_raw_fd());
+        irqfds[info.cpu_first as usize + i] = Some(irq);
+    }
     let fork = ForkCtx { env: Arc::clone(&env), slot: info.slot, conn: conn.raw_fds() };
     let mut d = Dispatcher {
         guest: Arc::clone(&guest),
@@ -364,7 +399,7 @@ fn serve(env: Arc<Env>, conn: Conn, params: StartParams, report: Option<OwnedFd>
 pub struct ForkCtx {
     pub env: Arc<Env>,
     pub slot: u32,
-    pub conn: [i32; 3],
+    pub conn: Vec<i32>,
 }
 
 struct Dispatcher {

@@ -42,6 +42,8 @@ pub fn serve(handle: &InstanceHandle, pid: u32, stream: &UnixStream, local_rank:
     let info = AttachInfo {
         slot: att.slot,
         cpu: att.cpu,
+        cpu_first: att.cpu_first,
+        cpu_count: att.cpu_count,
         nr_cpus: att.nr_cpus,
         offload_area_gpa: att.offload_area_gpa,
         regions: att

@@ -244,14 +244,18 @@ pub enum Reply {
 }
 
 /// What mcexec needs to serve an LWK process. Descriptors sent with the
-/// reply, in order: the process doorbell (ioeventfd), the irqfd of `cpu`,
-/// then one memfd per entry of `regions`.
+/// reply, in order: the process doorbell (ioeventfd), the irqfds of the
+/// CPUs `cpu_first .. cpu_first + cpu_count`, then one memfd per entry of
+/// `regions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttachInfo {
     /// Process slot in the offload area.
     pub slot: u32,
-    /// LWK CPU the process runs on.
+    /// LWK CPU the process's main thread starts on.
     pub cpu: u32,
+    /// The process's CPU set (its share of the LWK CPUs).
+    pub cpu_first: u32,
+    pub cpu_count: u32,
     /// LWK CPUs of the instance.
     pub nr_cpus: u32,
     /// Guest-physical address of the offload area.

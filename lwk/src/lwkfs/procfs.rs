@@ -118,7 +118,7 @@ fn status(t: &Thread) -> String {
     let (size, rss, stk) = vm_kb(t);
     let all: Vec<u32> = cpus().iter().map(|c| c.0).collect();
     let ncpus = all.len() as u32;
-    let mine = [t.cpu];
+    let allowed = *t.affinity.lock();
     let nodes: Vec<u32> = (0..crate::boot_params::get().numa_nodes().len() as u32).collect();
     let mut s = String::new();
     let _ = write!(
@@ -144,8 +144,8 @@ voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         p.live_threads.load(Ordering::Relaxed),
         0u64,
         p.sig_pending.load(Ordering::Relaxed),
-        mask(&mine, ncpus),
-        list(&mine),
+        allowed.to_mask(ncpus),
+        allowed.to_list(),
         mask(&nodes, nodes.len() as u32),
         list(&nodes),
         pid = p.pid,
@@ -176,7 +176,7 @@ fn stat(t: &Thread) -> String {
         size * 1024,
         rss / 4,
         stack_top,
-        t.cpu,
+        t.cpu(),
         brk_start,
         pid = p.pid,
     )

@@ -491,6 +491,7 @@ impl AddressSpace {
         }
         self.map_pages(start, end)?;
         crate::process::pagetable::flush_range(start, end - start);
+        crate::arch::x86_64::tlb::shootdown(self.pt.root());
         Ok(())
     }
 
@@ -691,6 +692,19 @@ impl AddressSpace {
     }
 
     // ----- access from the kernel -----------------------------------------
+
+    /// Physical address of user address `va`, faulting the page in as an
+    /// access from user mode would (futex words).
+    pub fn user_pa(&mut self, va: u64, write: bool) -> Result<u64, Errno> {
+        let ok = |m: Option<(u64, bool)>| m.filter(|&(_, w)| w || !write).map(|(pa, _)| pa);
+        if let Some(pa) = ok(self.pt.translate(va)) {
+            return Ok(pa);
+        }
+        if !self.fault(va, write, false) {
+            return Err(EFAULT);
+        }
+        ok(self.pt.translate(va)).ok_or(EFAULT)
+    }
 
     /// Copy `buf.len()` bytes from user address `va`.
     pub fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), Errno> {

@@ -121,8 +121,13 @@ pub fn execve(t: &Thread, path_va: u64, argv_va: u64, envp_va: u64) -> SysResult
     }
     let img = Image { exe, interp, blob, argc: argv.len(), envc: envp.len() };
 
-    // The point of no return.
+    // The point of no return: the other threads end first (their robust
+    // futexes and clear-tid words are handled as at any thread exit).
     let p = &t.process;
+    if !super::thread::end_other_threads(t) {
+        return Err(EINTR);
+    }
+    t.robust_list.store(0, Ordering::Relaxed);
     // Shared file mappings reach their files before the memory goes.
     crate::syscall::filemap::write_back_all(t);
     p.aspace.lock().reset();

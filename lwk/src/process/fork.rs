@@ -11,8 +11,10 @@
 //! space (its proxy copies the bytes) and dispositions, and returns to user
 //! mode from the parent's fork with rax = 0.
 //!
-//! The memory is copied at fork time (no copy-on-write). Threads
-//! (CLONE_VM without CLONE_VFORK) are not supported yet.
+//! The memory is copied at fork time (no copy-on-write). Only the calling
+//! thread exists in the child (POSIX). Threads (CLONE_THREAD) are made in
+//! `thread`; a new process sharing the address space (CLONE_VM without
+//! CLONE_THREAD or CLONE_VFORK) is not supported (ENOSYS).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -52,7 +54,7 @@ pub fn fork(t: &Thread, f: &TrapFrame, flags: u64, ptid: u64, ctid: u64, tls: u6
         return Err(EINVAL);
     }
     if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
-        // Threads share the address space: not supported yet.
+        // A second process in the same address space: not supported.
         return Err(ENOSYS);
     }
     let p = &t.process;

@@ -12,16 +12,19 @@
 //! direct map (`phys::to_virt`).
 
 pub mod aspace;
+pub mod cpuset;
 pub mod exec;
 pub mod filemap;
 pub mod fork;
 pub mod fpu;
+pub mod futex;
 pub mod heap;
 pub mod pagetable;
 pub mod phys;
 pub mod sched;
 pub mod service;
 pub mod signal;
+pub mod thread;
 pub mod trap;
 
 use alloc::string::String;
@@ -32,6 +35,7 @@ use ihk_abi::offload::{ProcessSlot, StartParams, ThreadSlot};
 use spin::Mutex;
 
 use aspace::AddressSpace;
+use cpuset::CpuSet;
 use signal::SignalState;
 
 /// Kernel stack of every thread.
@@ -76,6 +80,13 @@ pub struct Process {
     /// the child reports (0 pending, child pid, or -errno).
     pub fork_req: Mutex<Option<fork::ForkReq>>,
     pub fork_result: core::sync::atomic::AtomicI64,
+    /// The LWK CPUs the process may use (its share of the partition).
+    pub cpu_set: CpuSet,
+    /// Its live threads (a thread leaves the list in `service::thread_gone`).
+    pub threads: Mutex<alloc::vec::Vec<Arc<Thread>>>,
+    /// Code of the latest `exit` of a thread: the process's exit code when
+    /// its last thread ends that way.
+    pub last_exit_code: AtomicU32,
 }
 
 // SAFETY: `threads_ptr` points into the proxy area (direct map) owned by
@@ -106,6 +117,11 @@ impl Process {
     pub fn is_dying(&self) -> bool {
         self.dying.load(Ordering::Acquire)
     }
+
+    /// The live thread with id `tid`.
+    pub fn thread(&self, tid: u32) -> Option<Arc<Thread>> {
+        self.threads.lock().iter().find(|t| t.tid == tid).cloned()
+    }
 }
 
 /// What a thread is doing, for the scheduler.
@@ -116,6 +132,10 @@ pub enum ThreadState {
     WaitingOffload,
     /// In sigsuspend: waiting for a signal it does not block.
     WaitingSignal,
+    /// Waiting for a wake-up (`Thread::woken`: futex wake), its deadline
+    /// (`Thread::deadline`), a signal it does not block, or its process's
+    /// end (futex waits, sigtimedwait).
+    WaitingEvent,
     Dead,
 }
 
@@ -135,7 +155,22 @@ pub struct Thread {
     pub sig_mask: AtomicU64,
     /// Signals directed at this thread.
     pub sig_pending: AtomicU64,
-    pub cpu: u32,
+    /// The LWK CPU whose run queue holds the thread.
+    pub cpu: AtomicU32,
+    /// Where the thread may run (`sched_setaffinity`), inside its process's set.
+    pub affinity: Mutex<CpuSet>,
+    /// A CPU the thread moves to at its next return to user mode
+    /// (`NO_MIGRATION`: none).
+    pub migrate_to: AtomicU32,
+    /// Set by a waker (futex wake) for a thread in `WaitingEvent`.
+    pub woken: AtomicBool,
+    /// TSC deadline of a timed wait (0: none).
+    pub deadline: AtomicU64,
+    /// set_robust_list: head of the list (user address) and its length.
+    pub robust_list: AtomicU64,
+    pub robust_len: AtomicU64,
+    /// The thread must end at its next chance (another thread's execve).
+    pub leave: AtomicBool,
     /// Entry work of a new thread (run before entering user mode).
     pub start: Mutex<Option<sched::ThreadStart>>,
     /// sigaltstack: (sp, size, flags).
@@ -154,7 +189,20 @@ pub const NO_SAVED_MASK: u64 = u64::MAX;
 
 pub const NO_RESTART: u64 = u64::MAX;
 
+/// `Thread::migrate_to` when no move is pending.
+pub const NO_MIGRATION: u32 = u32::MAX;
+
 impl Thread {
+    pub fn cpu(&self) -> u32 {
+        self.cpu.load(Ordering::Relaxed)
+    }
+
+    /// Must the thread stop running its program (its process ends, or
+    /// another thread's execve ends it)?
+    pub fn must_leave(&self) -> bool {
+        self.process.is_dying() || self.leave.load(Ordering::Acquire)
+    }
+
     pub fn kstack_top(&self) -> u64 {
         phys::to_virt(self.kstack_pa) as u64 + KSTACK_SIZE
     }

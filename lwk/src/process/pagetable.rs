@@ -177,6 +177,7 @@ impl PageTable {
             }
         }
         flush_range(va, len);
+        crate::arch::x86_64::tlb::shootdown(self.root);
         Ok(())
     }
 
@@ -194,13 +195,19 @@ impl PageTable {
     /// Remove every user mapping and free the user half's tables.
     pub fn clear_user(&mut self) {
         let t = table(self.root);
+        let mut freed = alloc::vec::Vec::new();
         for e in t[..256].iter_mut() {
             if *e & PTE_P != 0 {
-                Self::free_tables(*e & ADDR, 2);
+                freed.push(*e & ADDR);
                 *e = 0;
             }
         }
         flush_all();
+        // No CPU may walk the tables any more before they are freed.
+        crate::arch::x86_64::tlb::shootdown(self.root);
+        for pa in freed {
+            Self::free_tables(pa, 2);
+        }
     }
 
     /// Free every table page of the user half.

@@ -1,14 +1,25 @@
-//! Per-CPU cooperative scheduling of LWK threads (ARCHITECTURE.md §6:
-//! per-CPU run queues, round-robin, no tick, no migration).
+//! Per-CPU scheduling of LWK threads (ARCHITECTURE.md §6: per-CPU run
+//! queues, round-robin, no tick unless threads share a CPU, no migration
+//! unless asked).
 //!
 //! The CPU's idle loop (`main.rs`) calls [`poll`] before halting. `poll`
 //! handles the offload area's events for this CPU (`service`), then runs
-//! runnable threads one after the other: a thread runs until it waits for
-//! an offloaded call longer than the spin time, or exits; then control
-//! comes back here. Threads waiting for an offload become runnable again
-//! when their slot is DONE (or their process is dying). Before the CPU
-//! halts, every waiting thread declares `lwk_waiting` so the proxy rings
-//! this CPU's irqfd when it answers.
+//! runnable threads one after the other: a thread runs until it waits (an
+//! offloaded call longer than the spin time, a futex, a signal), yields,
+//! exits, or its time slice ends; then control comes back here. Waiting
+//! threads sit on their CPU's waiting list and become runnable when what
+//! they wait for happened (their offload slot is DONE, a waker set
+//! `woken`, their deadline passed, a signal they take arrived, or their
+//! process is dying). Before the CPU halts, every thread waiting for an
+//! offload declares `lwk_waiting` so the proxy rings this CPU's irqfd when
+//! it answers, and the timer is set for the earliest deadline.
+//!
+//! Other CPUs reach this CPU's queues under its lock and kick it with the
+//! wake-up IPI ([`WAKEUP_VECTOR`]); the IPI (like the timer) marks the CPU
+//! for a look at its queues at the next return to user mode
+//! ([`resched_point`]). A CPU with one runnable thread has no timer but
+//! the heartbeat; with more, the running thread's slice ([`SLICE_US`])
+//! ends with a timer interrupt and the next one runs (time sharing).
 //!
 //! The scheduler context runs on the CPU's boot stack with the kernel page
 //! table; a thread runs on its own kernel stack (direct map) with its
@@ -19,14 +30,16 @@
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{fence, AtomicPtr, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use ihk_abi::boot_params::MAX_CPUS;
-
+use ihk_abi::doorbell::WAKEUP_VECTOR;
 use ihk_abi::offload::SLOT_DONE;
 use spin::{Mutex, Once};
 
-use super::{phys, Thread, ThreadState};
+use super::cpuset::CpuSet;
+use super::{phys, Process, Thread, ThreadState, NO_MIGRATION};
+use crate::arch::x86_64::{tlb, tsc, x2apic};
 
 core::arch::global_asm!(
     r#"
@@ -76,7 +89,13 @@ pub enum ThreadStart {
     Exec,
     /// Become a copy of this parent (first thread of a fork child).
     Fork(Arc<super::Process>),
+    /// A new thread of a running process (clone with CLONE_THREAD): enter
+    /// user mode with this frame.
+    Clone(alloc::boxed::Box<crate::arch::x86_64::idt::TrapFrame>),
 }
+
+/// Time slice of a thread when its CPU has more runnable threads.
+pub const SLICE_US: u64 = 10_000;
 
 struct CpuSched {
     /// Saved rsp of the scheduler context while a thread runs.
@@ -86,6 +105,8 @@ struct CpuSched {
     waiting: Vec<Arc<Thread>>,
     /// Thread whose FPU state is in this CPU's registers.
     fpu_owner: Option<usize>,
+    /// TSC at which the running thread's slice ends (0: no slice).
+    slice_end: u64,
 }
 
 static CPUS: Once<Vec<Mutex<CpuSched>>> = Once::new();
@@ -93,6 +114,12 @@ static CPUS: Once<Vec<Mutex<CpuSched>>> = Once::new();
 /// The thread running on each CPU (null in the scheduler context): read on
 /// every system call, so kept apart from the locked scheduler state.
 static CURRENT: [AtomicPtr<Thread>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+/// Threads living on each CPU (running, runnable or waiting): the load that
+/// placement compares.
+static LOAD: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// Set by the wake-up IPI, the timer and local wake-ups: look at the
+/// queues at the next return to user mode.
+static RESCHED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 pub fn init() {
     let n = crate::boot_params::get().cores().len();
@@ -105,14 +132,23 @@ pub fn init() {
                     runq: VecDeque::new(),
                     waiting: Vec::new(),
                     fpu_owner: None,
+                    slice_end: 0,
                 })
             })
             .collect()
     });
 }
 
+fn me() -> u32 {
+    crate::smp::cpu_id()
+}
+
+fn cpu_of(c: u32) -> &'static Mutex<CpuSched> {
+    &CPUS.get().expect("sched::init")[c as usize]
+}
+
 fn cpu() -> &'static Mutex<CpuSched> {
-    &CPUS.get().expect("sched::init")[crate::smp::cpu_id() as usize]
+    cpu_of(me())
 }
 
 /// The thread running on this CPU, if any (None in the scheduler context).
@@ -120,7 +156,7 @@ fn cpu() -> &'static Mutex<CpuSched> {
 /// `Arc` of it until it switches back, and a thread never outlives its own
 /// kernel code.
 pub fn current() -> Option<&'static Thread> {
-    let p = CURRENT.get(crate::smp::cpu_id() as usize)?.load(Ordering::Relaxed);
+    let p = CURRENT.get(me() as usize)?.load(Ordering::Relaxed);
     // SAFETY: see above; set in `run` from the Arc it keeps in `current`.
     (!p.is_null()).then(|| unsafe { &*p })
 }
@@ -131,18 +167,89 @@ pub fn prepare_stack(t: &Arc<Thread>) {
     let top = t.kstack_top();
     // Layout popped by lwk_switch_stack: r15 r14 r13 r12 rbx rbp, then ret;
     // two words above keep rsp 16-byte aligned at the trampoline's call.
+    // The thread's kernel code runs below the top TrapFrame, the slot where
+    // its user state lives (`trap::enter_with_frame` writes its first one
+    // there while running on this stack).
     let trampoline = lwk_thread_trampoline as *const () as u64;
     let frame = [0u64, 0, 0, Arc::as_ptr(t) as u64, 0, 0, trampoline, 0, 0];
-    let sp = top - (frame.len() as u64 * 8);
+    let below = (core::mem::size_of::<crate::arch::x86_64::idt::TrapFrame>() as u64).next_multiple_of(16);
+    let sp = top - below - (frame.len() as u64 * 8);
     // SAFETY: the stack is the thread's own, fresh, and large enough.
     unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), sp as *mut u64, frame.len()) };
     t.ctx_rsp.store(sp, Ordering::Relaxed);
 }
 
-/// Make `t` runnable on this CPU.
-pub fn enqueue(t: Arc<Thread>) {
+/// Send the wake-up IPI to LWK CPU `c`.
+fn kick(c: u32) {
+    if let Some(core) = crate::boot_params::get().cores().get(c as usize) {
+        x2apic::send_ipi(core.apic_id, WAKEUP_VECTOR);
+    }
+}
+
+/// A new thread `t` starts life on CPU `c`'s run queue.
+pub fn enqueue_on(c: u32, t: Arc<Thread>) {
+    LOAD[c as usize].fetch_add(1, Ordering::Relaxed);
+    push_runnable(c, t);
+}
+
+/// Put `t` (already counted in `c`'s load) on `c`'s run queue.
+fn push_runnable(c: u32, t: Arc<Thread>) {
+    t.cpu.store(c, Ordering::Relaxed);
+    t.process.thread_slot(t.slot).cpu.store(c, Ordering::Relaxed);
     t.set_state(ThreadState::Runnable);
-    cpu().lock().runq.push_back(t);
+    cpu_of(c).lock().runq.push_back(t);
+    if c != me() {
+        kick(c);
+    } else {
+        RESCHED[c as usize].store(true, Ordering::Relaxed);
+    }
+}
+
+/// The least loaded CPU of `set` (lowest id on ties), for a new thread.
+pub fn least_loaded(set: &CpuSet) -> Option<u32> {
+    let n = crate::boot_params::get().cores().len() as u32;
+    set.iter().filter(|&c| c < n).min_by_key(|&c| LOAD[c as usize].load(Ordering::Relaxed))
+}
+
+/// Wake `t` from a `WaitingEvent` wait (futex wake): its CPU's scheduler
+/// makes it runnable.
+pub fn wake(t: &Thread) {
+    t.woken.store(true, Ordering::Release);
+    let c = t.cpu();
+    if c != me() {
+        kick(c);
+    } else {
+        RESCHED[c as usize].store(true, Ordering::Relaxed);
+    }
+}
+
+/// Make every CPU that runs a thread of `p` enter the kernel (process end,
+/// a signal for it): they look at their queues and at the process there.
+pub fn kick_threads_of(p: &Process) {
+    let mut done = CpuSet::empty();
+    let me = me();
+    for t in p.threads.lock().iter() {
+        let c = t.cpu();
+        if c != me && !done.contains(c) {
+            done.insert(c);
+            kick(c);
+        }
+    }
+}
+
+/// Kick the CPU of thread `t` unless it is this one.
+pub fn kick_thread(t: &Thread) {
+    let c = t.cpu();
+    if c != me() {
+        kick(c);
+    } else {
+        RESCHED[c as usize].store(true, Ordering::Relaxed);
+    }
+}
+
+/// The wake-up IPI or the scheduler's deadline arrived on this CPU.
+pub fn note_resched() {
+    RESCHED[me() as usize].store(true, Ordering::Relaxed);
 }
 
 /// Scheduler step of the idle loop (interrupts off). Returns false when
@@ -158,7 +265,8 @@ pub fn poll() -> bool {
     // instruction; handlers run on this (kernel) stack as at `hlt`.
     unsafe { core::arch::asm!("sti", "nop", "cli", options(nomem, nostack)) };
     super::trap::poll_events_if_rung();
-    wake_finished();
+    RESCHED[me() as usize].store(false, Ordering::Relaxed);
+    wake_finished(&mut cpu().lock());
     let next = cpu().lock().runq.pop_front();
     if let Some(t) = next {
         run(t);
@@ -167,19 +275,27 @@ pub fn poll() -> bool {
     prepare_halt()
 }
 
-/// Move waiting threads whose offload finished (or whose process dies)
-/// back to the run queue.
-fn wake_finished() {
-    let mut c = cpu().lock();
+/// Is waiting thread `t` ready to run again? `now`: TSC.
+fn ready(t: &Thread, now: u64) -> bool {
+    if t.must_leave() {
+        return true;
+    }
+    match t.get_state() {
+        ThreadState::WaitingSignal => super::signal::has_deliverable(t),
+        ThreadState::WaitingEvent => {
+            let d = t.deadline.load(Ordering::Relaxed);
+            t.woken.load(Ordering::Acquire) || (d != 0 && now >= d) || super::signal::has_deliverable(t)
+        }
+        _ => t.process.thread_slot(t.slot).state.load(Ordering::Acquire) == SLOT_DONE,
+    }
+}
+
+/// Move waiting threads that are ready back to the run queue.
+fn wake_finished(c: &mut CpuSched) {
+    let now = tsc::now();
     let mut i = 0;
     while i < c.waiting.len() {
-        let t = &c.waiting[i];
-        let s = t.process.thread_slot(t.slot);
-        let ready = match t.get_state() {
-            ThreadState::WaitingSignal => super::signal::has_deliverable(t),
-            _ => s.state.load(Ordering::Acquire) == SLOT_DONE,
-        };
-        if ready || t.process.is_dying() {
+        if ready(&c.waiting[i], now) {
             let t = c.waiting.swap_remove(i);
             t.set_state(ThreadState::Runnable);
             c.runq.push_back(t);
@@ -189,58 +305,92 @@ fn wake_finished() {
     }
 }
 
+/// Earliest deadline of this CPU's timed waits (0: none).
+fn earliest_deadline(c: &CpuSched) -> u64 {
+    c.waiting.iter().map(|t| t.deadline.load(Ordering::Relaxed)).filter(|&d| d != 0).min().unwrap_or(0)
+}
+
+fn min_nonzero(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (a, b) => a.min(b),
+    }
+}
+
 /// Declare every waiting thread sleeping; false if none finished meanwhile.
 fn prepare_halt() -> bool {
     let c = cpu().lock();
     for t in &c.waiting {
-        t.process.thread_slot(t.slot).lwk_waiting.store(1, Ordering::Relaxed);
+        if t.get_state() == ThreadState::WaitingOffload {
+            t.process.thread_slot(t.slot).lwk_waiting.store(1, Ordering::Relaxed);
+        }
     }
     fence(Ordering::SeqCst);
-    let ready = c.waiting.iter().any(|t| {
-        let signal = t.get_state() == ThreadState::WaitingSignal && super::signal::has_deliverable(t);
-        signal || t.process.thread_slot(t.slot).state.load(Ordering::Acquire) == SLOT_DONE || t.process.is_dying()
-    });
-    !c.runq.is_empty() || ready
+    let now = tsc::now();
+    let any_ready = c.waiting.iter().any(|t| ready(t, now));
+    crate::timer::set_sched_deadline(earliest_deadline(&c));
+    !c.runq.is_empty() || any_ready
 }
 
 /// Run `t` until it yields back.
 fn run(t: Arc<Thread>) {
     let (save, new_rsp, cr3) = {
         let mut c = cpu().lock();
-        let me = Arc::as_ptr(&t) as usize;
-        if c.fpu_owner != Some(me) {
+        let me_ = Arc::as_ptr(&t) as usize;
+        if c.fpu_owner != Some(me_) {
             // The previous owner's state was saved when it yielded.
             t.fpu.restore();
-            c.fpu_owner = Some(me);
+            c.fpu_owner = Some(me_);
         }
         c.current = Some(Arc::clone(&t));
-        CURRENT[crate::smp::cpu_id() as usize].store(Arc::as_ptr(&t) as *mut Thread, Ordering::Relaxed);
+        // Others waiting to run here: the thread gets a slice.
+        c.slice_end = if c.runq.is_empty() { 0 } else { tsc::now() + tsc::us_to_ticks(SLICE_US) };
+        crate::timer::set_sched_deadline(min_nonzero(c.slice_end, earliest_deadline(&c)));
+        CURRENT[me() as usize].store(Arc::as_ptr(&t) as *mut Thread, Ordering::Relaxed);
         (&mut c.idle_rsp as *mut u64, t.ctx_rsp.load(Ordering::Relaxed), t.process.cr3)
     };
     let top = t.kstack_top();
     crate::arch::x86_64::gdt::set_kernel_stack(top);
     crate::smp::set_syscall_stack(top);
     crate::arch::x86_64::wrmsr(IA32_FS_BASE, t.fs_base.load(Ordering::Relaxed));
+    tlb::set_active_root(cr3);
     // SAFETY: `save` points into this CPU's scheduler state, which lives
     // for the kernel's life; `new_rsp` is the thread's saved context on its
     // own stack; `cr3` maps the kernel half (direct map, kernel image).
     unsafe { lwk_switch_stack(save, new_rsp, cr3) };
     // Back in the scheduler context.
-    CURRENT[crate::smp::cpu_id() as usize].store(core::ptr::null_mut(), Ordering::Relaxed);
+    tlb::set_active_root(0);
+    CURRENT[me() as usize].store(core::ptr::null_mut(), Ordering::Relaxed);
     let mut c = cpu().lock();
     let t = c.current.take().expect("current thread");
+    c.slice_end = 0;
     t.fs_base.store(crate::arch::x86_64::rdmsr(IA32_FS_BASE), Ordering::Relaxed);
     // The registers still hold t's FPU state; save it now so that it can be
     // resumed on this CPU or read for a signal frame at any time.
     t.fpu.save();
     match t.get_state() {
-        ThreadState::Runnable => c.runq.push_back(t),
-        ThreadState::WaitingOffload | ThreadState::WaitingSignal => c.waiting.push(t),
+        ThreadState::Runnable => {
+            let to = t.migrate_to.swap(NO_MIGRATION, Ordering::Relaxed);
+            if to != NO_MIGRATION && to != me() {
+                // Its FPU state lives in its save area from now on.
+                if c.fpu_owner == Some(Arc::as_ptr(&t) as usize) {
+                    c.fpu_owner = None;
+                }
+                drop(c);
+                LOAD[me() as usize].fetch_sub(1, Ordering::Relaxed);
+                LOAD[to as usize].fetch_add(1, Ordering::Relaxed);
+                push_runnable(to, t);
+            } else {
+                c.runq.push_back(t);
+            }
+        }
+        ThreadState::WaitingOffload | ThreadState::WaitingSignal | ThreadState::WaitingEvent => c.waiting.push(t),
         ThreadState::Dead => {
             if c.fpu_owner == Some(Arc::as_ptr(&t) as usize) {
                 c.fpu_owner = None;
             }
             drop(c);
+            LOAD[me() as usize].fetch_sub(1, Ordering::Relaxed);
             super::service::thread_gone(t);
         }
     }
@@ -258,11 +408,78 @@ pub fn yield_now(t: &Thread) {
     unsafe { lwk_switch_stack(t.ctx_rsp.as_ptr(), idle, phys::kernel_root()) };
 }
 
+/// From thread context: let another runnable thread of this CPU run first
+/// (sched_yield). Returns at once when there is none.
+pub fn yield_if_others(t: &Thread) {
+    let others = {
+        let mut c = cpu().lock();
+        wake_finished(&mut c);
+        !c.runq.is_empty()
+    };
+    if others {
+        t.set_state(ThreadState::Runnable);
+        yield_now(t);
+    }
+}
+
+/// From thread context, on the way back to user mode: if this CPU was
+/// kicked or its deadline passed, look at its queues; give the CPU to the
+/// next thread when the running one's slice is over, and start a slice
+/// when others became runnable.
+pub fn resched_point(t: &Thread) {
+    let c_id = me() as usize;
+    if !RESCHED[c_id].swap(false, Ordering::Relaxed) && t.migrate_to.load(Ordering::Relaxed) == NO_MIGRATION {
+        return;
+    }
+    let switch = {
+        let mut c = cpu().lock();
+        wake_finished(&mut c);
+        let now = tsc::now();
+        let switch = if t.migrate_to.load(Ordering::Relaxed) != NO_MIGRATION {
+            true
+        } else if c.runq.is_empty() {
+            c.slice_end = 0;
+            false
+        } else if c.slice_end == 0 {
+            c.slice_end = now + tsc::us_to_ticks(SLICE_US);
+            false
+        } else {
+            now >= c.slice_end
+        };
+        crate::timer::set_sched_deadline(min_nonzero(c.slice_end, earliest_deadline(&c)));
+        switch
+    };
+    if switch {
+        t.set_state(ThreadState::Runnable);
+        yield_now(t);
+    }
+}
+
 /// From thread context: end the thread for good.
 pub fn exit_current(t: &Thread) -> ! {
     t.set_state(ThreadState::Dead);
     yield_now(t);
     unreachable!("a dead thread was resumed");
+}
+
+/// From thread context: wait (`WaitingEvent`) until woken, `deadline`
+/// (TSC, 0: none) passes, a signal `t` takes arrives, or the process dies.
+/// The caller cleared `t.woken` before publishing itself to wakers.
+pub fn wait_event(t: &Thread, deadline: u64) {
+    t.deadline.store(deadline, Ordering::Relaxed);
+    loop {
+        let now = tsc::now();
+        if t.woken.load(Ordering::Acquire)
+            || (deadline != 0 && now >= deadline)
+            || super::signal::has_deliverable(t)
+            || t.must_leave()
+        {
+            break;
+        }
+        t.set_state(ThreadState::WaitingEvent);
+        yield_now(t);
+    }
+    t.deadline.store(0, Ordering::Relaxed);
 }
 
 /// The first code a new thread runs (on its own stack, under its
@@ -274,6 +491,7 @@ extern "C" fn thread_main(t: *const Thread) -> ! {
     match start {
         Some(ThreadStart::Exec) => super::service::exec_main(t),
         Some(ThreadStart::Fork(parent)) => super::fork::child_main(t, parent),
+        Some(ThreadStart::Clone(frame)) => super::thread::clone_main(t, *frame),
         None => exit_current(t),
     }
 }

@@ -19,6 +19,7 @@ use spin::Mutex;
 
 use super::aspace::{AddressSpace, MapTable};
 use super::sched::{self, ThreadStart};
+use super::cpuset::CpuSet;
 use super::signal::SignalState;
 use super::{phys, Process, Thread, ThreadState, KSTACK_SIZE};
 use crate::syscall::errno::*;
@@ -154,24 +155,33 @@ fn start_process(i: usize) {
     }
     match create(i, s, &sp) {
         Ok(p) => {
+            let cpu = crate::smp::cpu_id();
+            let res = match ThreadRes::new(&p, Some(0)) {
+                Ok(r) => r,
+                Err(e) => return fail_start(i, s, e, parent),
+            };
             let start = match parent {
                 Some(parent) => ThreadStart::Fork(parent),
                 None => ThreadStart::Exec,
             };
-            let main = new_thread(&p, 0, p.pid, start).expect("slot 0 is free");
+            let main = new_thread(res, p.pid, cpu, start);
             PROCS.lock()[i] = Some(p);
             s.state.store(ProcState::Running as u32, Ordering::Release);
-            sched::enqueue(main);
+            sched::enqueue_on(cpu, main);
         }
-        Err(e) => {
-            if let Some(parent) = parent {
-                parent.fork_result.store(-(e.0 as i64), Ordering::Release);
-            }
-            s.start_error.store(-(e.0 as i64), Ordering::Relaxed);
-            s.state.store(ProcState::Failed as u32, Ordering::Release);
-            ring_host(i as u32);
-        }
+        Err(e) => fail_start(i, s, e, parent),
     }
+}
+
+/// The process of slot `i` cannot start: tell its mcexec (and the parent
+/// of a fork).
+fn fail_start(i: usize, s: &ProcessSlot, e: Errno, parent: Option<Arc<Process>>) {
+    if let Some(parent) = parent {
+        parent.fork_result.store(-(e.0 as i64), Ordering::Release);
+    }
+    s.start_error.store(-(e.0 as i64), Ordering::Relaxed);
+    s.state.store(ProcState::Failed as u32, Ordering::Release);
+    ring_host(i as u32);
 }
 
 fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Process>, Errno> {
@@ -213,6 +223,13 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
     };
     let cr3 = aspace.pt.root();
     let comm = comm_of_exe(sp);
+    let ncpus = crate::boot_params::get().cores().len() as u32;
+    let mut cpu_set = CpuSet::range(sp.cpu_set_first, sp.cpu_set_count).intersect(&CpuSet::range(0, ncpus));
+    if cpu_set.is_empty() {
+        cpu_set = CpuSet::range(sp.cpu, 1);
+    }
+    // The main thread runs on this CPU (the one named in the slot).
+    cpu_set.insert(crate::smp::cpu_id());
     s.proxy_area.store(area_pa, Ordering::Relaxed);
     s.proxy_area_size.store(size, Ordering::Relaxed);
     s.lwk_pid.store(sp.host_pid, Ordering::Relaxed);
@@ -240,6 +257,9 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
         in_flight,
         fork_req: Mutex::new(None),
         fork_result: core::sync::atomic::AtomicI64::new(0),
+        cpu_set,
+        threads: Mutex::new(Vec::new()),
+        last_exit_code: AtomicU32::new(0),
     }))
 }
 
@@ -249,30 +269,66 @@ fn comm_of_exe(_sp: &StartParams) -> String {
     String::from("a.out")
 }
 
-/// A new thread of `p` using offload slot `slot`.
-pub fn new_thread(p: &Arc<Process>, slot_i: u32, tid: u32, start: ThreadStart) -> Result<Arc<Thread>, Errno> {
-    {
-        let mut b = p.slot_bitmap.lock();
-        if b.get(slot_i as usize).copied() != Some(false) {
-            return Err(EAGAIN);
-        }
-        b[slot_i as usize] = true;
+/// What a thread needs before it exists: a free offload slot (reserved
+/// in the process's bitmap), a kernel stack and an FPU save area. Dropped
+/// unused, it gives them back.
+pub struct ThreadRes {
+    process: Arc<Process>,
+    slot: u32,
+    kstack_pa: u64,
+    fpu: Option<super::fpu::FpuState>,
+}
+
+impl ThreadRes {
+    /// Reserve slot `want` (or the lowest free one) and allocate.
+    pub fn new(p: &Arc<Process>, want: Option<u32>) -> Result<ThreadRes, Errno> {
+        let slot = {
+            let mut b = p.slot_bitmap.lock();
+            let i = match want {
+                Some(i) => (b.get(i as usize).copied() == Some(false)).then_some(i as usize),
+                None => b.iter().position(|&used| !used),
+            }
+            .ok_or(EAGAIN)?;
+            b[i] = true;
+            i as u32
+        };
+        let mut r = ThreadRes { process: Arc::clone(p), slot, kstack_pa: 0, fpu: None };
+        r.kstack_pa = phys::alloc(KSTACK_SIZE, phys::PAGE).ok_or(ENOMEM)?;
+        r.fpu = Some(super::fpu::FpuState::new().ok_or(ENOMEM)?);
+        Ok(r)
     }
-    let kstack_pa = phys::alloc(KSTACK_SIZE, phys::PAGE).ok_or(ENOMEM)?;
-    let fpu = super::fpu::FpuState::new().ok_or(ENOMEM);
-    let fpu = match fpu {
-        Ok(f) => f,
-        Err(e) => {
-            phys::free(kstack_pa, KSTACK_SIZE);
-            return Err(e);
+
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+}
+
+impl Drop for ThreadRes {
+    fn drop(&mut self) {
+        if self.kstack_pa != 0 {
+            phys::free(self.kstack_pa, KSTACK_SIZE);
         }
-    };
+        if self.slot != u32::MAX {
+            self.process.slot_bitmap.lock()[self.slot as usize] = false;
+        }
+    }
+}
+
+/// A new thread of `p` with `res`, to run on LWK CPU `cpu` (the caller
+/// enqueues it there).
+pub fn new_thread(mut res: ThreadRes, tid: u32, cpu: u32, start: ThreadStart) -> Arc<Thread> {
+    let p = Arc::clone(&res.process);
+    let slot_i = res.slot;
+    let kstack_pa = core::mem::replace(&mut res.kstack_pa, 0);
+    let fpu = res.fpu.take().expect("allocated");
+    res.slot = u32::MAX; // the thread owns the slot now
+    drop(res);
     let ts = p.thread_slot(slot_i);
     ts.tid.store(tid, Ordering::Relaxed);
-    ts.cpu.store(crate::smp::cpu_id(), Ordering::Relaxed);
+    ts.cpu.store(cpu, Ordering::Relaxed);
     let t = Arc::new(Thread {
         tid,
-        process: Arc::clone(p),
+        process: Arc::clone(&p),
         slot: slot_i,
         kstack_pa,
         ctx_rsp: AtomicU64::new(0),
@@ -282,15 +338,23 @@ pub fn new_thread(p: &Arc<Process>, slot_i: u32, tid: u32, start: ThreadStart) -
         clear_child_tid: AtomicU64::new(0),
         sig_mask: AtomicU64::new(0),
         sig_pending: AtomicU64::new(0),
-        cpu: crate::smp::cpu_id(),
+        cpu: AtomicU32::new(cpu),
+        affinity: Mutex::new(p.cpu_set),
+        migrate_to: AtomicU32::new(super::NO_MIGRATION),
+        woken: AtomicBool::new(false),
+        deadline: AtomicU64::new(0),
+        robust_list: AtomicU64::new(0),
+        robust_len: AtomicU64::new(0),
+        leave: AtomicBool::new(false),
         start: Mutex::new(Some(start)),
         altstack: Mutex::new((0, 0, 2 /* SS_DISABLE */)),
         restart_nr: AtomicU64::new(super::NO_RESTART),
         saved_sigmask: AtomicU64::new(super::NO_SAVED_MASK),
     });
     p.live_threads.fetch_add(1, Ordering::AcqRel);
+    p.threads.lock().push(Arc::clone(&t));
     sched::prepare_stack(&t);
-    Ok(t)
+    t
 }
 
 /// Main thread of a new process: load the program and enter user mode.
@@ -329,6 +393,9 @@ pub fn kill_process(p: &Arc<Process>, sig: u32, _self_exit: bool) {
         }
     }
     p.dying.store(true, Ordering::Release);
+    // Threads running on other CPUs leave at their next kernel entry: make
+    // one happen now; waiting threads are woken by their CPU's scheduler.
+    sched::kick_threads_of(p);
 }
 
 /// A thread is gone (scheduler context, off its stack).
@@ -336,12 +403,14 @@ pub fn thread_gone(t: Arc<Thread>) {
     let p = Arc::clone(&t.process);
     p.thread_slot(t.slot).tid.store(0, Ordering::Relaxed);
     p.slot_bitmap.lock()[t.slot as usize] = false;
+    p.threads.lock().retain(|x| !Arc::ptr_eq(x, &t));
     drop(t);
     if p.live_threads.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;
     }
-    // The last thread: report the exit to mcexec.
-    let (code, sig) = p.exit_status.lock().unwrap_or((0, 0));
+    // The last thread: report the exit to mcexec (the code of the last
+    // thread's exit when no exit_group or signal decided it).
+    let (code, sig) = p.exit_status.lock().unwrap_or((p.last_exit_code.load(Ordering::Relaxed), 0));
     let s = p.slot;
     s.exit_code.store(code, Ordering::Relaxed);
     s.exit_signal.store(sig, Ordering::Relaxed);

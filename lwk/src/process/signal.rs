@@ -2,8 +2,11 @@
 //! pending sets live here; delivery happens on the way back to user mode
 //! (`trap::return_to_user`) with Linux's x86-64 `rt_sigframe`, and
 //! `rt_sigreturn` restores it. Signals come from the program itself
-//! (kill/tgkill/raise, faults, SIGPIPE after an offloaded write) or from
-//! `mcexec` (forwarded SIGINT/SIGTERM/SIGHUP/SIGQUIT).
+//! (kill/tgkill/raise, faults, SIGPIPE after an offloaded write), from
+//! other threads, or from `mcexec` (every catchable signal sent to it,
+//! `ihk_abi::offload::FORWARDED_SIGNALS`). A process-directed signal is
+//! pending on the process and taken by one thread that does not block it
+//! (woken or kicked to take it); a thread-directed one by that thread.
 //!
 //! Not done yet: stop/continue job control (SIGSTOP and friends are
 //! ignored), siginfo details beyond signo/code/pid/uid and fault address,
@@ -81,7 +84,8 @@ fn ignored(p: &Process, sig: u32) -> bool {
     a.handler == SIG_IGN || (a.handler == SIG_DFL && default_action(sig) == Default::Ignore)
 }
 
-/// Send `sig` to process `p` (forwarded by mcexec, or kill()).
+/// Send `sig` to process `p` (forwarded by mcexec, or kill()): pending on
+/// the process, taken by one thread that does not block it.
 pub fn send_to_process(p: &Arc<Process>, sig: u32) {
     if sig == 0 || sig > 64 || ignored(p, sig) {
         return;
@@ -91,7 +95,22 @@ pub fn send_to_process(p: &Arc<Process>, sig: u32) {
         return;
     }
     p.sig_pending.fetch_or(bit(sig), Ordering::AcqRel);
-    wake_for_signal(p, sig);
+    let target = {
+        let threads = p.threads.lock();
+        let unblocked = |t: &&Arc<Thread>| t.sig_mask.load(Ordering::Relaxed) & bit(sig) == 0;
+        // The current thread if it can take it (no wake-up needed), else
+        // the first that does not block it.
+        let cur = super::sched::current().map(|c| c as *const Thread);
+        threads
+            .iter()
+            .filter(unblocked)
+            .find(|t| Some(Arc::as_ptr(t)) == cur)
+            .or_else(|| threads.iter().find(unblocked))
+            .cloned()
+    };
+    if let Some(t) = target {
+        wake_for_signal(&t, sig);
+    }
 }
 
 /// Send `sig` to thread `t` (tgkill, faults, SIGPIPE).
@@ -104,30 +123,75 @@ pub fn send_to_thread(t: &Thread, sig: u32) {
         return;
     }
     t.sig_pending.fetch_or(bit(sig), Ordering::AcqRel);
+    if t.sig_mask.load(Ordering::Relaxed) & bit(sig) == 0 {
+        wake_for_signal(t, sig);
+    }
 }
 
-/// A thread blocked in an offloaded call must notice a deliverable signal:
-/// end the process now if the signal's default kills it, else ask the
-/// proxy to interrupt the call.
-fn wake_for_signal(p: &Arc<Process>, sig: u32) {
+/// `t` does not block `sig`, now pending for it: if the signal's default
+/// kills, the process ends now; else make `t` notice it (interrupt its
+/// offloaded call, wake it from a wait, or kick its CPU out of user mode).
+fn wake_for_signal(t: &Thread, sig: u32) {
+    let p = &t.process;
     let a = p.signals.lock().actions[(sig - 1) as usize];
     if a.handler == SIG_DFL && default_action(sig) == Default::Terminate {
-        // Unless every thread blocks it, the process dies of it.
-        let all_block = super::sched::current()
-            .is_some_and(|t| Arc::ptr_eq(&t.process, p) && t.sig_mask.load(Ordering::Relaxed) & bit(sig) != 0);
-        if !all_block {
-            super::service::kill_process(p, sig, false);
-        }
+        super::service::kill_process(p, sig, false);
         return;
     }
-    // A handler: interrupt offloaded calls in progress.
-    for i in 0..p.thread_capacity {
-        let s = p.thread_slot(i);
-        if s.tid.load(Ordering::Relaxed) != 0 && s.state.load(Ordering::Acquire) != ihk_abi::offload::SLOT_IDLE {
-            s.interrupt.store(1, Ordering::Release);
+    if super::sched::current().is_some_and(|c| core::ptr::eq(c, t)) {
+        return; // takes it on its way back to user mode
+    }
+    let s = p.thread_slot(t.slot);
+    if s.state.load(Ordering::Acquire) != ihk_abi::offload::SLOT_IDLE {
+        s.interrupt.store(1, Ordering::Release);
+        super::service::ring_host(p.slot_index);
+    }
+    super::sched::kick_thread(t);
+}
+
+/// Remove and return the lowest signal of `set` pending for `t` (its own
+/// first, then its process's), blocked or not (sigtimedwait).
+fn dequeue_from(t: &Thread, set: u64) -> Option<u32> {
+    for pending in [&t.sig_pending, &t.process.sig_pending] {
+        let hit = pending.load(Ordering::Acquire) & set;
+        if hit != 0 {
+            let sig = hit.trailing_zeros() + 1;
+            if pending.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) != 0 {
+                return Some(sig);
+            }
         }
     }
-    super::service::ring_host(p.slot_index);
+    None
+}
+
+/// rt_sigtimedwait: wait (until `deadline`, TSC, 0: none; `poll`: not at
+/// all) for a signal of `set`; returns it, removed from the pending sets.
+/// While waiting, the signals of `set` are unblocked for the thread so that
+/// process-directed ones pick it (as Linux's real_blocked).
+pub fn timed_wait(t: &Thread, set: u64, deadline: u64, poll: bool) -> Result<u32, Errno> {
+    let set = set & !UNBLOCKABLE;
+    let old = t.sig_mask.load(Ordering::Relaxed);
+    loop {
+        if let Some(sig) = dequeue_from(t, set) {
+            return Ok(sig);
+        }
+        if poll || (deadline != 0 && crate::arch::x86_64::tsc::now() >= deadline) {
+            return Err(EAGAIN);
+        }
+        if t.must_leave() {
+            return Err(EINTR);
+        }
+        t.sig_mask.store(old & !set, Ordering::Relaxed);
+        t.woken.store(false, Ordering::Relaxed);
+        super::sched::wait_event(t, deadline);
+        t.sig_mask.store(old, Ordering::Relaxed);
+        if let Some(sig) = dequeue_from(t, set) {
+            return Ok(sig);
+        }
+        if has_deliverable(t) {
+            return Err(EINTR); // another signal: its handler runs
+        }
+    }
 }
 
 /// Does `t` have a pending signal it does not block?

@@ -82,11 +82,17 @@ pub fn return_to_user(f: &mut TrapFrame) {
     }
     poll_events_if_rung();
     let Some(t) = sched::current() else { return };
+    // Time sharing, wake-ups and moves between CPUs (may switch threads).
+    sched::resched_point(t);
     if t.process.is_dying() {
         sched::exit_current(t);
     }
+    if t.leave.load(Ordering::Acquire) {
+        super::thread::exit_thread(t, 0);
+    }
     let restart = t.take_restart();
     signal::deliver(t, f, restart);
+    crate::arch::x86_64::tlb::leaving_for_user();
 }
 
 const SIGTRAP: u32 = 5;

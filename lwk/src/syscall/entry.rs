@@ -124,6 +124,7 @@ extern "C" {
 }
 
 extern "C" fn syscall_from_user(f: &mut TrapFrame) {
+    crate::arch::x86_64::tlb::entered_kernel();
     super::dispatch(f);
     crate::process::trap::return_to_user(f);
 }

@@ -1,4 +1,4 @@
-//! exit and exit_group.
+//! exit (of the calling thread) and exit_group (of the whole process).
 
 use super::current;
 use super::errno::SysResult;
@@ -11,15 +11,12 @@ pub fn exit_group(f: &mut TrapFrame) -> SysResult {
     crate::process::service::exit_process(t, f.rdi as u32, 0)
 }
 
+/// The last thread's exit ends the process with its code.
 pub fn exit(f: &mut TrapFrame) -> SysResult {
     let t = current();
     if t.process.live_threads.load(Ordering::Acquire) <= 1 {
         super::filemap::write_back_all(t);
         crate::process::service::exit_process(t, f.rdi as u32, 0)
     }
-    let ctid = t.clear_child_tid.load(Ordering::Relaxed);
-    if ctid != 0 {
-        let _ = t.process.aspace.lock().write_u32(ctid, 0);
-    }
-    crate::process::sched::exit_current(t)
+    crate::process::thread::exit_thread(t, f.rdi as u32)
 }

@@ -56,7 +56,7 @@ fn call_interruptible(t: &Thread, nr: u64, args: [u64; 6]) -> (i64, bool) {
         addr_of_mut!((*sp).args).write_volatile(args);
         addr_of_mut!((*sp).map_seq).write_volatile(seq);
     }
-    slot.cpu.store(t.cpu, Ordering::Relaxed);
+    slot.cpu.store(t.cpu(), Ordering::Relaxed);
     slot.lwk_waiting.store(0, Ordering::Relaxed);
     slot.state.store(SLOT_REQUEST, Ordering::Release);
     fence(Ordering::SeqCst);
@@ -65,6 +65,7 @@ fn call_interruptible(t: &Thread, nr: u64, args: [u64; 6]) -> (i64, bool) {
     }
     let deadline = crate::arch::x86_64::tsc::now() + us_to_ticks(SPIN_US);
     let mut answered = false;
+    let mut asked_interrupt = false;
     loop {
         if slot.state.load(Ordering::Acquire) == SLOT_DONE {
             answered = true;
@@ -74,12 +75,16 @@ fn call_interruptible(t: &Thread, nr: u64, args: [u64; 6]) -> (i64, bool) {
             break;
         }
         if crate::arch::x86_64::tsc::now() > deadline {
+            if t.leave.load(Ordering::Acquire) && !asked_interrupt {
+                // Another thread's execve ends this one: the proxy stops
+                // the call (the slot must be idle before the thread ends).
+                slot.interrupt.store(1, Ordering::Release);
+                crate::process::service::ring_host(p.slot_index);
+                asked_interrupt = true;
+            }
             t.set_state(ThreadState::WaitingOffload);
             sched::yield_now(t);
-            if slot.state.load(Ordering::Acquire) == SLOT_DONE {
-                answered = true;
-            }
-            break;
+            continue;
         }
         core::hint::spin_loop();
     }

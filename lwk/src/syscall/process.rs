@@ -1,23 +1,68 @@
-//! Process creation and replacement: fork, vfork and clone (the fork-like
-//! flag sets; the work is in `process::fork`), and execve (`process::exec`).
+//! Process and thread creation and replacement: clone and clone3 (threads
+//! go to `process::thread`, fork-like flag sets to `process::fork`), fork,
+//! vfork, and execve (`process::exec`).
 
-use super::errno::SysResult;
+use super::errno::*;
 use super::{args, current};
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::process::fork::{self, CLONE_VFORK, CLONE_VM};
+use crate::process::thread;
 
 const SIGCHLD: u64 = 17;
 
 /// clone(flags, stack, parent_tid, child_tid, tls) (x86-64 argument order).
 pub fn clone(f: &mut TrapFrame) -> SysResult {
     let [flags, stack, ptid, ctid, tls, _] = args(f);
-    if stack != 0 && flags & CLONE_VM == 0 {
-        // A new stack for a copied address space: the child starts on it.
-        let mut g = crate::arch::x86_64::idt::TrapFrame { ..*f };
-        g.rsp = stack;
-        return fork::fork(current(), &g, flags, ptid, ctid, tls);
+    do_clone(f, flags, stack, ptid, ctid, tls)
+}
+
+fn do_clone(f: &TrapFrame, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult {
+    let t = current();
+    if thread::is_thread(flags) {
+        return thread::create(t, f, flags, stack, ptid, ctid, tls);
     }
-    fork::fork(current(), f, flags, ptid, ctid, tls)
+    if stack != 0 {
+        // The child starts on the stack it was given.
+        let mut g = TrapFrame { ..*f };
+        g.rsp = stack;
+        return fork::fork(t, &g, flags, ptid, ctid, tls);
+    }
+    fork::fork(t, f, flags, ptid, ctid, tls)
+}
+
+/// `struct clone_args` as of Linux 5.5 (`CLONE_ARGS_SIZE_VER0` is 64).
+const CLONE_ARGS_SIZE_VER0: u64 = 64;
+const CLONE_ARGS_SIZE_MAX: u64 = 4096;
+const CLONE_NEWTIME: u64 = 0x80;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+const CSIGNAL: u64 = 0xff;
+
+/// clone3(args, size): the same clones as `clone`, with the arguments in a
+/// struct. Fields past the ones we read must be zero (as Linux checks).
+pub fn clone3(f: &mut TrapFrame) -> SysResult {
+    let [uargs, size, ..] = args(f);
+    if !(CLONE_ARGS_SIZE_VER0..=CLONE_ARGS_SIZE_MAX).contains(&size) {
+        return Err(EINVAL);
+    }
+    let t = current();
+    let mut b = alloc::vec![0u8; size as usize];
+    t.process.aspace.lock().read(uargs, &mut b)?;
+    let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+    let (flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
+        (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7));
+    // set_tid, set_tid_size, cgroup (VER1, VER2): only zero is supported.
+    if (8..(size as usize / 8)).any(|i| w(i) != 0) {
+        return Err(EINVAL);
+    }
+    if flags & (CLONE_NEWTIME | CLONE_INTO_CGROUP | CLONE_CLEAR_SIGHAND | CSIGNAL) != 0 || exit_signal > 64 {
+        return Err(EINVAL);
+    }
+    if (stack == 0) != (stack_size == 0) {
+        return Err(EINVAL);
+    }
+    let top = if stack != 0 { stack.checked_add(stack_size).ok_or(EINVAL)? } else { 0 };
+    do_clone(f, flags | exit_signal, top, parent_tid, child_tid, tls)
 }
 
 /// execve(path, argv, envp): returns only on failure.

@@ -1,7 +1,8 @@
 //! Signal system calls, local (the state is in `process::signal`):
 //! rt_sigaction, rt_sigprocmask, rt_sigreturn, rt_sigpending, sigaltstack,
-//! and kill/tkill/tgkill aimed at the calling process (others are offloaded
-//! to reach host processes).
+//! rt_sigtimedwait, and kill/tkill/tgkill/rt_(tg)sigqueueinfo aimed at the
+//! calling process or its threads (others are offloaded to reach host
+//! processes).
 
 use core::sync::atomic::Ordering;
 
@@ -85,15 +86,16 @@ pub fn kill(f: &mut TrapFrame) -> SysResult {
 pub fn tgkill(f: &mut TrapFrame) -> SysResult {
     let [tgid, tid, s, ..] = args(f);
     let t = current();
+    if tgid as i32 <= 0 || tid as i32 <= 0 {
+        return Err(EINVAL);
+    }
     if tgid as u32 != t.process.pid {
         return offload::syscall(f);
     }
     let s = check_sig(s)?;
-    if tid as u32 != t.tid {
-        return Err(ESRCH);
-    }
+    let target = t.process.thread(tid as u32).ok_or(ESRCH)?;
     if s != 0 {
-        sig::send_to_thread(t, s);
+        sig::send_to_thread(&target, s);
     }
     Ok(0)
 }
@@ -101,12 +103,77 @@ pub fn tgkill(f: &mut TrapFrame) -> SysResult {
 pub fn tkill(f: &mut TrapFrame) -> SysResult {
     let [tid, s, ..] = args(f);
     let t = current();
-    if tid as u32 != t.tid {
+    if tid as i32 <= 0 {
+        return Err(EINVAL);
+    }
+    let Some(target) = t.process.thread(tid as u32) else { return offload::syscall(f) };
+    let s = check_sig(s)?;
+    if s != 0 {
+        sig::send_to_thread(&target, s);
+    }
+    Ok(0)
+}
+
+/// rt_sigtimedwait(set, info, timeout, sigsetsize): sigwait, sigwaitinfo,
+/// sigtimedwait. The siginfo written has si_signo and si_code SI_USER.
+pub fn rt_sigtimedwait(f: &mut TrapFrame) -> SysResult {
+    let [set, info, timeout, size, ..] = args(f);
+    if size != 8 {
+        return Err(EINVAL);
+    }
+    let t = current();
+    let (mask, ts) = {
+        let a = t.process.aspace.lock();
+        let m = a.read_u64(set)?;
+        let ts = if timeout != 0 { Some((a.read_u64(timeout)? as i64, a.read_u64(timeout + 8)? as i64)) } else { None };
+        (m, ts)
+    };
+    let (deadline, poll) = match ts {
+        None => (0, false),
+        Some((sec, nsec)) => {
+            if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+                return Err(EINVAL);
+            }
+            let ns = (sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64);
+            let now = crate::arch::x86_64::tsc::now();
+            (now.saturating_add(crate::arch::x86_64::tsc::ns_to_ticks(ns)).max(1), ns == 0)
+        }
+    };
+    let signo = sig::timed_wait(t, mask, deadline, poll)?;
+    if info != 0 {
+        let mut b = [0u8; 128];
+        b[0..4].copy_from_slice(&signo.to_le_bytes());
+        t.process.aspace.lock().write(info, &b)?;
+    }
+    Ok(signo as u64)
+}
+
+/// rt_sigqueueinfo(tgid, sig, info): to the caller's own process here,
+/// else to Linux.
+pub fn rt_sigqueueinfo(f: &mut TrapFrame) -> SysResult {
+    let [tgid, s, ..] = args(f);
+    let t = current();
+    if tgid as u32 != t.process.pid {
         return offload::syscall(f);
     }
     let s = check_sig(s)?;
     if s != 0 {
-        sig::send_to_thread(t, s);
+        sig::send_to_process(&t.process, s);
+    }
+    Ok(0)
+}
+
+/// rt_tgsigqueueinfo(tgid, tid, sig, info).
+pub fn rt_tgsigqueueinfo(f: &mut TrapFrame) -> SysResult {
+    let [tgid, tid, s, ..] = args(f);
+    let t = current();
+    if tgid as u32 != t.process.pid {
+        return offload::syscall(f);
+    }
+    let s = check_sig(s)?;
+    let target = t.process.thread(tid as u32).ok_or(ESRCH)?;
+    if s != 0 {
+        sig::send_to_thread(&target, s);
     }
     Ok(0)
 }

@@ -35,7 +35,7 @@ pub fn lookup(nr: u64) -> Entry {
         27 => Local(mm::mincore),
         28 => Local(mm::madvise),
         39 => Local(ids::getpid),
-        56 => Local(process::clone), // fork-like clones; threads not yet
+        56 => Local(process::clone), // threads (process::thread) and fork-like clones
         57 => Local(process::fork),
         58 => Local(process::vfork),
         59 => Local(process::execve),
@@ -48,6 +48,8 @@ pub fn lookup(nr: u64) -> Entry {
         99 => Local(sysinfo::sysinfo),
         110 => Local(ids::getppid),
         127 => Local(signal::rt_sigpending),
+        128 => Local(signal::rt_sigtimedwait),
+        129 => Local(signal::rt_sigqueueinfo),
         130 => Local(signal::rt_sigsuspend),
         131 => Local(signal::sigaltstack),
         149..=152 => Local(mm::mlock_family), // mlock munlock mlockall munlockall
@@ -68,16 +70,17 @@ pub fn lookup(nr: u64) -> Entry {
         256 => Local(enosys), // migrate_pages (McKernel: ENOSYS)
         257 => Local(fsview::openat),
         267 => Local(fsview::readlinkat),
-        273 => Local(enosys), // set_robust_list (McKernel: ENOSYS)
-        274 => Local(enosys), // get_robust_list
+        273 => Local(thread::set_robust_list),
+        274 => Local(thread::get_robust_list),
         279 => Local(enosys), // move_pages (McKernel: ENOSYS)
+        297 => Local(signal::rt_tgsigqueueinfo),
         309 => Local(thread::getcpu),
         322 => Local(enosys), // execveat
         324 => Local(mm::membarrier),
         325 => Local(mm::mlock_family), // mlock2
         329..=331 => Local(enosys), // pkey_*
         334 => Local(enosys), // rseq: glibc runs without it
-        435 => Local(enosys), // clone3
+        435 => Local(process::clone3),
         _ => Offload,
     }
 }

@@ -75,13 +75,18 @@ pub struct AttachRegion {
 /// the proxy is gone (the LWK then ends the process if it still runs).
 pub struct OffloadAttachment {
     pub slot: u32,
-    /// LWK CPU chosen for the process.
+    /// LWK CPU chosen for the process's main thread.
     pub cpu: u32,
+    /// The process's CPU set: LWK CPUs `cpu_first .. cpu_first + cpu_count`
+    /// (its share with `mcexec -n`, else the whole partition).
+    pub cpu_first: u32,
+    pub cpu_count: u32,
     pub nr_cpus: u32,
     pub offload_area_gpa: u64,
-    /// Duplicates for mcexec: the slot's doorbell and the CPU's irqfd.
+    /// Duplicates for mcexec: the slot's doorbell and the irqfd of each CPU
+    /// of the set, in CPU order.
     pub doorbell: EventFd,
-    pub irqfd: EventFd,
+    pub irqfds: Vec<EventFd>,
     pub regions: Vec<AttachRegion>,
     state: Arc<OffloadState>,
 }
@@ -105,8 +110,9 @@ fn page_size_of(fd: RawFd) -> u64 {
 
 impl Partition {
     /// Claim a process slot for the mcexec with host pid `host_pid`.
-    /// With `local_rank` and `per_node` (mcexec -n), the process goes to the
-    /// rank's share of the LWK CPUs; otherwise to the least loaded CPU.
+    /// With `local_rank` and `per_node` (mcexec -n), the process gets the
+    /// rank's share of the LWK CPUs, otherwise all of them; its main thread
+    /// starts on the least loaded CPU of that set.
     pub fn offload_attach(
         &self,
         host_pid: u32,
@@ -131,26 +137,31 @@ impl Partition {
                 "the LWK has no offload area (an LWK image without process support?)".into(),
             ));
         }
-        let cpu = match (local_rank, per_node) {
-            (Some(r), Some(n)) if n > 0 => ((r % n) as usize * nr_cpus / n as usize) as u32,
-            _ => {
-                let mut load = vec![0u32; nr_cpus];
-                for i in 0..MAX_PROCESSES {
-                    let s = slot_at(area, i);
-                    let state = s.state.load(Ordering::Acquire);
-                    if state != ProcState::Free as u32 {
-                        // SAFETY: `start.cpu` is written at claim time (below)
-                        // and by mcexec before START; a torn value only
-                        // skews this heuristic.
-                        let c = unsafe { std::ptr::read_volatile(&s.start.cpu) } as usize;
-                        if c < nr_cpus {
-                            load[c] += 1;
-                        }
-                    }
-                }
-                (0..nr_cpus).min_by_key(|&c| load[c]).unwrap_or(0) as u32
+        // The process's share of the CPUs, then its least loaded CPU.
+        let (first, count) = match (local_rank, per_node) {
+            (Some(r), Some(n)) if n > 0 => {
+                let (r, n) = ((r % n) as usize, n as usize);
+                let first = r * nr_cpus / n;
+                let end = ((r + 1) * nr_cpus / n).max(first + 1).min(nr_cpus);
+                (first, end - first)
             }
+            _ => (0, nr_cpus),
         };
+        let mut load = vec![0u32; nr_cpus];
+        for i in 0..MAX_PROCESSES {
+            let s = slot_at(area, i);
+            let state = s.state.load(Ordering::Acquire);
+            if state != ProcState::Free as u32 {
+                // SAFETY: `start.cpu` is written at claim time (below)
+                // and by mcexec before START; a torn value only
+                // skews this heuristic.
+                let c = unsafe { std::ptr::read_volatile(&s.start.cpu) } as usize;
+                if c < nr_cpus {
+                    load[c] += 1;
+                }
+            }
+        }
+        let cpu = (first..first + count).min_by_key(|&c| load[c]).unwrap_or(first) as u32;
         let slot = (0..MAX_PROCESSES)
             .find(|&i| {
                 slot_at(area, i)
@@ -165,25 +176,28 @@ impl Partition {
         // SAFETY: the slot is CLAIMED by us (nobody else writes it now);
         // mcexec writes `start` later.
         unsafe { std::ptr::addr_of_mut!((*sp).start.cpu).write_volatile(cpu) };
-        let prepared = (|| -> Result<(EventFd, EventFd), VmError> {
+        let prepared = (|| -> Result<(EventFd, Vec<EventFd>), VmError> {
             if st.doorbells[slot].is_none() {
                 let efd = EventFd::new(EFD_NONBLOCK).map_err(VmError::io("eventfd"))?;
                 self._vm.add_port_ioeventfd(&efd, IKC_DOORBELL_PORT, process_doorbell(slot as u32))?;
                 st.doorbells[slot] = Some(efd);
             }
-            if st.irqfds[cpu as usize].is_none() {
-                let efd = EventFd::new(EFD_NONBLOCK).map_err(VmError::io("eventfd"))?;
-                self._vm.add_msi_irqfd(&efd, self.inner.cpus[cpu as usize].1, OFFLOAD_VECTOR)?;
-                st.irqfds[cpu as usize] = Some(efd);
+            let mut irqs = Vec::with_capacity(count);
+            for c in first..first + count {
+                if st.irqfds[c].is_none() {
+                    let efd = EventFd::new(EFD_NONBLOCK).map_err(VmError::io("eventfd"))?;
+                    self._vm.add_msi_irqfd(&efd, self.inner.cpus[c].1, OFFLOAD_VECTOR)?;
+                    st.irqfds[c] = Some(efd);
+                }
+                irqs.push(st.irqfds[c].as_ref().unwrap().try_clone().map_err(VmError::io("dup eventfd"))?);
             }
             let db = st.doorbells[slot].as_ref().unwrap();
             // Drop counts left by the slot's previous process.
             let _ = db.read();
             let db = db.try_clone().map_err(VmError::io("dup eventfd"))?;
-            let irq = st.irqfds[cpu as usize].as_ref().unwrap().try_clone().map_err(VmError::io("dup eventfd"))?;
-            Ok((db, irq))
+            Ok((db, irqs))
         })();
-        let (doorbell, irqfd) = match prepared {
+        let (doorbell, irqfds) = match prepared {
             Ok(v) => v,
             Err(e) => {
                 s.state.store(ProcState::Free as u32, Ordering::Release);
@@ -205,10 +219,12 @@ impl Partition {
         Ok(OffloadAttachment {
             slot: slot as u32,
             cpu,
+            cpu_first: first as u32,
+            cpu_count: count as u32,
             nr_cpus: nr_cpus as u32,
             offload_area_gpa: OFFLOAD_AREA_GPA,
             doorbell,
-            irqfd,
+            irqfds,
             regions,
             state: Arc::clone(&self.offload),
         })
@@ -217,9 +233,10 @@ impl Partition {
 
 impl OffloadAttachment {
     /// Descriptors to pass to mcexec, in the order of the attach reply:
-    /// doorbell, irqfd, then one memfd per region.
+    /// doorbell, the irqfds of the CPU set, then one memfd per region.
     pub fn fds(&self) -> Vec<RawFd> {
-        let mut v = vec![self.doorbell.as_raw_fd(), self.irqfd.as_raw_fd()];
+        let mut v = vec![self.doorbell.as_raw_fd()];
+        v.extend(self.irqfds.iter().map(|f| f.as_raw_fd()));
         v.extend(self.regions.iter().map(|r| r.memfd));
         v
     }

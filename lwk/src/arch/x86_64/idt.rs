@@ -206,6 +206,9 @@ extern "C" fn interrupt_dispatch(f: &mut TrapFrame) {
     let v = f.vector as u8;
     // Exceptions raised by user code belong to its process (process/trap.rs).
     let from_user = f.cs & 3 == 3;
+    if from_user {
+        super::tlb::entered_kernel();
+    }
     if from_user && v < 32 && v != 2 && v != 18 {
         crate::process::trap::user_exception(f);
         crate::process::trap::return_to_user(f);
@@ -233,7 +236,18 @@ extern "C" fn interrupt_dispatch(f: &mut TrapFrame) {
         TIMER_VECTOR => {
             super::x2apic::eoi();
             crate::ikc::rusage::sample(from_user);
-            crate::timer::tick();
+            if crate::timer::tick() {
+                crate::process::sched::note_resched();
+            }
+        }
+        super::tlb::TLB_VECTOR => {
+            super::x2apic::eoi();
+            super::tlb::on_ipi();
+        }
+        // Another CPU put work on this CPU's queues (process/sched.rs).
+        WAKEUP_VECTOR => {
+            super::x2apic::eoi();
+            crate::process::sched::note_resched();
         }
         STOP_VECTOR => crate::smp::stop_this_cpu(),
         // ihk_os_freeze / thaw (ikc/freeze.rs).

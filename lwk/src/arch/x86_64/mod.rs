@@ -4,6 +4,7 @@
 
 pub mod gdt;
 pub mod idt;
+pub mod tlb;
 pub mod tsc;
 pub mod x2apic;
 
@@ -53,6 +54,14 @@ pub fn wrmsr(msr: u32, value: u64) {
     // SAFETY: callers only write architectural MSRs with valid values; none
     // of them changes memory safety (APIC, TSC deadline, GS base).
     unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value) };
+}
+
+/// Reload CR3: drops this CPU's non-global TLB entries.
+pub fn flush_tlb() {
+    // SAFETY: writing back the current CR3 only flushes the TLB.
+    unsafe {
+        asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack, preserves_flags));
+    }
 }
 
 pub fn read_cr2() -> u64 {

@@ -31,3 +31,20 @@ pub fn now() -> u64 {
 pub fn ms_to_ticks(ms: u64) -> u64 {
     ms.saturating_mul(TSC_KHZ.load(Ordering::Relaxed))
 }
+
+/// TSC ticks in `us` microseconds.
+pub fn us_to_ticks(us: u64) -> u64 {
+    us.saturating_mul(TSC_KHZ.load(Ordering::Relaxed)) / 1000
+}
+
+/// TSC ticks in `ns` nanoseconds.
+pub fn ns_to_ticks(ns: u64) -> u64 {
+    (ns as u128 * TSC_KHZ.load(Ordering::Relaxed) as u128 / 1_000_000).min(u64::MAX as u128) as u64
+}
+
+/// TSC value at wall-clock time `ns` (ns since the epoch); `now` if past.
+pub fn tsc_at_realtime(ns: u64) -> u64 {
+    let now = now();
+    let cur = realtime_ns(now);
+    now.saturating_add(ns_to_ticks(ns.saturating_sub(cur)))
+}
