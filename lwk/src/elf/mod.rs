@@ -16,11 +16,12 @@ use alloc::vec::Vec;
 use ihk_abi::offload::{OffloadCall, INTERP_BASE, PIE_BASE, STACK_TOP};
 
 use crate::arch::x86_64::idt::TrapFrame;
-use crate::process::aspace::{align_down, align_up, VmaKind};
-use crate::process::pagetable::Perm;
-use crate::process::{phys, Thread};
-use crate::syscall::errno::*;
-use crate::syscall::offload;
+use crate::mm::aspace::{align_down, align_up, VmaKind};
+use crate::mm::pagetable::Perm;
+use crate::mm::phys;
+use crate::process::Thread;
+use crate::errno::*;
+use crate::process::offload;
 
 const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
@@ -176,7 +177,7 @@ fn load_segments(t: &Thread, fd: i32, size: u64, ty: u16, entry: u64, phoff: u64
         prev_end = prev_end.max(stop);
         end = end.max(seg_end);
     }
-    crate::syscall::filemap::note_image(t, fd, &named);
+    crate::process::filemap_io::note_image(t, fd, &named);
     // The program headers in memory: PT_PHDR, else inside the first segment
     // that covers them in the file.
     let phdr = match ph.iter().find(|p| p.p_type == PT_PHDR) {

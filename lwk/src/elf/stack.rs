@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 
 use super::Loaded;
 use crate::process::Thread;
-use crate::syscall::errno::*;
+use crate::errno::*;
 
 const AT_NULL: u64 = 0;
 const AT_PHDR: u64 = 3;

@@ -20,7 +20,7 @@ pub fn init(bp: &BootParams) {
     // memory that lives as long as the kernel; the BSP is the only LWK-side
     // consumer of one and producer of the other.
     // Through the direct map (process/phys.rs): valid under any page table.
-    let virt = crate::process::phys::to_virt;
+    let virt = crate::mm::phys::to_virt;
     let rx = unsafe { Consumer::attach(virt(r.phys), r.size as usize) };
     let tx = unsafe { Producer::attach(virt(t.phys), t.size as usize) };
     match (rx, tx) {

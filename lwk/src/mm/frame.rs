@@ -134,8 +134,8 @@ pub fn init(bp: &BootParams) {
         let pages = all - bitmap_pages;
         // SAFETY: [start, start + bitmap_pages pages) is memory of this
         // chunk outside the boot area, owned by the allocator from now on.
-        // Through the direct map (process/phys.rs): valid under any page table.
-        let bitmap = crate::process::phys::to_virt(start) as u64;
+        // Through the direct map (mm/phys.rs): valid under any page table.
+        let bitmap = super::phys::to_virt(start) as u64;
         unsafe { core::ptr::write_bytes(bitmap as *mut u8, 0, (bitmap_pages * PAGE_SIZE) as usize) };
         let n = a.n;
         a.regions[n] = Region {
@@ -149,7 +149,7 @@ pub fn init(bp: &BootParams) {
         a.n += 1;
     }
     // SAFETY: the host zeroed the page and wrote the magic; identity-mapped.
-    let mi_virt = crate::process::phys::to_virt(bp.meminfo.phys) as u64; // direct map
+    let mi_virt = super::phys::to_virt(bp.meminfo.phys) as u64; // direct map
     let mi = unsafe { &*(mi_virt as *const MemInfoPage) };
     if mi.magic == MEMINFO_MAGIC {
         MEMINFO.store(mi_virt, Ordering::Release);
@@ -167,7 +167,7 @@ fn publish_regions(a: &Allocator, mi: &MemInfoPage) {
     let out = core::ptr::addr_of!(mi.frame_regions) as *mut FrameRegion;
     for (i, r) in a.regions[..n].iter().enumerate() {
         let fr = FrameRegion {
-            bitmap_pa: crate::process::phys::to_phys(r.bitmap as *const u8),
+            bitmap_pa: super::phys::to_phys(r.bitmap as *const u8),
             base_pa: r.base,
             pages: r.pages,
         };

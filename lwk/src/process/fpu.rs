@@ -11,7 +11,7 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::phys::{self, PAGE};
+use crate::mm::phys::{self, PAGE};
 
 static USE_XSAVE: AtomicBool = AtomicBool::new(false);
 /// Bytes of a save area for the enabled components.

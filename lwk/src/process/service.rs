@@ -17,11 +17,11 @@ use ihk_abi::doorbell::IKC_DOORBELL_PORT;
 use ihk_abi::offload::*;
 use spin::Mutex;
 
-use super::aspace::{AddressSpace, MapTable};
+use crate::mm::aspace::{AddressSpace, MapTable};
 use super::sched::{self, ThreadStart};
 use super::signal::SignalState;
 use super::{phys, Process, Thread, ThreadState, KSTACK_SIZE};
-use crate::syscall::errno::*;
+use crate::errno::*;
 
 /// Map table entries per process.
 const MAP_CAPACITY: u32 = 8192;

@@ -14,8 +14,8 @@ use core::sync::atomic::Ordering;
 
 use super::{Process, Thread};
 use crate::arch::x86_64::idt::TrapFrame;
-use crate::syscall::errno::*;
-use crate::syscall::entry::{USER_CS, USER_DS};
+use crate::errno::*;
+use crate::arch::x86_64::entry::{USER_CS, USER_DS};
 
 pub const SIGKILL: u32 = 9;
 pub const SIGSEGV: u32 = 11;

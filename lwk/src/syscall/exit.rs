@@ -7,14 +7,14 @@ use core::sync::atomic::Ordering;
 
 pub fn exit_group(f: &mut TrapFrame) -> SysResult {
     let t = current();
-    super::filemap::write_back_all(t);
+    crate::process::filemap_io::write_back_all(t);
     crate::process::service::exit_process(t, f.rdi as u32, 0)
 }
 
 pub fn exit(f: &mut TrapFrame) -> SysResult {
     let t = current();
     if t.process.live_threads.load(Ordering::Acquire) <= 1 {
-        super::filemap::write_back_all(t);
+        crate::process::filemap_io::write_back_all(t);
         crate::process::service::exit_process(t, f.rdi as u32, 0)
     }
     let ctid = t.clear_child_tid.load(Ordering::Relaxed);

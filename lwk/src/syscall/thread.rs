@@ -125,7 +125,7 @@ pub fn getcpu(f: &mut TrapFrame) -> SysResult {
         a.write_u32(cpu, t.cpu)?;
     }
     if node != 0 {
-        a.write_u32(node, crate::process::phys::local_numa())?;
+        a.write_u32(node, crate::mm::phys::local_numa())?;
     }
     Ok(0)
 }

@@ -20,7 +20,7 @@ use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MMAP_TOP, USER_END, USER_START
 
 use super::pagetable::{PageTable, Perm, LARGE};
 use super::phys::{self, PAGE};
-use crate::syscall::errno::*;
+use crate::errno::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VmaKind {
@@ -229,7 +229,7 @@ impl AddressSpace {
                 let (pa, piece) = self.alloc_piece(v, ge)?;
                 // New memory is zeroed by the proxy when there is one (the
                 // host does it at memory speed), else here.
-                crate::syscall::offload::zero_user(pa, piece);
+                super::bulk::zero_user(pa, piece);
                 self.backing.insert(v, Extent { len: piece, pa });
                 self.backed_bytes += piece;
                 v += piece;
@@ -277,7 +277,7 @@ impl AddressSpace {
             let mut v = va;
             while v < end {
                 let (pa, piece) = self.alloc_piece(v, end)?;
-                crate::syscall::offload::copy_phys(pa, x.pa + (v - va), piece)?;
+                super::bulk::copy_phys(pa, x.pa + (v - va), piece)?;
                 self.backing.insert(v, Extent { len: piece, pa });
                 self.backed_bytes += piece;
                 v += piece;
@@ -453,7 +453,7 @@ impl AddressSpace {
         for (va, x) in exts {
             let (s, e) = (va.max(start), (va + x.len).min(end));
             if s < e {
-                crate::syscall::offload::zero_user(x.pa + (s - va), e - s);
+                super::bulk::zero_user(x.pa + (s - va), e - s);
             }
         }
     }
@@ -490,7 +490,7 @@ impl AddressSpace {
             self.publish()?;
         }
         self.map_pages(start, end)?;
-        crate::process::pagetable::flush_range(start, end - start);
+        super::pagetable::flush_range(start, end - start);
         Ok(())
     }
 
@@ -597,7 +597,7 @@ impl AddressSpace {
                 // Already mapped with the right rights: a stale TLB entry.
                 if let Some((_, w)) = self.pt.translate(addr) {
                     if w || !write {
-                        crate::process::pagetable::flush_range(addr, PAGE);
+                        super::pagetable::flush_range(addr, PAGE);
                         return true;
                     }
                 }
