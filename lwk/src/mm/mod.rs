@@ -1,4 +1,5 @@
-//! Memory: the frame allocator over the assigned chunks (`frame`), the
+//! Memory: the frame allocator over the assigned chunks (`frame`, one
+//! chunk's bitmap in `region`), the
 //! direct map and aligned allocation on top of it (`phys`), the kernel heap
 //! (`heap`), x86-64 page tables (`pagetable`), and user address spaces:
 //! VMAs, their backing and the map table `mcexec` mirrors (`aspace`), with
@@ -15,6 +16,8 @@ pub mod frame;
 pub mod heap;
 pub mod pagetable;
 pub mod phys;
+pub mod region;
+pub mod vma;
 
 use ihk_abi::BootParams;
 
