@@ -6,7 +6,7 @@
 //! slot served by one proxy thread in `mcexec` (`offload`; the offloaded
 //! half of file mappings is `filemap_io`). Threads are scheduled
 //! cooperatively per CPU (`sched`). User-mode faults and signal delivery
-//! are in `trap` and `signal`; exec and fork in `exec` and `fork` (ELF
+//! are in `trap` and `signal` (frame layout in `sigframe`); exec and fork in `exec` and `fork` (ELF
 //! loading, `crate::elf`, belongs to this layer).
 //!
 //! Must not: let kernel code that may run under a process's page table use
@@ -20,6 +20,7 @@ pub mod fpu;
 pub mod offload;
 pub mod sched;
 pub mod service;
+pub mod sigframe;
 pub mod signal;
 pub mod trap;
 
