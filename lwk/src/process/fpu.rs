@@ -30,7 +30,7 @@ fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
 
 /// Enable FPU/SSE (and XSAVE with the user components the CPU has) on
 /// this CPU. CR4.FSGSBASE is cleared: user code must not change GS base
-/// (see `syscall::entry`).
+/// (see `arch::x86_64::entry`).
 pub fn init_this_cpu() {
     // SAFETY: control-register updates that only enable FPU/SIMD state
     // handling; no memory is affected.
