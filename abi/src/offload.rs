@@ -1,7 +1,7 @@
 //! System-call offloading and the unified address space (ARCHITECTURE.md §5).
 //!
 //! Three parties share these structures through guest memory: the LWK
-//! (`lwk/src/syscall/offload.rs`, `lwk/src/process/`), `mcexec` (the proxy
+//! (`lwk/src/process/offload.rs`, `lwk/src/process/`), `mcexec` (the proxy
 //! process, which maps every guest memory region through the memfds it gets
 //! from `ihkd`), and `ihk-vm` (which claims and releases process slots for
 //! `ihkd`'s `attach` request).

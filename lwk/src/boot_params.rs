@@ -18,8 +18,8 @@ pub fn init(phys: u64) -> &'static BootParams {
     }
     // SAFETY: the host identity-maps guest memory and placed the block at
     // `phys` (boot protocol); it is only read, and never changes after entry.
-    // Through the direct map (process/phys.rs): valid under any page table.
-    let virt = crate::process::phys::to_virt(phys) as u64;
+    // Through the direct map (mm/phys.rs): valid under any page table.
+    let virt = crate::arch::x86_64::direct_map::to_virt(phys) as u64;
     let bp = unsafe { &*(virt as *const BootParams) };
     if !bp.is_valid() {
         early_fatal("boot parameters: bad magic, version or counts");

@@ -14,8 +14,8 @@ use ihk_abi::BootParams;
 static KMSG: AtomicU64 = AtomicU64::new(0);
 
 pub fn init(bp: &BootParams) {
-    // Through the direct map (process/phys.rs): valid under any page table.
-    let base = crate::process::phys::to_virt(bp.kmsg.phys) as u64;
+    // Through the direct map (mm/phys.rs): valid under any page table.
+    let base = crate::arch::x86_64::direct_map::to_virt(bp.kmsg.phys) as u64;
     // SAFETY: the host initialised the header at this identity-mapped
     // address before entering us (boot protocol).
     let h = unsafe { &*(base as *const KmsgHeader) };

@@ -3,8 +3,11 @@
 //! Owns everything that runs inside the partition's VM: CPU setup (`arch/`),
 //! the kernel message log (`kmsg`), boot parameters (`boot_params`), CPU
 //! bring-up (`smp`), the monitor page (`monitor`) and its heartbeat tick
-//! (`timer`), the master IKC channel (`ikc/`), physical memory (`mm/`), and
-//! panics (`panic`).
+//! (`timer`), the master IKC channel (`ikc/`), memory (`mm/`), and panics
+//! (`panic`); user programs in `process/`, `elf/`, `syscall/`, `lwkfs/`.
+//! The layers and their one-way imports are drawn in `lwk/README.md`; this
+//! file, on top of them all, registers the handlers through which `arch/`
+//! calls up ([`HOOKS`]).
 //!
 //! Must not: touch guest memory outside the chunks in the boot parameters, or
 //! write the host-owned parts of shared pages (kmsg `clear_pos`, ring headers'
@@ -22,6 +25,7 @@
 extern crate alloc;
 
 mod arch;
+mod errno;
 mod boot_params;
 mod ikc;
 mod kargs;
@@ -39,6 +43,28 @@ mod syscall;
 
 use arch::x86_64 as cpu;
 use ihk_abi::CpuState;
+
+/// What interrupts, exceptions and system calls run (`arch::x86_64::hooks`).
+static HOOKS: cpu::hooks::Hooks = cpu::hooks::Hooks {
+    user_exception: process::trap::user_exception,
+    return_to_user: process::trap::return_to_user,
+    syscall: syscall::dispatch,
+    nmi: panic::nmi,
+    timer: timer_interrupt,
+    stop: smp::stop_this_cpu,
+    freeze: ikc::freeze::enter,
+    ikc_master: ikc::master::poll_from_interrupt,
+    offload_doorbell: process::trap::doorbell,
+    resched: process::sched::note_resched,
+};
+
+/// The local timer: rusage sample, the heartbeat, the scheduler's deadline.
+fn timer_interrupt(from_user: bool) {
+    ikc::rusage::sample(from_user);
+    if timer::tick() {
+        process::sched::note_resched();
+    }
+}
 
 core::arch::global_asm!(
     ".section .text.entry, \"ax\"",
@@ -63,11 +89,13 @@ extern "sysv64" fn kmain(boot_params: u64, _kernel_phys: u64, cpu_id: u64) -> ! 
 }
 
 fn bsp_main(bp_phys: u64) -> ! {
-    // First: the kernel's direct map of guest memory (process/phys.rs).
-    process::phys::init_direct_map();
+    cpu::hooks::register(&HOOKS);
+    // First: the kernel's direct map of guest memory (mm/phys.rs).
+    mm::phys::init_direct_map();
     let bp = boot_params::init(bp_phys);
     smp::init_this_cpu(0);
     cpu::idt::init_shared();
+    smp::publish_shared_idt();
     cpu::idt::load();
     kmsg::init(bp);
     monitor::init(bp);

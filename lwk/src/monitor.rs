@@ -9,8 +9,8 @@ static MONITOR: AtomicU64 = AtomicU64::new(0);
 
 pub fn init(bp: &BootParams) {
     // SAFETY: the host initialised the page at this identity-mapped address.
-    // Through the direct map (process/phys.rs): valid under any page table.
-    let virt = crate::process::phys::to_virt(bp.monitor.phys) as u64;
+    // Through the direct map (mm/phys.rs): valid under any page table.
+    let virt = crate::arch::x86_64::direct_map::to_virt(bp.monitor.phys) as u64;
     let m = unsafe { &*(virt as *const MonitorPage) };
     if m.magic == MONITOR_MAGIC {
         MONITOR.store(virt, Ordering::Release);

@@ -1,73 +1,35 @@
-//! CPUs: per-CPU data reached through GS, bring-up handshakes between the
-//! BSP and the APs (all entered by the host at once), and stopping CPUs.
+//! CPUs: per-CPU set-up (the GS block itself is `arch::x86_64::percpu`),
+//! bring-up handshakes between the BSP and the APs (all entered by the host
+//! at once), and stopping CPUs.
 //!
 //! APs spin (with `pause`) only while the BSP fills the shared IDT, which
 //! takes microseconds; after that they halt until the BSP's wake-up IPI.
 
-use crate::arch::x86_64::{self as cpu, gdt, x2apic};
+use crate::arch::x86_64::{self as cpu, direct_map, gdt, percpu, x2apic};
 use crate::monitor;
-use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use ihk_abi::boot_params::MAX_CPUS;
 use ihk_abi::doorbell::{CPU_OFF_PORT, STOP_VECTOR, WAKEUP_VECTOR};
 use ihk_abi::{BootParams, CpuState};
 
-/// Per-CPU data; GS base points at this CPU's entry, `id` first.
-#[repr(C, align(64))]
-pub struct PerCpu {
-    id: u64,
-    apic_id: u64,
-    /// SYSCALL entry (syscall/entry.rs, offsets 16 and 24): the current
-    /// thread's kernel stack top, and a scratch word for the user rsp.
-    syscall_rsp0: u64,
-    syscall_user_rsp: u64,
-}
-
-struct PerCpuArray(core::cell::UnsafeCell<[PerCpu; MAX_CPUS]>);
-// SAFETY: CPU n writes entry n once, in init_this_cpu, before using it.
-unsafe impl Sync for PerCpuArray {}
-const PERCPU_INIT: PerCpu = PerCpu { id: 0, apic_id: 0, syscall_rsp0: 0, syscall_user_rsp: 0 };
-static PERCPU: PerCpuArray = PerCpuArray(core::cell::UnsafeCell::new([PERCPU_INIT; MAX_CPUS]));
+pub use percpu::{cpu_id, set_syscall_stack};
 
 static IDT_READY: AtomicBool = AtomicBool::new(false);
 static GO: AtomicBool = AtomicBool::new(false);
 static ONLINE_APS: AtomicU32 = AtomicU32::new(0);
 static BSP_READY: AtomicBool = AtomicBool::new(false);
 
-const IA32_GS_BASE: u32 = 0xc000_0101;
-
 /// Per-CPU setup of CPU `id`: GS base, GDT and TSS.
 pub fn init_this_cpu(id: u32) {
     let bp = crate::boot_params::get();
     let core = bp.cores().get(id as usize).copied().unwrap_or_default();
-    // SAFETY: entry `id` belongs to this CPU (see PerCpuArray).
-    let pc = unsafe { &mut (*PERCPU.0.get())[id as usize] };
-    pc.id = id as u64;
-    pc.apic_id = core.apic_id as u64;
-    cpu::wrmsr(IA32_GS_BASE, pc as *mut PerCpu as u64);
-    // Through the direct map (process/phys.rs): the IST stack must be valid
-    // under a process's page table too.
-    let stack_bottom = crate::process::phys::to_virt(bp.stacks.phys + id as u64 * bp.stack_size) as u64;
+    percpu::init_this_cpu(id, core.apic_id as u64);
+    // Through the direct map: the IST stack must be valid under a process's
+    // page table too.
+    let stack_bottom = direct_map::to_virt(bp.stacks.phys + id as u64 * bp.stack_size) as u64;
     gdt::init(id, stack_bottom);
     if id == 0 {
         BSP_READY.store(true, Ordering::Release);
     }
-}
-
-/// Kernel stack for SYSCALL entry on this CPU (process/sched.rs sets it
-/// when a thread starts running).
-pub fn set_syscall_stack(top: u64) {
-    // SAFETY: GS points at this CPU's PerCpu; offset 16 is syscall_rsp0.
-    unsafe { asm!("mov gs:[16], {}", in(reg) top, options(nostack, preserves_flags)) };
-}
-
-/// LWK id of the calling CPU.
-pub fn cpu_id() -> u32 {
-    let id: u64;
-    // SAFETY: GS base points at this CPU's PerCpu (init_this_cpu runs
-    // before anything that calls this); `id` is at offset 0.
-    unsafe { asm!("mov {}, gs:[0]", out(reg) id, options(nostack, readonly, preserves_flags)) };
-    id as u32
 }
 
 /// For log prefixes: -1 before the BSP's per-CPU setup.
@@ -79,6 +41,7 @@ pub fn cpu_id_or_minus_one() -> i64 {
     }
 }
 
+/// The BSP filled the shared IDT (`arch::x86_64::idt::init_shared`).
 pub fn publish_shared_idt() {
     IDT_READY.store(true, Ordering::Release);
 }

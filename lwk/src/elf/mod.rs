@@ -7,6 +7,8 @@
 //! straight into the segment's user memory with an offloaded `pread64`
 //! (through the mirror), so loading copies nothing in the LWK.
 
+mod header;
+mod layout;
 mod stack;
 
 use alloc::string::String;
@@ -16,32 +18,15 @@ use alloc::vec::Vec;
 use ihk_abi::offload::{OffloadCall, INTERP_BASE, PIE_BASE, STACK_TOP};
 
 use crate::arch::x86_64::idt::TrapFrame;
-use crate::process::aspace::{align_down, align_up, VmaKind};
-use crate::process::pagetable::Perm;
-use crate::process::{phys, Thread};
-use crate::syscall::errno::*;
-use crate::syscall::offload;
+use crate::mm::aspace::{align_down, align_up, VmaKind};
+use crate::mm::pagetable::Perm;
+use crate::mm::phys;
+use crate::process::Thread;
+use crate::errno::*;
+use crate::process::offload;
+use header::*;
 
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
-const EM_X86_64: u16 = 62;
-const PT_LOAD: u32 = 1;
-const PT_INTERP: u32 = 3;
-const PT_PHDR: u32 = 6;
-const PF_X: u32 = 1;
-const PF_W: u32 = 2;
-const PF_R: u32 = 4;
 const NR_PREAD64: u64 = 17;
-
-#[derive(Clone, Copy, Debug)]
-struct Phdr {
-    p_type: u32,
-    flags: u32,
-    offset: u64,
-    vaddr: u64,
-    filesz: u64,
-    memsz: u64,
-}
 
 /// Where an image ended up.
 pub struct Loaded {
@@ -74,49 +59,15 @@ fn read_host(t: &Thread, fd: i32, off: u64, len: usize) -> Result<Vec<u8>, Errno
     out
 }
 
-fn u16_at(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
-}
-
 /// Parse and check the ELF header and program headers of host fd `fd`.
 fn headers(t: &Thread, fd: i32, size: u64) -> Result<(u16, u64, u64, Vec<Phdr>), Errno> {
     if size < 64 {
         return Err(ENOEXEC);
     }
     let eh = read_host(t, fd, 0, 64)?;
-    if &eh[..4] != b"\x7fELF" || eh[4] != 2 || eh[5] != 1 || u16_at(&eh, 18) != EM_X86_64 {
-        return Err(ENOEXEC);
-    }
-    let ty = u16_at(&eh, 16);
-    if ty != ET_EXEC && ty != ET_DYN {
-        return Err(ENOEXEC);
-    }
-    let entry = u64_at(&eh, 24);
-    let phoff = u64_at(&eh, 32);
-    let phentsize = u16_at(&eh, 54) as u64;
-    let phnum = u16_at(&eh, 56) as u64;
-    if phentsize != 56 || phnum == 0 || phnum > 256 || phoff.checked_add(phnum * 56).is_none_or(|e| e > size) {
-        return Err(ENOEXEC);
-    }
-    let raw = read_host(t, fd, phoff, (phnum * 56) as usize)?;
-    let ph = raw
-        .chunks_exact(56)
-        .map(|e| Phdr {
-            p_type: u32_at(e, 0),
-            flags: u32_at(e, 4),
-            offset: u64_at(e, 8),
-            vaddr: u64_at(e, 16),
-            filesz: u64_at(e, 32),
-            memsz: u64_at(e, 40),
-        })
-        .collect();
-    Ok((ty, entry, phoff, ph))
+    let h = header::parse_ehdr(&eh, size)?;
+    let raw = read_host(t, fd, h.phoff, (h.phnum * 56) as usize)?;
+    Ok((h.ty, h.entry, h.phoff, header::parse_phdrs(&raw)))
 }
 
 fn perm_of(flags: u32) -> Perm {
@@ -176,7 +127,7 @@ fn load_segments(t: &Thread, fd: i32, size: u64, ty: u16, entry: u64, phoff: u64
         prev_end = prev_end.max(stop);
         end = end.max(seg_end);
     }
-    crate::syscall::filemap::note_image(t, fd, &named);
+    crate::process::filemap_io::note_image(t, fd, &named);
     // The program headers in memory: PT_PHDR, else inside the first segment
     // that covers them in the file.
     let phdr = match ph.iter().find(|p| p.p_type == PT_PHDR) {

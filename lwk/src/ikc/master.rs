@@ -19,8 +19,8 @@ pub fn init(bp: &BootParams) {
     // SAFETY: the host initialised both rings in identity-mapped guest
     // memory that lives as long as the kernel; the BSP is the only LWK-side
     // consumer of one and producer of the other.
-    // Through the direct map (process/phys.rs): valid under any page table.
-    let virt = crate::process::phys::to_virt;
+    // Through the direct map (mm/phys.rs): valid under any page table.
+    let virt = crate::mm::phys::to_virt;
     let rx = unsafe { Consumer::attach(virt(r.phys), r.size as usize) };
     let tx = unsafe { Producer::attach(virt(t.phys), t.size as usize) };
     match (rx, tx) {

@@ -24,7 +24,7 @@ static LAST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 fn page<T>(phys: u64) -> &'static T {
     // SAFETY: the boot parameters name pages of the boot area, mapped in the
     // direct map for the kernel's whole life; the host initialised them.
-    unsafe { &*(crate::process::phys::to_virt(phys) as *const T) }
+    unsafe { &*(crate::mm::phys::to_virt(phys) as *const T) }
 }
 
 fn rusage() -> Option<&'static RusagePage> {

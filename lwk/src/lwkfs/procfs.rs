@@ -8,7 +8,7 @@ use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
 use super::{cpus, list, mask, View};
-use crate::process::aspace::VmaKind;
+use crate::mm::aspace::VmaKind;
 use crate::process::Thread;
 
 pub fn lookup(t: &Thread, rest: &str) -> View {

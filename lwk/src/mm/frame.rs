@@ -13,28 +13,8 @@ use ihk_abi::meminfo::{FrameRegion, MemInfoPage, MAX_FRAME_REGIONS, MEMINFO_MAGI
 use ihk_abi::BootParams;
 use spin::Mutex;
 
-pub const PAGE_SIZE: u64 = 4096;
-
-#[derive(Clone, Copy)]
-struct Region {
-    /// Physical address of the first allocatable page.
-    base: u64,
-    pages: u64,
-    /// Identity-mapped address of the bitmap (`ceil(pages / 64)` words).
-    bitmap: u64,
-    numa: u32,
-    free: u64,
-    hint: u64,
-}
-
-const EMPTY: Region = Region {
-    base: 0,
-    pages: 0,
-    bitmap: 0,
-    numa: 0,
-    free: 0,
-    hint: 0,
-};
+pub use super::region::PAGE_SIZE;
+use super::region::{Region, EMPTY};
 
 struct Allocator {
     regions: [Region; MAX_CHUNKS],
@@ -46,68 +26,6 @@ static ALLOC: Mutex<Allocator> = Mutex::new(Allocator {
     n: 0,
 });
 static MEMINFO: AtomicU64 = AtomicU64::new(0);
-
-impl Region {
-    fn word(&self, i: u64) -> *mut u64 {
-        (self.bitmap + i * 8) as *mut u64
-    }
-
-    fn get(&self, page: u64) -> bool {
-        // SAFETY: page < pages, so the word is inside this region's bitmap.
-        unsafe { *self.word(page / 64) & (1 << (page % 64)) != 0 }
-    }
-
-    fn set(&mut self, page: u64, used: bool) {
-        // SAFETY: as get(); the allocator lock serialises writers.
-        unsafe {
-            let w = self.word(page / 64);
-            if used {
-                *w |= 1 << (page % 64);
-            } else {
-                *w &= !(1 << (page % 64));
-            }
-        }
-    }
-
-    /// First run of `count` free pages at or after `from`.
-    fn find(&self, count: u64, from: u64) -> Option<u64> {
-        let mut p = from;
-        while p + count <= self.pages {
-            // Skip fully used words quickly.
-            if p.is_multiple_of(64) {
-                // SAFETY: p < pages.
-                if unsafe { *self.word(p / 64) } == u64::MAX {
-                    p += 64;
-                    continue;
-                }
-            }
-            if self.get(p) {
-                p += 1;
-                continue;
-            }
-            match (p..p + count).find(|&q| self.get(q)) {
-                None => return Some(p),
-                Some(used) => p = used + 1,
-            }
-        }
-        None
-    }
-
-    fn alloc(&mut self, count: u64) -> Option<u64> {
-        if count == 0 || count > self.free {
-            return None;
-        }
-        let p = self
-            .find(count, self.hint)
-            .or_else(|| self.find(count, 0))?;
-        for q in p..p + count {
-            self.set(q, true);
-        }
-        self.free -= count;
-        self.hint = p + count;
-        Some(self.base + p * PAGE_SIZE)
-    }
-}
 
 /// Build the regions: every chunk, minus the boot area in chunk 0, minus
 /// the bitmap itself.
@@ -134,8 +52,8 @@ pub fn init(bp: &BootParams) {
         let pages = all - bitmap_pages;
         // SAFETY: [start, start + bitmap_pages pages) is memory of this
         // chunk outside the boot area, owned by the allocator from now on.
-        // Through the direct map (process/phys.rs): valid under any page table.
-        let bitmap = crate::process::phys::to_virt(start) as u64;
+        // Through the direct map (mm/phys.rs): valid under any page table.
+        let bitmap = super::phys::to_virt(start) as u64;
         unsafe { core::ptr::write_bytes(bitmap as *mut u8, 0, (bitmap_pages * PAGE_SIZE) as usize) };
         let n = a.n;
         a.regions[n] = Region {
@@ -149,7 +67,7 @@ pub fn init(bp: &BootParams) {
         a.n += 1;
     }
     // SAFETY: the host zeroed the page and wrote the magic; identity-mapped.
-    let mi_virt = crate::process::phys::to_virt(bp.meminfo.phys) as u64; // direct map
+    let mi_virt = super::phys::to_virt(bp.meminfo.phys) as u64; // direct map
     let mi = unsafe { &*(mi_virt as *const MemInfoPage) };
     if mi.magic == MEMINFO_MAGIC {
         MEMINFO.store(mi_virt, Ordering::Release);
@@ -167,7 +85,7 @@ fn publish_regions(a: &Allocator, mi: &MemInfoPage) {
     let out = core::ptr::addr_of!(mi.frame_regions) as *mut FrameRegion;
     for (i, r) in a.regions[..n].iter().enumerate() {
         let fr = FrameRegion {
-            bitmap_pa: crate::process::phys::to_phys(r.bitmap as *const u8),
+            bitmap_pa: super::phys::to_phys(r.bitmap as *const u8),
             base_pa: r.base,
             pages: r.pages,
         };
@@ -228,17 +146,7 @@ pub fn free_pages(phys: u64, count: u64) {
             phys, count
         )
     };
-    let first = (phys - r.base) / PAGE_SIZE;
-    for p in first..first + count {
-        assert!(
-            r.get(p),
-            "free_pages: page {:#x} is already free",
-            r.base + p * PAGE_SIZE
-        );
-        r.set(p, false);
-    }
-    r.free += count;
-    r.hint = r.hint.min(first);
+    r.free((phys - r.base) / PAGE_SIZE, count);
     publish(&a, nodes());
 }
 

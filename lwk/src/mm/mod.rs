@@ -1,7 +1,23 @@
-//! Physical memory: the frame allocator over the assigned chunks (`frame`).
-//! Later: page tables and user address spaces.
+//! Memory: the frame allocator over the assigned chunks (`frame`, one
+//! chunk's bitmap in `region`), the
+//! direct map and aligned allocation on top of it (`phys`), the kernel heap
+//! (`heap`), x86-64 page tables (`pagetable`), and user address spaces:
+//! VMAs, their backing and the map table `mcexec` mirrors (`aspace`), with
+//! the file-backed ranges (`filemap`).
+//!
+//! Below `process/`: it knows nothing of threads or offloading. The one
+//! thing it needs from above, zeroing and copying user memory by the
+//! calling thread's proxy, is registered by `process` at boot (`bulk`).
 
+pub mod aspace;
+pub mod bulk;
+pub mod filemap;
 pub mod frame;
+pub mod heap;
+pub mod pagetable;
+pub mod phys;
+pub mod region;
+pub mod vma;
 
 use ihk_abi::BootParams;
 

@@ -12,10 +12,11 @@ use core::sync::atomic::Ordering;
 
 use ihk_abi::offload::OffloadCall;
 
-use super::{phys, service, Thread};
+use super::{service, Thread};
+use crate::mm::phys;
 use crate::elf::{self, Image};
-use crate::syscall::errno::*;
-use crate::syscall::offload;
+use crate::errno::*;
+use super::offload;
 
 const E2BIG: Errno = Errno(7);
 const ENAMETOOLONG: Errno = Errno(36);
@@ -129,7 +130,7 @@ pub fn execve(t: &Thread, path_va: u64, argv_va: u64, envp_va: u64) -> SysResult
     }
     t.robust_list.store(0, Ordering::Relaxed);
     // Shared file mappings reach their files before the memory goes.
-    crate::syscall::filemap::write_back_all(t);
+    super::filemap_io::write_back_all(t);
     p.aspace.lock().reset();
     {
         let mut st = p.signals.lock();

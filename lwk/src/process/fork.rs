@@ -24,8 +24,8 @@ use ihk_abi::offload::OffloadCall;
 
 use super::{sched, service, Process, Thread, ThreadState};
 use crate::arch::x86_64::idt::TrapFrame;
-use crate::syscall::errno::*;
-use crate::syscall::offload;
+use crate::errno::*;
+use super::offload;
 
 pub const CLONE_VM: u64 = 0x100;
 pub const CLONE_VFORK: u64 = 0x4000;

@@ -11,7 +11,7 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::phys::{self, PAGE};
+use crate::mm::phys::{self, PAGE};
 
 static USE_XSAVE: AtomicBool = AtomicBool::new(false);
 /// Bytes of a save area for the enabled components.
@@ -30,7 +30,7 @@ fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
 
 /// Enable FPU/SSE (and XSAVE with the user components the CPU has) on
 /// this CPU. CR4.FSGSBASE is cleared: user code must not change GS base
-/// (see `syscall::entry`).
+/// (see `arch::x86_64::entry`).
 pub fn init_this_cpu() {
     // SAFETY: control-register updates that only enable FPU/SIMD state
     // handling; no memory is affected.

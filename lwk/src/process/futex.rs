@@ -20,8 +20,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use spin::Mutex;
 
-use super::{phys, sched, Thread};
-use crate::syscall::errno::*;
+use super::{sched, Thread};
+use crate::mm::phys;
+use crate::errno::*;
 
 /// Wait queues: key (physical address) → waiters in arrival order, each
 /// with its wake bitset.

@@ -1,29 +1,30 @@
 //! Processes and threads of the LWK (ARCHITECTURE.md §6).
 //!
 //! A process is started by `mcexec` through a slot of the offload area
-//! (`service`), owns an address space (`aspace`, `pagetable`, `phys`) and
-//! threads; each thread has a kernel stack, saved FPU/SIMD state (`fpu`),
-//! and an offload slot served by one proxy thread in `mcexec`. Threads are
-//! scheduled cooperatively per CPU (`sched`). User-mode faults and signal
-//! delivery are in `trap` and `signal`.
+//! (`service`), owns an address space (`mm::aspace`) and threads; each
+//! thread has a kernel stack, saved FPU/SIMD state (`fpu`), and an offload
+//! slot served by one proxy thread in `mcexec` (`offload`; the offloaded
+//! half of file mappings is `filemap_io`). Threads are scheduled
+//! cooperatively per CPU (`sched`). User-mode faults and signal delivery
+//! are in `trap` and `signal` (frame layout in `sigframe`); exec and fork in `exec` and `fork` (ELF
+//! loading, `crate::elf`, belongs to this layer).
 //!
 //! Must not: let kernel code that may run under a process's page table use
 //! identity-mapped (lower-half) addresses: everything here goes through the
 //! direct map (`phys::to_virt`).
 
-pub mod aspace;
 pub mod cpuset;
 pub mod exec;
-pub mod filemap;
+pub mod filemap_io;
 pub mod fork;
 pub mod fpu;
 pub mod futex;
-pub mod heap;
-pub mod pagetable;
-pub mod phys;
+pub mod offload;
 pub mod sched;
 pub mod service;
+pub mod sigframe;
 pub mod signal;
+pub mod sync;
 pub mod thread;
 pub mod trap;
 
@@ -34,7 +35,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use ihk_abi::offload::{ProcessSlot, StartParams, ThreadSlot};
 use spin::Mutex;
 
-use aspace::AddressSpace;
+use crate::mm::aspace::AddressSpace;
+use crate::mm::phys;
 use cpuset::CpuSet;
 use signal::SignalState;
 
@@ -55,7 +57,7 @@ pub struct Process {
     pub area_size: u64,
     threads_ptr: *mut ThreadSlot,
     pub thread_capacity: u32,
-    pub aspace: Mutex<AddressSpace>,
+    pub aspace: sync::ThreadMutex<AddressSpace>,
     /// CR3 of the process (its page table root; fixed for its life).
     pub cr3: u64,
     pub signals: Mutex<SignalState>,
@@ -230,11 +232,12 @@ impl Drop for Thread {
 /// Per-CPU setup for running processes (every CPU, after its GDT/IDT).
 pub fn init_this_cpu() {
     fpu::init_this_cpu();
-    crate::syscall::entry::init_this_cpu();
+    crate::arch::x86_64::entry::init_this_cpu();
 }
 
 /// Boot-time setup on the BSP (after the frame allocator): the offload area.
 pub fn init() {
+    crate::mm::bulk::register(offload::zero_user, offload::copy_phys);
     service::init();
     sched::init();
 }

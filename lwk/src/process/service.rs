@@ -17,12 +17,12 @@ use ihk_abi::doorbell::IKC_DOORBELL_PORT;
 use ihk_abi::offload::*;
 use spin::Mutex;
 
-use super::aspace::{AddressSpace, MapTable};
+use crate::mm::aspace::{AddressSpace, MapTable};
 use super::sched::{self, ThreadStart};
 use super::cpuset::CpuSet;
 use super::signal::SignalState;
 use super::{phys, Process, Thread, ThreadState, KSTACK_SIZE};
-use crate::syscall::errno::*;
+use crate::errno::*;
 
 /// Map table entries per process.
 const MAP_CAPACITY: u32 = 8192;
@@ -244,7 +244,7 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
         // SAFETY: inside the area.
         threads_ptr: unsafe { base.add(threads_off as usize) } as *mut ThreadSlot,
         thread_capacity: sp.max_threads,
-        aspace: Mutex::new(aspace),
+        aspace: super::sync::ThreadMutex::new(aspace),
         cr3,
         signals: Mutex::new(SignalState::new()),
         sig_pending: AtomicU64::new(0),

@@ -15,10 +15,11 @@
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
+use super::sigframe::{self, *};
 use super::{Process, Thread};
 use crate::arch::x86_64::idt::TrapFrame;
-use crate::syscall::errno::*;
-use crate::syscall::entry::{USER_CS, USER_DS};
+use crate::errno::*;
+use crate::arch::x86_64::entry::{USER_CS, USER_DS};
 
 pub const SIGKILL: u32 = 9;
 pub const SIGSEGV: u32 = 11;
@@ -279,23 +280,11 @@ pub fn deliver(t: &Thread, f: &mut TrapFrame, mut restart: Option<u64>) {
     }
 }
 
-// ---- the signal frame ------------------------------------------------------
-
-const UC_FP_XSTATE: u64 = 1;
-const UC_SIGCONTEXT_SS: u64 = 2;
-const UC_STRICT_RESTORE_SS: u64 = 4;
-const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
-const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
-/// pretcode + ucontext (uc_flags, uc_link, uc_stack, sigcontext, sigmask) + siginfo.
-const UCONTEXT_OFF: u64 = 8;
-const SIGCONTEXT_OFF: u64 = UCONTEXT_OFF + 40;
-const SIGMASK_OFF: u64 = SIGCONTEXT_OFF + 256;
-const SIGINFO_OFF: u64 = SIGMASK_OFF + 8;
-const FRAME_SIZE: u64 = SIGINFO_OFF + 128;
+// ---- the signal frame (layout: `sigframe`) -----------------------------------
 
 /// Smallest alternate stack a handler frame fits in (AT_MINSIGSTKSZ).
 pub fn min_sigstack_size() -> u64 {
-    FRAME_SIZE + super::fpu::area_size() + 4 + 64 + 128
+    sigframe::min_stack(super::fpu::area_size())
 }
 
 fn setup_frame(t: &Thread, f: &mut TrapFrame, sig: u32, a: &SigAction) -> Result<(), Errno> {
@@ -309,8 +298,7 @@ fn setup_frame(t: &Thread, f: &mut TrapFrame, sig: u32, a: &SigAction) -> Result
         sp -= 128; // red zone
     }
     let fpsize = super::fpu::area_size();
-    let fp = (sp - fpsize - 4) & !63;
-    let frame = ((fp - FRAME_SIZE) & !15) - 8;
+    let (fp, frame) = sigframe::place(sp, fpsize);
     // FPU state of the thread (it is in this CPU's registers: we run it).
     let mut img = alloc::vec![0u8; fpsize as usize + 64];
     let off = (64 - (img.as_ptr() as usize % 64)) % 64;

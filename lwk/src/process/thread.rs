@@ -18,8 +18,8 @@ use ihk_abi::offload::OffloadCall;
 use super::service::{self, ThreadRes};
 use super::{futex, sched, Thread};
 use crate::arch::x86_64::idt::TrapFrame;
-use crate::syscall::errno::*;
-use crate::syscall::offload;
+use crate::errno::*;
+use super::offload;
 
 pub const CLONE_VM: u64 = 0x100;
 pub const CLONE_FS: u64 = 0x200;

@@ -10,7 +10,7 @@ use ihk_abi::boot_params::MAX_CPUS;
 
 use super::{sched, service, signal, Thread};
 use crate::arch::x86_64::idt::TrapFrame;
-use crate::syscall::entry::{enter_user, USER_CS, USER_DS};
+use crate::arch::x86_64::entry::{enter_user, USER_CS, USER_DS};
 
 /// Set by the offload doorbell interrupt; the next return to user mode on
 /// that CPU handles the offload area's events (a thread may run in user
@@ -106,14 +106,14 @@ pub fn user_exception(f: &mut TrapFrame) {
         panic!("user-mode exception {} without a current thread", f.vector);
     };
     let p = &t.process;
-    if f.vector == 14 && f.error_code & 0x10 != 0 && f.rip == crate::syscall::entry::entry_address() {
+    if f.vector == 14 && f.error_code & 0x10 != 0 && f.rip == crate::arch::x86_64::entry::entry_address() {
         // A SYSCALL that a nested hypervisor delivered without the switch
         // to CPL0 (seen with KVM PVM hosts): it faults fetching the entry
         // point in user mode, with rcx/r11 already saved. Finish it here.
         f.rip = f.rcx;
         f.rflags = f.r11;
         f.vector = f.rax;
-        crate::syscall::dispatch(f);
+        crate::arch::x86_64::hooks::syscall(f);
         return;
     }
     let comm = p.comm.lock().clone();

@@ -7,7 +7,7 @@ use core::sync::atomic::Ordering;
 
 pub fn exit_group(f: &mut TrapFrame) -> SysResult {
     let t = current();
-    super::filemap::write_back_all(t);
+    crate::process::filemap_io::write_back_all(t);
     crate::process::service::exit_process(t, f.rdi as u32, 0)
 }
 
@@ -15,7 +15,7 @@ pub fn exit_group(f: &mut TrapFrame) -> SysResult {
 pub fn exit(f: &mut TrapFrame) -> SysResult {
     let t = current();
     if t.process.live_threads.load(Ordering::Acquire) <= 1 {
-        super::filemap::write_back_all(t);
+        crate::process::filemap_io::write_back_all(t);
         crate::process::service::exit_process(t, f.rdi as u32, 0)
     }
     crate::process::thread::exit_thread(t, f.rdi as u32)

@@ -7,10 +7,12 @@ use alloc::vec::Vec;
 use ihk_abi::offload::OffloadCall;
 
 use super::errno::*;
-use super::{args, current, filemap, offload};
+use super::{args, current, offload};
+use crate::process::filemap_io;
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::lwkfs::{self, View};
-use crate::process::{phys, Thread};
+use crate::mm::phys;
+use crate::process::Thread;
 
 const AT_FDCWD: u64 = -100i64 as u64;
 const O_ACCMODE: u64 = 3;
@@ -116,7 +118,7 @@ fn readlink_view(f: &mut TrapFrame, path_va: u64, buf: u64, size: u64) -> SysRes
     if size as i64 <= 0 {
         return Err(EINVAL);
     }
-    let (_, name) = filemap::describe(t, t.process.start.exe_fd as u64)?;
+    let (_, name) = filemap_io::describe(t, t.process.start.exe_fd as u64)?;
     let n = name.len().min(size as usize);
     t.process.aspace.lock().write(buf, &name.as_bytes()[..n])?;
     Ok(n as u64)

@@ -4,12 +4,13 @@
 //! (mlock family, memory policies).
 
 use super::errno::*;
-use super::{args, current, filemap, offload};
+use super::{args, current, offload};
+use crate::process::filemap_io;
 use crate::arch::x86_64::idt::TrapFrame;
-use crate::process::aspace::{align_up, VmaKind};
-use crate::process::filemap::FileMap;
-use crate::process::pagetable::Perm;
-use crate::process::phys::PAGE;
+use crate::mm::aspace::{align_up, VmaKind};
+use crate::mm::filemap::FileMap;
+use crate::mm::pagetable::Perm;
+use crate::mm::phys::PAGE;
 
 const MAP_SHARED: u64 = 0x1;
 const MAP_PRIVATE: u64 = 0x2;
@@ -50,8 +51,8 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
         return Err(EINVAL);
     }
     // A file mapping: what the descriptor is, and whether the mapping
-    // writes back (filemap.rs).
-    let file = if anon { None } else { Some(filemap::describe(t, fd)?) };
+    // writes back (process/filemap_io.rs).
+    let file = if anon { None } else { Some(filemap_io::describe(t, fd)?) };
     let mut shared_fd = None;
     if let Some((info, _)) = &file {
         let acc = info.status_flags & 3;
@@ -59,7 +60,7 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
             return Err(EACCES); // O_WRONLY
         }
         if kind != MAP_PRIVATE {
-            if info.mode & filemap::S_IFMT != filemap::S_IFREG {
+            if info.mode & filemap_io::S_IFMT != filemap_io::S_IFREG {
                 return Err(ENODEV);
             }
             if acc == 0 && perm.write {
@@ -69,13 +70,13 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
                 // Written back from this mapping (read-only shared mappings
                 // are never written back, so they cannot overwrite others'
                 // changes to the file).
-                shared_fd = Some(filemap::dup(t, fd)?);
+                shared_fd = Some(filemap_io::dup(t, fd)?);
             }
         }
     }
     if flags & MAP_FIXED != 0 {
         // Shared file bytes being replaced go back to their file first.
-        let _ = filemap::write_back_range(t, addr, addr.saturating_add(len), false);
+        let _ = filemap_io::write_back_range(t, addr, addr.saturating_add(len), false);
     }
     let placed = (|| {
         let mut a = t.process.aspace.lock();
@@ -104,14 +105,14 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
             if let Some(d) = shared_fd {
                 offload::call(t, NR_CLOSE, [d as u64, 0, 0, 0, 0, 0]);
             }
-            filemap::close_orphans(t);
+            filemap_io::close_orphans(t);
             return Err(e);
         }
     };
     if let Some((info, path)) = file {
         // Fill from the file: the proxy preads into the mapping through the
         // mirror; bytes past the end of the file stay zero.
-        let want = if info.mode & filemap::S_IFMT == filemap::S_IFREG { len.min(info.size.saturating_sub(off)) } else { len };
+        let want = if info.mode & filemap_io::S_IFMT == filemap_io::S_IFREG { len.min(info.size.saturating_sub(off)) } else { len };
         let mut done = 0u64;
         while done < want {
             let r = offload::call(t, NR_PREAD64, [fd, start + done, want - done, off + done, 0, 0]);
@@ -120,7 +121,7 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
                 if let Some(d) = shared_fd {
                     offload::call(t, NR_CLOSE, [d as u64, 0, 0, 0, 0, 0]);
                 }
-                filemap::close_orphans(t);
+                filemap_io::close_orphans(t);
                 return Err(Errno((-r) as i32));
             }
             if r == 0 {
@@ -135,7 +136,7 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
         let fm = FileMap { end: start + len, off, dev: info.dev, ino: info.ino, path, shared: kind != MAP_PRIVATE, shared_fd };
         a.files.insert(start, fm);
     }
-    filemap::close_orphans(t);
+    filemap_io::close_orphans(t);
     Ok(start)
 }
 
@@ -145,9 +146,9 @@ pub fn munmap(f: &mut TrapFrame) -> SysResult {
         return Err(EINVAL);
     }
     let t = current();
-    let _ = filemap::write_back_range(t, addr, addr.saturating_add(len), false);
+    let _ = filemap_io::write_back_range(t, addr, addr.saturating_add(len), false);
     t.process.aspace.lock().unmap(addr, len)?;
-    filemap::close_orphans(t);
+    filemap_io::close_orphans(t);
     Ok(0)
 }
 
@@ -190,7 +191,7 @@ pub fn msync(f: &mut TrapFrame) -> SysResult {
             cur = a.vma_at(cur).ok_or(ENOMEM)?.1.end;
         }
     }
-    filemap::write_back_range(t, addr, addr + len, flags & MS_SYNC != 0)?;
+    filemap_io::write_back_range(t, addr, addr + len, flags & MS_SYNC != 0)?;
     Ok(0)
 }
 

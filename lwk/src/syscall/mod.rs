@@ -3,14 +3,13 @@
 //! or `offload`). Handlers parse raw arguments and call into the subsystem
 //! that owns the state (`process`); they own no state themselves.
 
-pub mod entry;
-pub mod errno;
+// Errno values live below every layer (`crate::errno`); re-exported for
+// the handlers' `super::errno`.
+pub(crate) use crate::errno;
 mod exit;
-pub mod filemap;
 mod fsview;
 mod ids;
 pub mod mm;
-pub mod offload;
 mod process;
 mod rusage;
 mod signal;
@@ -21,11 +20,14 @@ mod time;
 mod uname;
 
 use crate::arch::x86_64::idt::TrapFrame;
+// Offloading belongs to the process layer; the handlers reach it as
+// `super::offload`.
+use crate::process::offload;
 use table::Entry;
 
 /// The six argument registers of a system call.
 pub fn args(f: &TrapFrame) -> [u64; 6] {
-    [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9]
+    f.syscall_args()
 }
 
 /// Run the system call in `f` (number in `vector`, the saved rax) and put

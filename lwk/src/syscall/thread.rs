@@ -36,7 +36,7 @@ pub fn arch_prctl(f: &mut TrapFrame) -> SysResult {
             t.process.aspace.lock().write_u64(addr, v)?;
             Ok(0)
         }
-        // GS holds the kernel's per-CPU base (syscall::entry); as McKernel.
+        // GS holds the kernel's per-CPU base (arch::x86_64::entry); as McKernel.
         ARCH_SET_GS => Err(EOPNOTSUPP),
         ARCH_GET_GS => {
             t.process.aspace.lock().write_u64(addr, 0)?;
@@ -212,7 +212,7 @@ pub fn getcpu(f: &mut TrapFrame) -> SysResult {
         a.write_u32(cpu, t.cpu())?;
     }
     if node != 0 {
-        a.write_u32(node, crate::process::phys::local_numa())?;
+        a.write_u32(node, crate::mm::phys::local_numa())?;
     }
     Ok(0)
 }

@@ -61,7 +61,7 @@ const fn descriptor(flags: u64) -> u64 {
 /// Set the stack the CPU switches to on an interrupt from user mode
 /// (TSS.RSP0 of the calling CPU; process/sched.rs sets it per thread).
 pub fn set_kernel_stack(top: u64) {
-    let cpu = crate::smp::cpu_id() as usize;
+    let cpu = super::percpu::cpu_id() as usize;
     // SAFETY: entry `cpu` belongs to the calling CPU; the TSS field is
     // only read by the CPU itself on privilege changes.
     unsafe {

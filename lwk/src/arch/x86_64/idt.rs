@@ -4,7 +4,8 @@
 //! a zero error code (when the CPU does not push one) and the vector, then
 //! jumps to `isr_common`, which saves the general registers into a
 //! [`TrapFrame`] and calls [`interrupt_dispatch`]. Kernel code uses no
-//! SSE, so no FPU state is saved.
+//! SSE, so no FPU state is saved. Dispatch reaches the kernel only through
+//! the registered handlers (`hooks`).
 
 use super::gdt::{IST_CRITICAL, KERNEL_CS};
 use core::cell::UnsafeCell;
@@ -101,6 +102,13 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
+impl TrapFrame {
+    /// The six argument registers of a system call.
+    pub fn syscall_args(&self) -> [u64; 6] {
+        [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9]
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Gate {
@@ -153,7 +161,6 @@ pub fn init_shared() {
             _reserved: 0,
         };
     }
-    crate::smp::publish_shared_idt();
 }
 
 /// Load the shared IDT on this CPU.
@@ -209,13 +216,14 @@ extern "C" fn interrupt_dispatch(f: &mut TrapFrame) {
     if from_user {
         super::tlb::entered_kernel();
     }
+    let h = super::hooks::get();
     if from_user && v < 32 && v != 2 && v != 18 {
-        crate::process::trap::user_exception(f);
-        crate::process::trap::return_to_user(f);
+        (h.user_exception)(f);
+        (h.return_to_user)(f);
         return;
     }
     match v {
-        2 => crate::panic::nmi(),
+        2 => (h.nmi)(),
         0..=31 => {
             let name = EXCEPTION_NAMES[v as usize];
             if v == 14 {
@@ -235,41 +243,38 @@ extern "C" fn interrupt_dispatch(f: &mut TrapFrame) {
         }
         TIMER_VECTOR => {
             super::x2apic::eoi();
-            crate::ikc::rusage::sample(from_user);
-            if crate::timer::tick() {
-                crate::process::sched::note_resched();
-            }
+            (h.timer)(from_user);
         }
         super::tlb::TLB_VECTOR => {
             super::x2apic::eoi();
             super::tlb::on_ipi();
         }
-        // Another CPU put work on this CPU's queues (process/sched.rs).
+        // Another CPU put work on this CPU's queues.
         WAKEUP_VECTOR => {
             super::x2apic::eoi();
-            crate::process::sched::note_resched();
+            (h.resched)();
         }
-        STOP_VECTOR => crate::smp::stop_this_cpu(),
+        STOP_VECTOR => (h.stop)(),
         // ihk_os_freeze / thaw (ikc/freeze.rs).
         FREEZE_VECTOR => {
             super::x2apic::eoi();
-            crate::ikc::freeze::enter();
+            (h.freeze)();
         }
         IKC_MASTER_VECTOR => {
             super::x2apic::eoi();
-            crate::ikc::master::poll_from_interrupt();
+            (h.ikc_master)();
         }
         SPURIOUS_VECTOR => {}
         // mcexec rang this CPU (process/trap.rs).
         ihk_abi::offload::OFFLOAD_VECTOR => {
             super::x2apic::eoi();
-            crate::process::trap::doorbell();
+            (h.offload_doorbell)();
         }
         // IKC doorbells and wake-ups: the interrupted idle loop does the work.
         _ => super::x2apic::eoi(),
     }
     // Kills and signals take effect on the way back to user mode.
     if from_user {
-        crate::process::trap::return_to_user(f);
+        (h.return_to_user)(f);
     }
 }

@@ -1,9 +1,19 @@
-//! x86-64: descriptor tables (`gdt`), interrupts and exceptions (`idt`), the
-//! local APIC in x2APIC mode (`x2apic`), the TSC (`tsc`), and a few
-//! instructions.
+//! x86-64: descriptor tables (`gdt`), interrupts and exceptions (`idt`),
+//! the SYSCALL entry and the way back to user mode (`entry`), the per-CPU
+//! block GS points at (`percpu`), the direct map's address arithmetic
+//! (`direct_map`), the local APIC in x2APIC mode (`x2apic`), the TSC
+//! (`tsc`), and a few instructions.
+//!
+//! The bottom layer of the LWK: it imports nothing above it. Interrupts,
+//! exceptions and system calls reach the kernel through the handlers the
+//! upper layers register at boot (`hooks`).
 
+pub mod direct_map;
+pub mod entry;
 pub mod gdt;
+pub mod hooks;
 pub mod idt;
+pub mod percpu;
 pub mod tlb;
 pub mod tsc;
 pub mod x2apic;

@@ -26,7 +26,7 @@ static REQUESTED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS
 static DONE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 fn me() -> usize {
-    crate::smp::cpu_id() as usize
+    super::percpu::cpu_id() as usize
 }
 
 /// The scheduler switches this CPU to page table `root` (0: the kernel's).
@@ -60,14 +60,13 @@ fn flush_if_requested(c: usize) {
 }
 
 /// Make every other CPU that runs page table `root` drop its TLB entries
-/// (the caller flushed its own).
-pub fn shootdown(root: u64) {
+/// (the caller flushed its own). `ncpus` CPUs; `apic_id(c)` of CPU `c`.
+pub fn shootdown(root: u64, ncpus: usize, apic_id: impl Fn(usize) -> u32) {
     let me = me();
-    let cores = crate::boot_params::get().cores();
     let mut targets: [(u16, u64); 64] = [(0, 0); 64];
     let mut n = 0;
     let mut overflow = false;
-    for c in 0..cores.len() {
+    for c in 0..ncpus {
         if c == me || ACTIVE_ROOT[c].load(Ordering::SeqCst) != root {
             continue;
         }
@@ -82,7 +81,7 @@ pub fn shootdown(root: u64) {
     fence(Ordering::SeqCst);
     for &(c, _) in &targets[..n] {
         if IN_USER[c as usize].load(Ordering::SeqCst) {
-            super::x2apic::send_ipi(cores[c as usize].apic_id, TLB_VECTOR);
+            super::x2apic::send_ipi(apic_id(c as usize), TLB_VECTOR);
         }
     }
     for &(c, r) in &targets[..n] {
@@ -96,13 +95,13 @@ pub fn shootdown(root: u64) {
     }
     if overflow {
         // More than 64 CPUs run this table: wait for the rest one by one.
-        for c in 0..cores.len() {
+        for c in 0..ncpus {
             if c == me || ACTIVE_ROOT[c].load(Ordering::SeqCst) != root {
                 continue;
             }
             let r = REQUESTED[c].load(Ordering::SeqCst);
             if IN_USER[c].load(Ordering::SeqCst) {
-                super::x2apic::send_ipi(cores[c].apic_id, TLB_VECTOR);
+                super::x2apic::send_ipi(apic_id(c), TLB_VECTOR);
             }
             while DONE[c].load(Ordering::Acquire) < r
                 && IN_USER[c].load(Ordering::Acquire)

@@ -1,5 +1,6 @@
-//! A process's address space: VMAs, the physical memory backing them, the
-//! page table, and the map table `mcexec` mirrors (ARCHITECTURE.md §5-6).
+//! A process's address space: VMAs (the set itself and its range
+//! arithmetic are `vma`), the physical memory backing them, the page table,
+//! and the map table `mcexec` mirrors (ARCHITECTURE.md §5-6).
 //!
 //! Backing: user memory is allocated in aligned blocks of the mirror
 //! granule (the host memfds' page size) with `va ≡ pa (mod granule)`, so
@@ -20,24 +21,9 @@ use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MMAP_TOP, USER_END, USER_START
 
 use super::pagetable::{PageTable, Perm, LARGE};
 use super::phys::{self, PAGE};
-use crate::syscall::errno::*;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VmaKind {
-    Anon,
-    Heap,
-    Stack,
-    Image,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct Vma {
-    pub end: u64,
-    pub perm: Perm,
-    pub kind: VmaKind,
-    /// Populated on first touch instead of at creation.
-    pub lazy: bool,
-}
+pub use super::vma::{align_down, align_up, Vma, VmaKind};
+use super::vma::{subtract, VmaSet};
+use crate::errno::*;
 
 #[derive(Clone, Copy, Debug)]
 struct Extent {
@@ -54,7 +40,7 @@ pub struct MapTable {
 
 pub struct AddressSpace {
     pub pt: PageTable,
-    vmas: BTreeMap<u64, Vma>,
+    vmas: VmaSet,
     backing: BTreeMap<u64, Extent>,
     granule: u64,
     numa: u32,
@@ -80,41 +66,12 @@ pub struct AddressSpace {
 // direct map, owned by the process; the address space is behind a lock.
 unsafe impl Send for AddressSpace {}
 
-pub const fn align_up(v: u64, a: u64) -> u64 {
-    (v + a - 1) & !(a - 1)
-}
-pub const fn align_down(v: u64, a: u64) -> u64 {
-    v & !(a - 1)
-}
-
-/// `[a, b)` minus the union of sorted, possibly overlapping `holes`.
-fn subtract(a: u64, b: u64, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let mut cur = a;
-    for &(hs, he) in holes {
-        if he <= cur || hs >= b {
-            continue;
-        }
-        if hs > cur {
-            out.push((cur, hs));
-        }
-        cur = cur.max(he);
-        if cur >= b {
-            break;
-        }
-    }
-    if cur < b {
-        out.push((cur, b));
-    }
-    out
-}
-
 impl AddressSpace {
     pub fn new(granule: u64, numa: u32, map: MapTable, in_flight: Arc<AtomicU32>) -> Result<AddressSpace, Errno> {
         let pt = PageTable::new(phys::kernel_root()).map_err(|_| ENOMEM)?;
         Ok(AddressSpace {
             pt,
-            vmas: BTreeMap::new(),
+            vmas: VmaSet::new(),
             backing: BTreeMap::new(),
             granule: granule.max(PAGE),
             numa,
@@ -141,66 +98,28 @@ impl AddressSpace {
 
     /// The VMA containing `addr`.
     pub fn vma_at(&self, addr: u64) -> Option<(u64, Vma)> {
-        let (&s, &v) = self.vmas.range(..=addr).next_back()?;
-        (addr < v.end).then_some((s, v))
+        self.vmas.vma_at(addr)
     }
 
     fn overlaps(&self, start: u64, end: u64) -> bool {
-        if let Some((_, v)) = self.vmas.range(..start).next_back() {
-            if v.end > start {
-                return true;
-            }
-        }
-        self.vmas.range(start..end).next().is_some()
+        self.vmas.overlaps(start, end)
     }
 
-    /// Split the VMA containing `addr` so that a VMA starts at `addr`.
     fn split_at(&mut self, addr: u64) {
-        if let Some((s, v)) = self.vma_at(addr) {
-            if s < addr {
-                self.vmas.insert(s, Vma { end: addr, ..v });
-                self.vmas.insert(addr, v);
-            }
-        }
+        self.vmas.split_at(addr)
     }
 
-    /// Remove VMAs in `[start, end)` (splitting at the edges); returns them.
     fn remove_vmas(&mut self, start: u64, end: u64) -> Vec<(u64, Vma)> {
-        self.split_at(start);
-        self.split_at(end);
-        let keys: Vec<u64> = self.vmas.range(start..end).map(|(&k, _)| k).collect();
-        keys.into_iter().map(|k| (k, self.vmas.remove(&k).unwrap())).collect()
+        self.vmas.remove_range(start, end)
     }
 
-    /// Lowest-level insert of a VMA over free space.
     fn insert_vma(&mut self, start: u64, v: Vma) {
-        debug_assert!(!self.overlaps(start, v.end));
-        self.vmas.insert(start, v);
+        self.vmas.insert_vma(start, v)
     }
 
-    /// A free range of `len` bytes: at `hint` if free, else top-down below
-    /// the mmap top. Ranges of 2 MiB and more are 2 MiB aligned.
+    /// A free range of `len` bytes (see [`VmaSet::find_free`]).
     pub fn find_free(&self, len: u64, hint: u64) -> Option<u64> {
-        let align = if len >= LARGE { LARGE } else { PAGE };
-        if hint != 0 {
-            let h = align_down(hint, PAGE);
-            if h >= USER_START && h.checked_add(len).is_some_and(|e| e <= MMAP_TOP) && !self.overlaps(h, h + len) {
-                return Some(h);
-            }
-        }
-        let mut top = MMAP_TOP;
-        for (&s, v) in self.vmas.range(..MMAP_TOP).rev() {
-            if v.end <= top {
-                if let Some(cand) = top.checked_sub(len).map(|c| align_down(c, align)) {
-                    if cand >= v.end && cand >= USER_START {
-                        return Some(cand);
-                    }
-                }
-            }
-            top = top.min(s);
-        }
-        let cand = align_down(top.checked_sub(len)?, align);
-        (cand >= USER_START).then_some(cand)
+        self.vmas.find_free(len, hint)
     }
 
     // ----- backing ------------------------------------------------------
@@ -229,7 +148,7 @@ impl AddressSpace {
                 let (pa, piece) = self.alloc_piece(v, ge)?;
                 // New memory is zeroed by the proxy when there is one (the
                 // host does it at memory speed), else here.
-                crate::syscall::offload::zero_user(pa, piece);
+                super::bulk::zero_user(pa, piece);
                 self.backing.insert(v, Extent { len: piece, pa });
                 self.backed_bytes += piece;
                 v += piece;
@@ -277,7 +196,7 @@ impl AddressSpace {
             let mut v = va;
             while v < end {
                 let (pa, piece) = self.alloc_piece(v, end)?;
-                crate::syscall::offload::copy_phys(pa, x.pa + (v - va), piece)?;
+                super::bulk::copy_phys(pa, x.pa + (v - va), piece)?;
                 self.backing.insert(v, Extent { len: piece, pa });
                 self.backed_bytes += piece;
                 v += piece;
@@ -453,7 +372,7 @@ impl AddressSpace {
         for (va, x) in exts {
             let (s, e) = (va.max(start), (va + x.len).min(end));
             if s < e {
-                crate::syscall::offload::zero_user(x.pa + (s - va), e - s);
+                super::bulk::zero_user(x.pa + (s - va), e - s);
             }
         }
     }
@@ -490,8 +409,8 @@ impl AddressSpace {
             self.publish()?;
         }
         self.map_pages(start, end)?;
-        crate::process::pagetable::flush_range(start, end - start);
-        crate::arch::x86_64::tlb::shootdown(self.pt.root());
+        super::pagetable::flush_range(start, end - start);
+        super::pagetable::shootdown(self.pt.root());
         Ok(())
     }
 
@@ -598,7 +517,7 @@ impl AddressSpace {
                 // Already mapped with the right rights: a stale TLB entry.
                 if let Some((_, w)) = self.pt.translate(addr) {
                     if w || !write {
-                        crate::process::pagetable::flush_range(addr, PAGE);
+                        super::pagetable::flush_range(addr, PAGE);
                         return true;
                     }
                 }

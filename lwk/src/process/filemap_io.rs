@@ -1,5 +1,5 @@
-//! The offloaded half of file-backed mappings (`process/filemap.rs` keeps
-//! the ranges): describing a host descriptor, duplicating it for a shared
+//! The offloaded half of file-backed mappings (`mm/filemap.rs` keeps the
+//! ranges): describing a host descriptor, duplicating it for a shared
 //! mapping, and writing shared ranges back with `pwrite64`.
 
 use alloc::string::String;
@@ -7,10 +7,11 @@ use alloc::vec::Vec;
 
 use ihk_abi::offload::{FdInfo, OffloadCall};
 
-use super::errno::*;
 use super::offload;
-use crate::process::filemap::Writeback;
-use crate::process::{phys, Thread};
+use super::Thread;
+use crate::errno::*;
+use crate::mm::filemap::Writeback;
+use crate::mm::phys;
 
 const NR_CLOSE: u64 = 3;
 const NR_LSEEK: u64 = 8;
@@ -114,7 +115,7 @@ pub fn note_image(t: &Thread, fd: i32, ranges: &[(u64, u64, u64)]) {
     let Ok((info, path)) = describe(t, fd as u64) else { return };
     let mut a = t.process.aspace.lock();
     for &(start, end, off) in ranges {
-        let m = crate::process::filemap::FileMap { end, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: false, shared_fd: None };
+        let m = crate::mm::filemap::FileMap { end, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: false, shared_fd: None };
         a.files.insert(start, m);
     }
 }

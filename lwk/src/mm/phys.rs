@@ -5,7 +5,7 @@
 //! The direct map: the boot page tables identity-map guest memory in the
 //! lower half (specification Fig. 2.2), which is where user space lives once
 //! a process runs. [`init_direct_map`] gives the kernel a second view of the
-//! same memory at [`DIRECT_MAP_BASE`] (PML4 entries 256.. share the identity
+//! same memory at `DIRECT_MAP_BASE` (PML4 entries 256.. share the identity
 //! map's lower-level tables, so it costs no memory), and kernel code that may
 //! run while a process's page table is loaded reaches physical memory only
 //! through [`to_virt`].
@@ -13,24 +13,12 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 pub const PAGE: u64 = 4096;
-/// Virtual address of physical address 0 in the kernel's direct map
-/// (shared with the host's memory dumps through the ABI crate).
-pub const DIRECT_MAP_BASE: u64 = ihk_abi::layout::DIRECT_MAP_BASE;
+// The direct map's address arithmetic is the arch layer's (boot-time
+// modules below `mm/` use it too).
+pub use crate::arch::x86_64::direct_map::{to_phys, to_virt};
 
 static NX: AtomicBool = AtomicBool::new(false);
 static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-/// Kernel-virtual address of physical address `pa`.
-#[inline]
-pub fn to_virt(pa: u64) -> *mut u8 {
-    (pa + DIRECT_MAP_BASE) as *mut u8
-}
-
-/// Physical address of a direct-map address.
-#[inline]
-pub fn to_phys(va: *const u8) -> u64 {
-    va as u64 - DIRECT_MAP_BASE
-}
 
 /// Build the direct map in the current (boot) page table. BSP, first thing
 /// at boot, while the identity map is all there is; the APs share the table.

@@ -13,8 +13,8 @@ use core::sync::atomic::{fence, Ordering};
 
 use ihk_abi::offload::{OffloadCall, SLOT_DONE, SLOT_IDLE, SLOT_REQUEST};
 
-use super::errno::*;
 use crate::arch::x86_64::idt::TrapFrame;
+use crate::errno::*;
 use crate::process::{sched, Thread, ThreadState};
 
 /// How long a thread spins for its answer before yielding the CPU.
@@ -118,7 +118,7 @@ pub fn zero_user(pa: u64, len: u64) {
             return;
         }
     }
-    crate::process::phys::zero(pa, len);
+    crate::mm::phys::zero(pa, len);
 }
 
 /// Copy `len` bytes of guest-physical memory from `src` to `dst`, by the
@@ -136,7 +136,7 @@ pub fn copy_phys(dst: u64, src: u64, len: u64) -> Result<(), Errno> {
     // SAFETY: both ranges are guest memory owned by the caller (a fork
     // child's new memory, its parent's waiting in fork).
     unsafe {
-        core::ptr::copy(crate::process::phys::to_virt(src), crate::process::phys::to_virt(dst), len as usize)
+        core::ptr::copy(crate::mm::phys::to_virt(src), crate::mm::phys::to_virt(dst), len as usize)
     };
     Ok(())
 }
@@ -150,7 +150,7 @@ fn us_to_ticks(us: u64) -> u64 {
 pub fn syscall(f: &mut TrapFrame) -> SysResult {
     let t = sched::current().expect("syscall without a thread");
     let nr = f.vector;
-    let args = super::args(f);
+    let args = f.syscall_args();
     // Buffers on the stack below what the program touched so far must be
     // backed before the proxy writes them through the mirror.
     {

@@ -9,11 +9,11 @@
 //! always one frame at the top of its kernel stack. The return path prefers
 //! `sysretq` and uses `iretq` when the frame is not sysret-safe (a signal
 //! handler changed rip to a non-canonical address, or the frame came from
-//! an interrupt).
+//! an interrupt). The call itself is the registered handler's (`hooks`).
 
-use crate::arch::x86_64::idt::TrapFrame;
+use super::idt::TrapFrame;
 
-/// Offsets in the per-CPU block that GS points at (`smp::PerCpu`).
+/// Offsets in the per-CPU block that GS points at (`percpu::PerCpu`).
 pub const PERCPU_KERNEL_RSP: usize = 16;
 pub const PERCPU_USER_RSP: usize = 24;
 
@@ -124,9 +124,10 @@ extern "C" {
 }
 
 extern "C" fn syscall_from_user(f: &mut TrapFrame) {
-    crate::arch::x86_64::tlb::entered_kernel();
-    super::dispatch(f);
-    crate::process::trap::return_to_user(f);
+    super::tlb::entered_kernel();
+    let h = super::hooks::get();
+    (h.syscall)(f);
+    (h.return_to_user)(f);
 }
 
 /// Leave for user mode with the frame at `frame` (on the current thread's
@@ -159,7 +160,7 @@ const IA32_EFER: u32 = 0xc000_0080;
 /// (user SS 0x23, CS 0x2b), entry point, and RFLAGS bits cleared on entry
 /// (IF, TF, DF, AC, NT: the kernel runs with interrupts off).
 pub fn init_this_cpu() {
-    use crate::arch::x86_64::{rdmsr, wrmsr};
+    use super::{rdmsr, wrmsr};
     wrmsr(IA32_STAR, (0x18u64 << 48) | (0x08u64 << 32));
     wrmsr(IA32_LSTAR, lwk_syscall_entry as *const () as u64);
     wrmsr(IA32_FMASK, 0x4_7700);

@@ -1,4 +1,6 @@
 //! Linux errno values (asm-generic/errno-base.h, errno.h) the LWK returns.
+//! Below every layer: imports nothing of the kernel, so any layer may
+//! return an [`Errno`] (`syscall/` turns it into rax).
 
 /// A positive errno; system calls return its negation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

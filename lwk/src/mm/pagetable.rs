@@ -177,7 +177,7 @@ impl PageTable {
             }
         }
         flush_range(va, len);
-        crate::arch::x86_64::tlb::shootdown(self.root);
+        shootdown(self.root);
         Ok(())
     }
 
@@ -204,7 +204,7 @@ impl PageTable {
         }
         flush_all();
         // No CPU may walk the tables any more before they are freed.
-        crate::arch::x86_64::tlb::shootdown(self.root);
+        shootdown(self.root);
         for pa in freed {
             Self::free_tables(pa, 2);
         }
@@ -247,6 +247,13 @@ pub fn flush_range(va: u64, len: u64) {
         unsafe { core::arch::asm!("invlpg [{}]", in(reg) v, options(nostack, preserves_flags)) };
         v += PAGE;
     }
+}
+
+/// After this CPU flushed its own entries: make the other CPUs running
+/// page table `root` drop theirs (`arch::x86_64::tlb`).
+pub fn shootdown(root: u64) {
+    let cores = crate::boot_params::get().cores();
+    crate::arch::x86_64::tlb::shootdown(root, cores.len(), |c| cores[c].apic_id);
 }
 
 /// Reload CR3 (flushes non-global TLB entries).

@@ -1,0 +1,4 @@
+//! `lwk/src/process`: the signal frame layout.
+
+#[path = "../../../src/process/sigframe.rs"]
+pub mod sigframe;

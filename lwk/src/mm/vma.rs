@@ -1,0 +1,149 @@
+//! The VMA set of an address space (`aspace`): VMAs by start address, the
+//! lookups and splits on it, free-range search, and the page-range
+//! arithmetic (`align_up`, `align_down`, `subtract`). Pure bookkeeping (no
+//! page tables, no memory), so it is unit-tested on the host
+//! (`lwk/hosttest`).
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use ihk_abi::offload::{MMAP_TOP, USER_START};
+
+use super::pagetable::{Perm, LARGE};
+use super::phys::PAGE;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaKind {
+    Anon,
+    Heap,
+    Stack,
+    Image,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Vma {
+    pub end: u64,
+    pub perm: Perm,
+    pub kind: VmaKind,
+    /// Populated on first touch instead of at creation.
+    pub lazy: bool,
+}
+
+pub const fn align_up(v: u64, a: u64) -> u64 {
+    (v + a - 1) & !(a - 1)
+}
+pub const fn align_down(v: u64, a: u64) -> u64 {
+    v & !(a - 1)
+}
+
+/// `[a, b)` minus the union of sorted, possibly overlapping `holes`.
+pub fn subtract(a: u64, b: u64, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut cur = a;
+    for &(hs, he) in holes {
+        if he <= cur || hs >= b {
+            continue;
+        }
+        if hs > cur {
+            out.push((cur, hs));
+        }
+        cur = cur.max(he);
+        if cur >= b {
+            break;
+        }
+    }
+    if cur < b {
+        out.push((cur, b));
+    }
+    out
+}
+
+/// VMAs by start address, non-overlapping. Derefs to the map for
+/// iteration and in-place edits by the address space.
+#[derive(Clone, Default)]
+pub struct VmaSet {
+    map: BTreeMap<u64, Vma>,
+}
+
+impl core::ops::Deref for VmaSet {
+    type Target = BTreeMap<u64, Vma>;
+    fn deref(&self) -> &BTreeMap<u64, Vma> {
+        &self.map
+    }
+}
+
+impl core::ops::DerefMut for VmaSet {
+    fn deref_mut(&mut self) -> &mut BTreeMap<u64, Vma> {
+        &mut self.map
+    }
+}
+
+impl VmaSet {
+    pub const fn new() -> VmaSet {
+        VmaSet { map: BTreeMap::new() }
+    }
+
+    /// The VMA containing `addr`.
+    pub fn vma_at(&self, addr: u64) -> Option<(u64, Vma)> {
+        let (&s, &v) = self.map.range(..=addr).next_back()?;
+        (addr < v.end).then_some((s, v))
+    }
+
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        if let Some((_, v)) = self.map.range(..start).next_back() {
+            if v.end > start {
+                return true;
+            }
+        }
+        self.map.range(start..end).next().is_some()
+    }
+
+    /// Split the VMA containing `addr` so that a VMA starts at `addr`.
+    pub fn split_at(&mut self, addr: u64) {
+        if let Some((s, v)) = self.vma_at(addr) {
+            if s < addr {
+                self.map.insert(s, Vma { end: addr, ..v });
+                self.map.insert(addr, v);
+            }
+        }
+    }
+
+    /// Remove VMAs in `[start, end)` (splitting at the edges); returns them.
+    pub fn remove_range(&mut self, start: u64, end: u64) -> Vec<(u64, Vma)> {
+        self.split_at(start);
+        self.split_at(end);
+        let keys: Vec<u64> = self.map.range(start..end).map(|(&k, _)| k).collect();
+        keys.into_iter().map(|k| (k, self.map.remove(&k).unwrap())).collect()
+    }
+
+    /// Lowest-level insert of a VMA over free space.
+    pub fn insert_vma(&mut self, start: u64, v: Vma) {
+        debug_assert!(!self.overlaps(start, v.end));
+        self.map.insert(start, v);
+    }
+
+    /// A free range of `len` bytes: at `hint` if free, else top-down below
+    /// the mmap top. Ranges of 2 MiB and more are 2 MiB aligned.
+    pub fn find_free(&self, len: u64, hint: u64) -> Option<u64> {
+        let align = if len >= LARGE { LARGE } else { PAGE };
+        if hint != 0 {
+            let h = align_down(hint, PAGE);
+            if h >= USER_START && h.checked_add(len).is_some_and(|e| e <= MMAP_TOP) && !self.overlaps(h, h + len) {
+                return Some(h);
+            }
+        }
+        let mut top = MMAP_TOP;
+        for (&s, v) in self.map.range(..MMAP_TOP).rev() {
+            if v.end <= top {
+                if let Some(cand) = top.checked_sub(len).map(|c| align_down(c, align)) {
+                    if cand >= v.end && cand >= USER_START {
+                        return Some(cand);
+                    }
+                }
+            }
+            top = top.min(s);
+        }
+        let cand = align_down(top.checked_sub(len)?, align);
+        (cand >= USER_START).then_some(cand)
+    }
+}
