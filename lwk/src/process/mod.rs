@@ -63,6 +63,8 @@ pub struct Process {
     pub signals: Mutex<SignalState>,
     /// Process-directed pending signals (bit n-1 for signal n).
     pub sig_pending: AtomicU64,
+    /// What each pending process-directed signal's siginfo says.
+    pub sig_info: Mutex<[signal::SigInfo; 64]>,
     /// Threads alive (main thread included).
     pub live_threads: AtomicU32,
     /// Set when the process is being ended; threads leave at the next
@@ -157,6 +159,7 @@ pub struct Thread {
     pub sig_mask: AtomicU64,
     /// Signals directed at this thread.
     pub sig_pending: AtomicU64,
+    pub sig_info: Mutex<[signal::SigInfo; 64]>,
     /// The LWK CPU whose run queue holds the thread.
     pub cpu: AtomicU32,
     /// Where the thread may run (`sched_setaffinity`), inside its process's set.

@@ -173,7 +173,8 @@ pub fn syscall(f: &mut TrapFrame) -> SysResult {
         // disposition (MSG_NOSIGNAL sends do not raise it).
         let nosignal = matches!(nr, NR_SENDTO | NR_SENDMSG | NR_SENDMMSG) && flags_have_nosignal(nr, &args);
         if !nosignal {
-            crate::process::signal::send_to_thread(t, SIGPIPE);
+            let info = crate::process::signal::SigInfo::from(t, crate::process::signal::SI_USER);
+            crate::process::signal::send_to_thread(t, SIGPIPE, info);
         }
     }
     Ok(r as u64)

@@ -103,7 +103,7 @@ pub fn poll_events() {
             if let Some(p) = &proc {
                 for n in 1..=64u32 {
                     if sigs & (1 << (n - 1)) != 0 {
-                        super::signal::send_to_process(p, n);
+                        super::signal::send_to_process(p, n, super::signal::SigInfo::default());
                     }
                 }
             }
@@ -248,6 +248,7 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
         cr3,
         signals: Mutex::new(SignalState::new()),
         sig_pending: AtomicU64::new(0),
+        sig_info: Mutex::new([Default::default(); 64]),
         live_threads: AtomicU32::new(0),
         dying: AtomicBool::new(false),
         exit_status: Mutex::new(None),
@@ -338,6 +339,7 @@ pub fn new_thread(mut res: ThreadRes, tid: u32, cpu: u32, start: ThreadStart) ->
         clear_child_tid: AtomicU64::new(0),
         sig_mask: AtomicU64::new(0),
         sig_pending: AtomicU64::new(0),
+        sig_info: Mutex::new([Default::default(); 64]),
         cpu: AtomicU32::new(cpu),
         affinity: Mutex::new(p.cpu_set),
         migrate_to: AtomicU32::new(super::NO_MIGRATION),

@@ -42,6 +42,44 @@ pub struct SigAction {
     pub mask: u64,
 }
 
+/// What the receiver's `siginfo_t` says of a pending signal (one pending
+/// instance per signal number, so one record each).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigInfo {
+    /// `si_code`: SI_USER 0, SI_KERNEL 0x80, SI_QUEUE -1, SI_TKILL -6, or
+    /// a fault's code (SEGV_MAPERR 1, ...).
+    pub code: i32,
+    pub pid: u32,
+    pub uid: u32,
+    /// Fault address (SIGSEGV, SIGBUS, SIGILL, SIGFPE).
+    pub addr: u64,
+}
+
+pub const SI_USER: i32 = 0;
+pub const SI_KERNEL: i32 = 0x80;
+pub const SI_TKILL: i32 = -6;
+
+impl SigInfo {
+    /// Sent by the calling thread's process (kill, tgkill, raise).
+    pub fn from(t: &Thread, code: i32) -> SigInfo {
+        SigInfo { code, pid: t.process.pid, uid: t.process.start.uid, addr: 0 }
+    }
+
+    /// The bytes of a `siginfo_t` (128) for signal `sig`.
+    pub fn to_bytes(&self, sig: u32) -> [u8; 128] {
+        let mut b = [0u8; 128];
+        b[0..4].copy_from_slice(&sig.to_le_bytes());
+        b[8..12].copy_from_slice(&self.code.to_le_bytes());
+        if matches!(sig, 4 | 7 | 8 | 11) && self.code > 0 {
+            b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+        } else {
+            b[16..20].copy_from_slice(&self.pid.to_le_bytes());
+            b[20..24].copy_from_slice(&self.uid.to_le_bytes());
+        }
+        b
+    }
+}
+
 /// Dispositions of a process (its pending set is `Process::sig_pending`).
 pub struct SignalState {
     pub actions: [SigAction; 64],
@@ -87,7 +125,7 @@ fn ignored(p: &Process, sig: u32) -> bool {
 
 /// Send `sig` to process `p` (forwarded by mcexec, or kill()): pending on
 /// the process, taken by one thread that does not block it.
-pub fn send_to_process(p: &Arc<Process>, sig: u32) {
+pub fn send_to_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
     if sig == 0 || sig > 64 || ignored(p, sig) {
         return;
     }
@@ -95,6 +133,7 @@ pub fn send_to_process(p: &Arc<Process>, sig: u32) {
         super::service::kill_process(p, sig, false);
         return;
     }
+    p.sig_info.lock()[(sig - 1) as usize] = info;
     p.sig_pending.fetch_or(bit(sig), Ordering::AcqRel);
     let target = {
         let threads = p.threads.lock();
@@ -115,7 +154,7 @@ pub fn send_to_process(p: &Arc<Process>, sig: u32) {
 }
 
 /// Send `sig` to thread `t` (tgkill, faults, SIGPIPE).
-pub fn send_to_thread(t: &Thread, sig: u32) {
+pub fn send_to_thread(t: &Thread, sig: u32, info: SigInfo) {
     if sig == 0 || sig > 64 || ignored(&t.process, sig) {
         return;
     }
@@ -123,6 +162,7 @@ pub fn send_to_thread(t: &Thread, sig: u32) {
         super::service::kill_process(&t.process, sig, false);
         return;
     }
+    t.sig_info.lock()[(sig - 1) as usize] = info;
     t.sig_pending.fetch_or(bit(sig), Ordering::AcqRel);
     if t.sig_mask.load(Ordering::Relaxed) & bit(sig) == 0 {
         wake_for_signal(t, sig);
@@ -151,14 +191,16 @@ fn wake_for_signal(t: &Thread, sig: u32) {
 }
 
 /// Remove and return the lowest signal of `set` pending for `t` (its own
-/// first, then its process's), blocked or not (sigtimedwait).
-fn dequeue_from(t: &Thread, set: u64) -> Option<u32> {
-    for pending in [&t.sig_pending, &t.process.sig_pending] {
+/// first, then its process's), with what its siginfo says.
+fn dequeue_from(t: &Thread, set: u64) -> Option<(u32, SigInfo)> {
+    let p = &t.process;
+    for (pending, infos) in [(&t.sig_pending, &t.sig_info), (&p.sig_pending, &p.sig_info)] {
         let hit = pending.load(Ordering::Acquire) & set;
         if hit != 0 {
             let sig = hit.trailing_zeros() + 1;
+            let info = infos.lock()[(sig - 1) as usize];
             if pending.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) != 0 {
-                return Some(sig);
+                return Some((sig, info));
             }
         }
     }
@@ -169,12 +211,12 @@ fn dequeue_from(t: &Thread, set: u64) -> Option<u32> {
 /// all) for a signal of `set`; returns it, removed from the pending sets.
 /// While waiting, the signals of `set` are unblocked for the thread so that
 /// process-directed ones pick it (as Linux's real_blocked).
-pub fn timed_wait(t: &Thread, set: u64, deadline: u64, poll: bool) -> Result<u32, Errno> {
+pub fn timed_wait(t: &Thread, set: u64, deadline: u64, poll: bool) -> Result<(u32, SigInfo), Errno> {
     let set = set & !UNBLOCKABLE;
     let old = t.sig_mask.load(Ordering::Relaxed);
     loop {
-        if let Some(sig) = dequeue_from(t, set) {
-            return Ok(sig);
+        if let Some(hit) = dequeue_from(t, set) {
+            return Ok(hit);
         }
         if poll || (deadline != 0 && crate::arch::x86_64::tsc::now() >= deadline) {
             return Err(EAGAIN);
@@ -186,8 +228,8 @@ pub fn timed_wait(t: &Thread, set: u64, deadline: u64, poll: bool) -> Result<u32
         t.woken.store(false, Ordering::Relaxed);
         super::sched::wait_event(t, deadline);
         t.sig_mask.store(old, Ordering::Relaxed);
-        if let Some(sig) = dequeue_from(t, set) {
-            return Ok(sig);
+        if let Some(hit) = dequeue_from(t, set) {
+            return Ok(hit);
         }
         if has_deliverable(t) {
             return Err(EINTR); // another signal: its handler runs
@@ -214,28 +256,15 @@ pub fn suspend(t: &Thread, mask: u64) -> Result<u64, Errno> {
 }
 
 /// The next signal `t` should take (removed from its pending set).
-fn dequeue(t: &Thread) -> Option<u32> {
+fn dequeue(t: &Thread) -> Option<(u32, SigInfo)> {
     let mask = t.sig_mask.load(Ordering::Relaxed) & !UNBLOCKABLE;
-    let mine = t.sig_pending.load(Ordering::Acquire) & !mask;
-    if mine != 0 {
-        let sig = mine.trailing_zeros() + 1;
-        t.sig_pending.fetch_and(!bit(sig), Ordering::AcqRel);
-        return Some(sig);
-    }
-    let shared = t.process.sig_pending.load(Ordering::Acquire) & !mask;
-    if shared != 0 {
-        let sig = shared.trailing_zeros() + 1;
-        if t.process.sig_pending.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) != 0 {
-            return Some(sig);
-        }
-    }
-    None
+    dequeue_from(t, !mask)
 }
 
 /// Take pending signals on the way back to user mode. `restart`: the
 /// frame is a system call interrupted by a signal (its number).
 pub fn deliver(t: &Thread, f: &mut TrapFrame, mut restart: Option<u64>) {
-    while let Some(sig) = dequeue(t) {
+    while let Some((sig, info)) = dequeue(t) {
         let a = t.process.signals.lock().actions[(sig - 1) as usize];
         if a.handler == SIG_IGN {
             continue;
@@ -257,7 +286,7 @@ pub fn deliver(t: &Thread, f: &mut TrapFrame, mut restart: Option<u64>) {
         if a.flags & SA_RESETHAND != 0 {
             t.process.signals.lock().actions[(sig - 1) as usize] = SigAction::default();
         }
-        if setup_frame(t, f, sig, &a).is_err() {
+        if setup_frame(t, f, sig, &info, &a).is_err() {
             // Linux: force SIGSEGV when the frame cannot be written.
             super::service::exit_process(t, 0, SIGSEGV);
         }
@@ -287,7 +316,7 @@ pub fn min_sigstack_size() -> u64 {
     sigframe::min_stack(super::fpu::area_size())
 }
 
-fn setup_frame(t: &Thread, f: &mut TrapFrame, sig: u32, a: &SigAction) -> Result<(), Errno> {
+fn setup_frame(t: &Thread, f: &mut TrapFrame, sig: u32, info: &SigInfo, a: &SigAction) -> Result<(), Errno> {
     let a_ = t.process.aspace.lock();
     let mut sp = f.rsp;
     let (alt_sp, alt_size, alt_flags) = *t_altstack(t);
@@ -340,8 +369,10 @@ fn setup_frame(t: &Thread, f: &mut TrapFrame, sig: u32, a: &SigAction) -> Result
     w[sc + 23] = fp;
     w[(SIGMASK_OFF / 8) as usize] = restore_mask;
     let si = (SIGINFO_OFF / 8) as usize;
-    w[si] = sig as u64; // si_signo, si_errno = 0
-    w[si + 1] = 0; // si_code = SI_USER (0)
+    let sib = info.to_bytes(sig);
+    for (i, word) in w[si..si + 16].iter_mut().enumerate() {
+        *word = u64::from_le_bytes(sib[i * 8..i * 8 + 8].try_into().unwrap());
+    }
     let bytes: alloc::vec::Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
     a_.write(frame, &bytes)?;
     drop(a_);

@@ -170,12 +170,18 @@ pub fn user_exception(f: &mut TrapFrame) {
         17 | 11 | 12 => SIGBUS,
         _ => signal::SIGSEGV,
     };
-    force_signal(t, sig);
+    // The fault address for SIGSEGV/SIGBUS (cr2 of a page fault), the
+    // instruction for the others; SI_KERNEL when no finer code is known.
+    let (code, addr) = match f.vector {
+        14 => (if f.error_code & 1 != 0 { 2 } else { 1 }, crate::arch::x86_64::read_cr2()), // SEGV_ACCERR / MAPERR
+        _ => (signal::SI_KERNEL, f.rip),
+    };
+    force_signal(t, sig, signal::SigInfo { code, pid: 0, uid: 0, addr });
 }
 
 /// Deliver a synchronous fault signal: if the program blocks or ignores
 /// it, the default action applies (as Linux's force_sig).
-fn force_signal(t: &Thread, sig: u32) {
+fn force_signal(t: &Thread, sig: u32, info: signal::SigInfo) {
     {
         let mut st = t.process.signals.lock();
         let a = &mut st.actions[(sig - 1) as usize];
@@ -185,5 +191,6 @@ fn force_signal(t: &Thread, sig: u32) {
         }
     }
     t.sig_mask.fetch_and(!(1 << (sig - 1)), Ordering::Relaxed);
+    t.sig_info.lock()[(sig - 1) as usize] = info;
     t.sig_pending.fetch_or(1 << (sig - 1), Ordering::AcqRel);
 }

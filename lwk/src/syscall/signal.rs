@@ -76,7 +76,7 @@ pub fn kill(f: &mut TrapFrame) -> SysResult {
     if pid as i32 == p.pid as i32 {
         let s = check_sig(s)?;
         if s != 0 {
-            sig::send_to_process(p, s);
+            sig::send_to_process(p, s, sig::SigInfo::from(t, sig::SI_USER));
         }
         return Ok(0);
     }
@@ -95,7 +95,7 @@ pub fn tgkill(f: &mut TrapFrame) -> SysResult {
     let s = check_sig(s)?;
     let target = t.process.thread(tid as u32).ok_or(ESRCH)?;
     if s != 0 {
-        sig::send_to_thread(&target, s);
+        sig::send_to_thread(&target, s, sig::SigInfo::from(t, sig::SI_TKILL));
     }
     Ok(0)
 }
@@ -109,7 +109,7 @@ pub fn tkill(f: &mut TrapFrame) -> SysResult {
     let Some(target) = t.process.thread(tid as u32) else { return offload::syscall(f) };
     let s = check_sig(s)?;
     if s != 0 {
-        sig::send_to_thread(&target, s);
+        sig::send_to_thread(&target, s, sig::SigInfo::from(t, sig::SI_TKILL));
     }
     Ok(0)
 }
@@ -139,11 +139,9 @@ pub fn rt_sigtimedwait(f: &mut TrapFrame) -> SysResult {
             (now.saturating_add(crate::arch::x86_64::tsc::ns_to_ticks(ns)).max(1), ns == 0)
         }
     };
-    let signo = sig::timed_wait(t, mask, deadline, poll)?;
+    let (signo, si) = sig::timed_wait(t, mask, deadline, poll)?;
     if info != 0 {
-        let mut b = [0u8; 128];
-        b[0..4].copy_from_slice(&signo.to_le_bytes());
-        t.process.aspace.lock().write(info, &b)?;
+        t.process.aspace.lock().write(info, &si.to_bytes(signo))?;
     }
     Ok(signo as u64)
 }
@@ -151,29 +149,43 @@ pub fn rt_sigtimedwait(f: &mut TrapFrame) -> SysResult {
 /// rt_sigqueueinfo(tgid, sig, info): to the caller's own process here,
 /// else to Linux.
 pub fn rt_sigqueueinfo(f: &mut TrapFrame) -> SysResult {
-    let [tgid, s, ..] = args(f);
+    let [tgid, s, uinfo, ..] = args(f);
     let t = current();
     if tgid as u32 != t.process.pid {
         return offload::syscall(f);
     }
     let s = check_sig(s)?;
+    let info = queued_info(t, uinfo)?;
     if s != 0 {
-        sig::send_to_process(&t.process, s);
+        sig::send_to_process(&t.process, s, info);
     }
     Ok(0)
 }
 
+/// The sender's siginfo of rt_(tg)sigqueueinfo: code, pid, uid as given
+/// (Linux refuses codes >= 0, i.e. posing as the kernel or kill, from
+/// another process; to itself a process may send what it likes).
+fn queued_info(t: &crate::process::Thread, uinfo: u64) -> Result<sig::SigInfo, Errno> {
+    let mut b = [0u8; 24];
+    t.process.aspace.lock().read(uinfo, &mut b)?;
+    let code = i32::from_le_bytes(b[8..12].try_into().unwrap());
+    let pid = u32::from_le_bytes(b[16..20].try_into().unwrap());
+    let uid = u32::from_le_bytes(b[20..24].try_into().unwrap());
+    Ok(sig::SigInfo { code, pid, uid, addr: 0 })
+}
+
 /// rt_tgsigqueueinfo(tgid, tid, sig, info).
 pub fn rt_tgsigqueueinfo(f: &mut TrapFrame) -> SysResult {
-    let [tgid, tid, s, ..] = args(f);
+    let [tgid, tid, s, uinfo, ..] = args(f);
     let t = current();
     if tgid as u32 != t.process.pid {
         return offload::syscall(f);
     }
     let s = check_sig(s)?;
     let target = t.process.thread(tid as u32).ok_or(ESRCH)?;
+    let info = queued_info(t, uinfo)?;
     if s != 0 {
-        sig::send_to_thread(&target, s);
+        sig::send_to_thread(&target, s, info);
     }
     Ok(0)
 }
