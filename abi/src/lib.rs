@@ -20,6 +20,7 @@ pub mod master;
 pub mod meminfo;
 pub mod monitor;
 pub mod offload;
+pub mod range;
 pub mod ring;
 pub mod rusage;
 pub mod status;
