@@ -13,6 +13,8 @@ pub mod mm;
 pub mod offload;
 mod process;
 mod rusage;
+#[macro_use]
+mod routes; // `routes!`, which turns table.rs into `table::lookup`
 mod signal;
 mod sysinfo;
 mod table;
