@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use ihk_abi::linux::sys::*;
+use ihk_abi::linux::sys;
 use ihk_abi::linux::errno::{self, EBADF, EFAULT, EINVAL, ENOSYS, EPERM};
 use ihk_abi::linux::Route;
 use ihk_abi::linux;
@@ -76,13 +76,13 @@ impl Executor {
         }
         match number {
             // mcexec's own descriptors are not the program's to close.
-            SYS_close if self.reserved(a[0]) => return EBADF.neg(),
-            SYS_dup2 | SYS_dup3 if self.reserved(a[1]) => return EBADF.neg(),
-            SYS_close_range => return self.close_range(a),
+            sys::SYS_close if self.reserved(a[0]) => return EBADF.neg(),
+            sys::SYS_dup2 | sys::SYS_dup3 if self.reserved(a[1]) => return EBADF.neg(),
+            sys::SYS_close_range => return self.close_range(a),
             // Signals to ourselves would reach mcexec, not the program: the
             // LWK handles those locally; refuse if one slips through.
-            SYS_kill | SYS_tgkill if a[0] as i32 == self.host_pid || a[0] as i32 == 0 => return EPERM.neg(),
-            SYS_prctl if matches!(a[0], 22 /* PR_SET_SECCOMP */ | 35 /* PR_SET_MM */) => return EINVAL.neg(),
+            sys::SYS_kill | sys::SYS_tgkill if a[0] as i32 == self.host_pid || a[0] as i32 == 0 => return EPERM.neg(),
+            sys::SYS_prctl if matches!(a[0], 22 /* PR_SET_SECCOMP */ | 35 /* PR_SET_MM */) => return EINVAL.neg(),
             _ => {}
         }
         // SAFETY: not refused; pointer arguments point into the mirror.
@@ -101,7 +101,7 @@ impl Executor {
         for c in cuts {
             if c > lo {
                 // SAFETY: close_range on descriptors that are the program's.
-                let r = unsafe { raw_syscall(SYS_close_range, [lo as u64, (c - 1) as u64, flags, 0, 0, 0]) };
+                let r = unsafe { raw_syscall(sys::SYS_close_range, [lo as u64, (c - 1) as u64, flags, 0, 0, 0]) };
                 if r < 0 {
                     return r;
                 }
@@ -113,7 +113,7 @@ impl Executor {
         }
         if lo <= last {
             // SAFETY: as above.
-            return unsafe { raw_syscall(SYS_close_range, [lo as u64, last as u64, flags, 0, 0, 0]) };
+            return unsafe { raw_syscall(sys::SYS_close_range, [lo as u64, last as u64, flags, 0, 0, 0]) };
         }
         0
     }
@@ -133,7 +133,7 @@ impl Executor {
                 let Ok(p) = self.guest.ptr(gpa, len) else { return EFAULT.neg() };
                 // SAFETY: `p..p+len` is inside the guest window; the LWK
                 // does not touch the destination until the call returns.
-                unsafe { raw_syscall(SYS_pread64, [fd as u64, p as u64, len, off, 0, 0]) }
+                unsafe { raw_syscall(sys::SYS_pread64, [fd as u64, p as u64, len, off, 0, 0]) }
             }
             OffloadCall::ZeroPhys => {
                 let (gpa, len) = (a[0], a[1]);
@@ -286,16 +286,16 @@ mod tests {
     #[test]
     fn raw_syscalls_return_negative_errno() {
         // getppid
-        let r = unsafe { raw_syscall(SYS_getppid, [0; 6]) };
+        let r = unsafe { raw_syscall(sys::SYS_getppid, [0; 6]) };
         assert_eq!(r, nix::unistd::getppid().as_raw() as i64);
         // close(-1) -> -EBADF
-        let r = unsafe { raw_syscall(SYS_close, [u64::MAX, 0, 0, 0, 0, 0]) };
+        let r = unsafe { raw_syscall(sys::SYS_close, [u64::MAX, 0, 0, 0, 0, 0]) };
         assert_eq!(r, EBADF.neg());
     }
 
     #[test]
     fn dangerous_calls_are_refused() {
-        for n in [SYS_mmap, SYS_execve, SYS_exit_group, SYS_rt_sigaction, SYS_clone, SYS_arch_prctl, SYS_rseq, 5000] {
+        for n in [sys::SYS_mmap, sys::SYS_execve, sys::SYS_exit_group, sys::SYS_rt_sigaction, sys::SYS_clone, sys::SYS_arch_prctl, sys::SYS_rseq, 5000] {
             assert!(is_refused(n), "{n}");
         }
         for n in [0u64, 1, 2, 257, 72, 16] {
