@@ -4,7 +4,9 @@
 //! Owns: the guest-physical layout of the boot area, the boot parameters, the
 //! monitor / memory-info / rusage pages, the kmsg ring header, the generic
 //! single-producer/single-consumer IKC ring, the master-channel packets, and
-//! the doorbell port and interrupt-vector numbers.
+//! the doorbell port and interrupt-vector numbers; Linux's system-call
+//! numbers, errno values and the routing of each call (`linux`), and pure
+//! range arithmetic both sides use (`range`).
 //!
 //! Must not: depend on `std` or allocate (the LWK links it), contain policy
 //! (who boots what), or touch KVM. Every shared struct is `#[repr(C)]` and its
@@ -16,10 +18,12 @@ pub mod boot_params;
 pub mod doorbell;
 pub mod kmsg;
 pub mod layout;
+pub mod linux;
 pub mod master;
 pub mod meminfo;
 pub mod monitor;
 pub mod offload;
+pub mod range;
 pub mod ring;
 pub mod rusage;
 pub mod status;

@@ -2,10 +2,10 @@
 //! (`ihk_heartbeat_ms`, default 100 ms) that advances the CPU's heartbeat
 //! in the monitor page, the test-only deadlines (`ihk_test_panic`,
 //! `ihk_test_hang`), and the scheduler's one deadline per CPU
-//! ([`set_sched_deadline`]: the end of a time slice when threads share the
-//! CPU, or the earliest timed wait). No periodic scheduler tick exists.
+//! (`arch::x86_64::deadline`: the end of a time slice when threads share
+//! the CPU, or the earliest timed wait). No periodic scheduler tick exists.
 
-use crate::arch::x86_64::{self as cpu, tsc, x2apic};
+use crate::arch::x86_64::{self as cpu, deadline, tsc, x2apic};
 use crate::kargs::Kargs;
 use crate::monitor;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -20,8 +20,6 @@ static HANG_AT: AtomicU64 = AtomicU64::new(0);
 static HANG_CPU: AtomicU32 = AtomicU32::new(u32::MAX);
 /// TSC value at which CPU 0 takes a page fault (0 = never).
 static FAULT_AT: AtomicU64 = AtomicU64::new(0);
-/// Per CPU: TSC value of the scheduler's next event (0 = none).
-static SCHED_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Per CPU: when the heartbeat is due next.
 static BEAT_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
@@ -56,16 +54,7 @@ pub fn start_this_cpu() {
     monitor::beat();
     let now = tsc::now();
     BEAT_AT[crate::smp::cpu_id() as usize].store(now + PERIOD_TICKS.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
-    x2apic::set_deadline(next_deadline(now));
-}
-
-/// The scheduler's next event on this CPU (TSC; 0 = none): the timer
-/// fires then too, and the scheduler looks at its queues.
-pub fn set_sched_deadline(at: u64) {
-    let me = crate::smp::cpu_id() as usize;
-    if SCHED_AT[me].swap(at, Ordering::Relaxed) != at {
-        x2apic::set_deadline(next_deadline(tsc::now()));
-    }
+    deadline::set_kernel(next_deadline(now));
 }
 
 fn next_deadline(now: u64) -> u64 {
@@ -74,10 +63,7 @@ fn next_deadline(now: u64) -> u64 {
     if next == 0 {
         next = now + PERIOD_TICKS.load(Ordering::Relaxed).max(1);
     }
-    let s = SCHED_AT[me as usize].load(Ordering::Relaxed);
-    if s != 0 {
-        next = next.min(s);
-    }
+
     let p = PANIC_AT.load(Ordering::Relaxed);
     if me == 0 && p != 0 {
         next = next.min(p);
@@ -103,11 +89,7 @@ pub fn tick() -> bool {
         monitor::beat();
         beat.store(now + PERIOD_TICKS.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
     }
-    let s = SCHED_AT[me as usize].load(Ordering::Relaxed);
-    let sched_due = s != 0 && now >= s;
-    if sched_due {
-        SCHED_AT[me as usize].store(0, Ordering::Relaxed);
-    }
+    let sched_due = deadline::take_sched_due(now);
     let p = PANIC_AT.load(Ordering::Relaxed);
     if me == 0 && p != 0 && now >= p {
         panic!("ihk_test_panic: panic requested by kernel argument");
@@ -120,7 +102,7 @@ pub fn tick() -> bool {
     if me == HANG_CPU.load(Ordering::Relaxed) && h != 0 && now >= h {
         hang();
     }
-    x2apic::set_deadline(next_deadline(now));
+    deadline::set_kernel(next_deadline(now));
     sched_due
 }
 

@@ -11,9 +11,9 @@
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
-use ihk::paths::RuntimeDir;
-use ihk::proto::wire::{self, Receiver};
-use ihk::proto::{AttachInfo, Reply, Request, RequestEnvelope, Response, PROTOCOL_VERSION};
+use ihk_client::paths::RuntimeDir;
+use ihk_client::proto::wire::{self, Receiver};
+use ihk_client::proto::{AttachInfo, Reply, Request, RequestEnvelope, Response, PROTOCOL_VERSION};
 
 use crate::guest::RegionDesc;
 

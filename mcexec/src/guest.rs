@@ -173,7 +173,7 @@ mod tests {
     use super::*;
 
     fn memfd(size: u64) -> OwnedFd {
-        let fd = nix::sys::memfd::memfd_create(c"guest-test", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC).unwrap();
+        let fd = nix::sys::memfd::memfd_create(c"guest-test", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).unwrap();
         nix::unistd::ftruncate(&fd, size as i64).unwrap();
         fd
     }

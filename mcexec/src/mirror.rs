@@ -217,27 +217,11 @@ impl Mirror {
     }
 }
 
-/// `[a, b)` minus the union of `holes` (each `(start, end)`), in order.
+/// `[a, b)` minus the union of `holes` (each `(start, end)`), in order
+/// (`ihk_abi::range::subtract`, which the LWK shares, on sorted holes).
 fn subtract(a: u64, b: u64, holes: &mut [(u64, u64)]) -> Vec<(u64, u64)> {
     holes.sort_unstable();
-    let mut out = Vec::new();
-    let mut cur = a;
-    for &(hs, he) in holes.iter() {
-        if he <= cur || hs >= b {
-            continue;
-        }
-        if hs > cur {
-            out.push((cur, hs));
-        }
-        cur = cur.max(he);
-        if cur >= b {
-            break;
-        }
-    }
-    if cur < b {
-        out.push((cur, b));
-    }
-    out
+    ihk_abi::range::subtract(a, b, holes).collect()
 }
 
 /// Pieces `(va, len, gpa)` of `new` not already mapped identically by `old`.

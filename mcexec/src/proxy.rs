@@ -43,7 +43,7 @@ pub struct Process {
 unsafe impl Send for Process {}
 unsafe impl Sync for Process {}
 
-const EAGAIN: i64 = 11;
+const EAGAIN: i64 = ihk_abi::linux::errno::EAGAIN.0 as i64;
 
 impl Process {
     pub fn new(

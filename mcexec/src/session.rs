@@ -68,7 +68,7 @@ pub struct Env {
     pub guest: Arc<GuestMemory>,
     pub sigfd: OwnedFd,
     pub os_index: u32,
-    pub dir: ihk::paths::RuntimeDir,
+    pub dir: ihk_client::paths::RuntimeDir,
     pub program: String,
     /// Descriptors of ours the program must not close (memfds, signalfd,
     /// executable and interpreter).
@@ -87,7 +87,7 @@ pub struct Conn {
     pub irqfd: OwnedFd,
     /// irqfds of the process's CPU set (`info.cpu_first ..`).
     pub irqfds: Vec<OwnedFd>,
-    pub info: ihk::proto::AttachInfo,
+    pub info: ihk_client::proto::AttachInfo,
 }
 
 impl Conn {
@@ -106,7 +106,7 @@ fn fd_err(e: std::io::Error) -> Failure {
 /// Attach to OS `os` and move the descriptors out of the program's way;
 /// returns the connection and the memfds.
 fn connect(
-    dir: &ihk::paths::RuntimeDir,
+    dir: &ihk_client::paths::RuntimeDir,
     os: u32,
     rank: Option<u32>,
     per_node: Option<u32>,
@@ -170,7 +170,7 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     };
     let sigfd = setup_signals()?;
 
-    let dir = ihk::paths::RuntimeDir::from_env();
+    let dir = ihk_client::paths::RuntimeDir::from_env();
     let rank = opts.procs_per_node.and_then(|_| crate::rank::local_rank());
     let (conn, memfds) = connect(&dir, opts.os_index, rank, opts.procs_per_node)?;
     if let Some(n) = opts.procs_per_node {

@@ -209,7 +209,7 @@ mod tests {
         // The passed descriptor is the pipe's write end.
         nix::unistd::write(fds[0].as_fd(), b"x").unwrap();
         let mut buf = [0u8; 1];
-        nix::unistd::read(r.as_raw_fd(), &mut buf).unwrap();
+        nix::unistd::read(r.as_fd(), &mut buf).unwrap();
         assert_eq!(&buf, b"x");
         let (got, fds): (ToRank, _) = recv(&b).unwrap().unwrap();
         assert_eq!((got, fds.len()), (ToRank::Exit, 0));

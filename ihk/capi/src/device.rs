@@ -3,7 +3,7 @@
 
 use std::os::raw::{c_int, c_ulong, c_void};
 
-use ihk_host::daemon::memconf::MemConf;
+use ihk_host::proto::libihk::MemConf;
 use ihk_host::list::{MemChunk, MemList, MemSize, MEM_GRANULE};
 use ihk_host::proto::libihk::MemConfKey;
 use ihk_host::{IhkError, IhkResult};

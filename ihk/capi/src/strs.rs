@@ -6,7 +6,7 @@
 use std::os::raw::{c_char, c_int};
 use std::path::Path;
 
-use ihk_host::admin::destroy_all_instances;
+use ihk_host::client::destroy_all_instances;
 use ihk_host::client::Client;
 use ihk_host::list::{CpuList, IkcMap, MemList};
 use ihk_host::proto::libihk::MemConfKey;

@@ -58,12 +58,10 @@ fn profile_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
-/// Build what is missing (a `cargo test -p libihk` alone builds no ihk
-/// binaries; a workspace `cargo test` has built everything already).
+/// Bring the ihk binaries and the LWK image up to date (a `cargo test -p
+/// libihk` alone builds neither: libihk links only `ihk-client`; a no-op
+/// when they are).
 fn ensure_built(dir: &Path) {
-    if ARTIFACTS.iter().all(|f| dir.join(f).is_file()) {
-        return;
-    }
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["build", "-p", "ihk", "--bins", "-p", "libihk"]);
     if dir.file_name().is_some_and(|n| n == "release") {

@@ -1,7 +1,9 @@
 //! Sockets and dispatch: one poll loop accepts on `mcd0` and every `mcos<N>`
 //! and watches SIGTERM/SIGINT (signalfd); each connection gets a thread that
 //! reads requests, checks the peer's credentials (SO_PEERCRED: privileged
-//! requests need uid 0, else EPERM) and calls the state operations.
+//! requests need uid 0, else EPERM: [`admit`]) and serves each through the
+//! request table ([`dispatch`]): one small handler per request, all taking
+//! the request's context ([`Call`]).
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -18,6 +20,7 @@ use super::state::State;
 use super::{prepare_runtime_dir, Config, PidLock, Readiness};
 use crate::error::{IhkError, IhkResult, EINVAL, ENOENT, EPROTO};
 use crate::journal::Journal;
+use crate::list::MemList;
 use crate::proto::wire::{self, Receiver};
 use crate::proto::{DaemonInfo, Reply, Request, RequestEnvelope, Response, PROTOCOL_VERSION};
 use crate::reserve;
@@ -335,23 +338,30 @@ fn serve_connection(
                     Some(fds.remove(0))
                 };
                 let name = env.req.name();
-                let mut warnings = Vec::new();
-                let result = dispatch(
+                let mut call = Call {
                     shared,
-                    kind,
                     handle,
-                    uid,
-                    env.req,
+                    os: match kind {
+                        SocketKind::Os(o) => o,
+                        SocketKind::Device(_) => 0,
+                    },
                     fd,
-                    &mut warnings,
-                    &mut quit,
-                    &mut out_fds,
-                );
+                    warnings: Vec::new(),
+                    quit: false,
+                    out_fds: Vec::new(),
+                };
+                let result =
+                    admit(kind, handle, uid, &env.req).and_then(|()| dispatch(&mut call, env.req));
                 if let Err(e) = &result {
                     tracing::info!("{name} from uid {uid} failed: {e}");
                 }
+                quit = call.quit;
+                out_fds = call.out_fds;
                 match result {
-                    Ok(reply) => Response::Ok { reply, warnings },
+                    Ok(reply) => Response::Ok {
+                        reply,
+                        warnings: call.warnings,
+                    },
                     Err(e) => Response::Err(e),
                 }
             }
@@ -372,18 +382,45 @@ fn serve_connection(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn dispatch(
-    shared: &Shared,
+/// One request being served: where it came from, what came with it, and
+/// what goes back besides the reply. Every request handler gets this.
+struct Call<'a> {
+    shared: &'a Shared,
+    /// The instance of the mcos socket (None on the device socket).
+    handle: Option<&'a InstanceHandle>,
+    /// The instance index of the mcos socket (0 on the device socket).
+    os: u32,
+    /// The descriptor sent with the request (os_load's image, os_dump's file).
+    fd: Option<OwnedFd>,
+    /// Things the caller should know although the call succeeded.
+    warnings: Vec<String>,
+    /// Exit after this reply (quit).
+    quit: bool,
+    /// Descriptors sent with the reply (ihk_os_get_eventfd).
+    out_fds: Vec<OwnedFd>,
+}
+
+impl Call<'_> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap()
+    }
+
+    /// The instance of an OS request.
+    fn instance(&self, errno: i32) -> IhkResult<&InstanceHandle> {
+        self.handle
+            .ok_or_else(|| IhkError::new(errno, "no OS instance"))
+    }
+}
+
+/// Whether this caller may send `req` on this socket: device requests on
+/// mcd, OS requests on mcos, privileged ones from root, nothing to a
+/// destroyed instance.
+fn admit(
     kind: SocketKind,
     handle: Option<&InstanceHandle>,
     uid: u32,
-    req: Request,
-    fd: Option<OwnedFd>,
-    warnings: &mut Vec<String>,
-    quit: &mut bool,
-    out_fds: &mut Vec<OwnedFd>,
-) -> IhkResult<Reply> {
+    req: &Request,
+) -> IhkResult<()> {
     let name = req.name();
     match kind {
         SocketKind::Device(_) if !req.is_device_request() => {
@@ -400,7 +437,7 @@ fn dispatch(
     }
     if req.is_privileged() && uid != 0 {
         // ihk_get_num_os_instances documents EACCES; everything else EPERM.
-        let errno = if req == Request::GetOsInstances {
+        let errno = if *req == Request::GetOsInstances {
             libc::EACCES
         } else {
             libc::EPERM
@@ -418,147 +455,161 @@ fn dispatch(
             )));
         }
     }
-    let os = match kind {
-        SocketKind::Os(o) => o,
-        SocketKind::Device(_) => 0,
-    };
-    let done = |r: IhkResult<()>| r.map(|_| Reply::Done);
-    match req {
-        Request::ReserveCpu { cpus } => {
-            done(shared.state.lock().unwrap().reserve_cpu(&cpus, warnings))
-        }
-        Request::ReleaseCpu { cpus } => {
-            done(shared.state.lock().unwrap().release_cpu(&cpus, warnings))
-        }
-        Request::QueryCpu => Ok(Reply::Cpus(
-            shared
-                .state
-                .lock()
-                .unwrap()
-                .reserved_cpus
-                .iter()
-                .copied()
-                .collect(),
-        )),
-        Request::ReserveMem { mem } => {
-            done(shared.state.lock().unwrap().reserve_mem(&mem, warnings))
-        }
-        Request::ReleaseMem { mem } => done(shared.state.lock().unwrap().release_mem(&mem)),
-        Request::QueryMem => Ok(Reply::Mem(
-            shared
-                .state
-                .lock()
-                .unwrap()
-                .mem
-                .free_by_node()
-                .into_iter()
-                .map(|(n, b)| (b, n))
-                .collect(),
-        )),
-        Request::CreateOs => shared.state.lock().unwrap().create_os().map(Reply::OsIndex),
-        Request::DestroyOs { os } => {
-            // Retry briefly while another process (ihkmond, a command) has
-            // the OS socket open, without holding the state lock meanwhile.
-            let deadline = std::time::Instant::now() + super::state::DESTROY_BUSY_WAIT;
-            loop {
-                let r = shared.state.lock().unwrap().destroy_os(os);
-                match r {
-                    Err(e) if e.errno == libc::EBUSY && std::time::Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    r => break done(r),
-                }
-            }
-        }
-        Request::GetOsInstances => Ok(Reply::OsIndices(
-            shared
-                .state
-                .lock()
-                .unwrap()
-                .instances
-                .keys()
-                .copied()
-                .collect(),
-        )),
-        Request::SetOwner { uid, gid } => done(shared.state.lock().unwrap().set_owner(uid, gid)),
-        Request::DaemonInfo => Ok(Reply::Info(DaemonInfo {
-            pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            isolation: shared.cfg.isolation.as_str().to_string(),
-            runtime_dir: shared.cfg.dir.path().display().to_string(),
-        })),
-        Request::Quit => {
-            // Past the privilege check: the daemon exits after replying.
-            *quit = true;
-            let failures = shared.state.lock().unwrap().teardown();
-            if failures.is_empty() {
-                Ok(Reply::Done)
-            } else {
-                Err(IhkError::io(format!(
-                    "could not restore: {}",
-                    failures.join("; ")
-                )))
-            }
-        }
+    Ok(())
+}
 
-        Request::OsAssignCpu { cpus } => {
-            done(shared.state.lock().unwrap().os_assign_cpu(os, &cpus))
+/// The request table: each request to its handler below (the libihk and
+/// ihkmond ones to `daemon/libihk.rs`).
+fn dispatch(c: &mut Call, req: Request) -> IhkResult<Reply> {
+    use Request::*;
+    match req {
+        // ---- device ----
+        ReserveCpu { cpus } => reserve_cpu(c, &cpus),
+        ReleaseCpu { cpus } => release_cpu(c, &cpus),
+        QueryCpu => query_cpu(c),
+        ReserveMem { mem } => reserve_mem(c, &mem),
+        ReleaseMem { mem } => done(c.state().release_mem(&mem)),
+        QueryMem => query_mem(c),
+        CreateOs => c.state().create_os().map(Reply::OsIndex),
+        DestroyOs { os } => destroy_os(c, os),
+        GetOsInstances => get_os_instances(c),
+        SetOwner { uid, gid } => done(c.state().set_owner(uid, gid)),
+        DaemonInfo => Ok(daemon_info(c)),
+        Quit => quit(c),
+        // ---- OS instance ----
+        OsAssignCpu { cpus } => done(c.state().os_assign_cpu(c.os, &cpus)),
+        OsReleaseCpu { cpus } => done(c.state().os_release_cpu(c.os, &cpus)),
+        OsQueryCpu => c.state().os_query_cpu(c.os).map(Reply::Cpus),
+        OsAssignMem { mem } => done(c.state().os_assign_mem(c.os, &mem)),
+        OsReleaseMem { mem } => done(c.state().os_release_mem(c.os, &mem)),
+        OsQueryMem => c.state().os_query_mem(c.os).map(Reply::Mem),
+        OsSetIkcMap { map } => done(c.state().os_set_ikc_map(c.os, &map)),
+        OsGetIkcMap => c.state().os_get_ikc_map(c.os).map(Reply::IkcMap),
+        OsLoad { name } => os_load(c, &name),
+        OsKargs { kargs } => done(c.state().os_kargs(c.os, &kargs)),
+        OsBoot { timeout_ms } => os_boot(c, timeout_ms),
+        OsShutdown => done(c.state().os_shutdown(c.os)),
+        OsGetStatus => os_get_status(c),
+        OsKmsg => Ok(Reply::Kmsg(instance::kmsg(c.instance(ENOENT)?))),
+        OsClearKmsg => os_clear_kmsg(c),
+        OsQueryFreeMem => instance::query_free_mem(c.instance(EINVAL)?).map(Reply::Mem),
+        OsAttach { .. } => Err(IhkError::inval("os_attach is served on its own connection")),
+        // ---- libihk and ihkmond (daemon/libihk.rs) ----
+        other => {
+            let fd = c.fd.take();
+            super::libihk::dispatch(&c.shared.state, c.handle, c.os, other, fd, &mut c.out_fds)
         }
-        Request::OsReleaseCpu { cpus } => {
-            done(shared.state.lock().unwrap().os_release_cpu(os, &cpus))
-        }
-        Request::OsQueryCpu => shared
-            .state
-            .lock()
-            .unwrap()
-            .os_query_cpu(os)
-            .map(Reply::Cpus),
-        Request::OsAssignMem { mem } => done(shared.state.lock().unwrap().os_assign_mem(os, &mem)),
-        Request::OsReleaseMem { mem } => {
-            done(shared.state.lock().unwrap().os_release_mem(os, &mem))
-        }
-        Request::OsQueryMem => shared
-            .state
-            .lock()
-            .unwrap()
-            .os_query_mem(os)
-            .map(Reply::Mem),
-        Request::OsSetIkcMap { map } => done(shared.state.lock().unwrap().os_set_ikc_map(os, &map)),
-        Request::OsGetIkcMap => shared
-            .state
-            .lock()
-            .unwrap()
-            .os_get_ikc_map(os)
-            .map(Reply::IkcMap),
-        Request::OsLoad { name } => done(shared.state.lock().unwrap().os_load(os, &name, fd)),
-        Request::OsKargs { kargs } => done(shared.state.lock().unwrap().os_kargs(os, &kargs)),
-        Request::OsBoot { timeout_ms } => {
-            let (h, spec) = shared.state.lock().unwrap().os_prepare_boot(os)?;
-            let timeout = Duration::from_millis(timeout_ms.clamp(100, 600_000));
-            done(instance::boot(&h, spec, timeout))
-        }
-        Request::OsShutdown => done(shared.state.lock().unwrap().os_shutdown(os)),
-        Request::OsGetStatus => {
-            let h = handle.ok_or_else(|| IhkError::new(ENOENT, "no OS instance"))?;
-            Ok(Reply::Status(h.status().as_str().to_string()))
-        }
-        Request::OsKmsg => {
-            let h = handle.ok_or_else(|| IhkError::new(ENOENT, "no OS instance"))?;
-            Ok(Reply::Kmsg(instance::kmsg(h)))
-        }
-        Request::OsClearKmsg => {
-            let h = handle.ok_or_else(|| IhkError::new(ENOENT, "no OS instance"))?;
-            instance::clear_kmsg(h);
-            Ok(Reply::Done)
-        }
-        Request::OsAttach { .. } => {
-            Err(IhkError::inval("os_attach is served on its own connection"))
-        }
-        Request::OsQueryFreeMem => {
-            let h = handle.ok_or_else(|| IhkError::new(EINVAL, "no OS instance"))?;
-            instance::query_free_mem(h).map(Reply::Mem)
-        }
-        // libihk and ihkmond (daemon/libihk.rs).
-        other => super::libihk::dispatch(&shared.state, handle, os, other, fd, out_fds),
     }
+}
+
+fn done(r: IhkResult<()>) -> IhkResult<Reply> {
+    r.map(|_| Reply::Done)
+}
+
+fn reserve_cpu(c: &mut Call, cpus: &[u32]) -> IhkResult<Reply> {
+    let r = c
+        .shared
+        .state
+        .lock()
+        .unwrap()
+        .reserve_cpu(cpus, &mut c.warnings);
+    done(r)
+}
+
+fn release_cpu(c: &mut Call, cpus: &[u32]) -> IhkResult<Reply> {
+    let r = c
+        .shared
+        .state
+        .lock()
+        .unwrap()
+        .release_cpu(cpus, &mut c.warnings);
+    done(r)
+}
+
+fn query_cpu(c: &mut Call) -> IhkResult<Reply> {
+    Ok(Reply::Cpus(
+        c.state().reserved_cpus.iter().copied().collect(),
+    ))
+}
+
+fn reserve_mem(c: &mut Call, mem: &MemList) -> IhkResult<Reply> {
+    let r = c
+        .shared
+        .state
+        .lock()
+        .unwrap()
+        .reserve_mem(mem, &mut c.warnings);
+    done(r)
+}
+
+/// Reserved, unassigned memory as (bytes, node).
+fn query_mem(c: &mut Call) -> IhkResult<Reply> {
+    let free = c.state().mem.free_by_node();
+    Ok(Reply::Mem(free.into_iter().map(|(n, b)| (b, n)).collect()))
+}
+
+/// Retry briefly while another process (ihkmond, a command) has the OS
+/// socket open, without holding the state lock meanwhile.
+fn destroy_os(c: &mut Call, os: u32) -> IhkResult<Reply> {
+    let deadline = std::time::Instant::now() + super::state::DESTROY_BUSY_WAIT;
+    loop {
+        let r = c.state().destroy_os(os);
+        match r {
+            Err(e) if e.errno == libc::EBUSY && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return done(r),
+        }
+    }
+}
+
+fn get_os_instances(c: &mut Call) -> IhkResult<Reply> {
+    Ok(Reply::OsIndices(
+        c.state().instances.keys().copied().collect(),
+    ))
+}
+
+fn daemon_info(c: &Call) -> Reply {
+    Reply::Info(DaemonInfo {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        isolation: c.shared.cfg.isolation.as_str().to_string(),
+        runtime_dir: c.shared.cfg.dir.path().display().to_string(),
+    })
+}
+
+/// Past the privilege check: the daemon exits after replying.
+fn quit(c: &mut Call) -> IhkResult<Reply> {
+    c.quit = true;
+    let failures = c.state().teardown();
+    if failures.is_empty() {
+        Ok(Reply::Done)
+    } else {
+        Err(IhkError::io(format!(
+            "could not restore: {}",
+            failures.join("; ")
+        )))
+    }
+}
+
+fn os_load(c: &mut Call, name: &str) -> IhkResult<Reply> {
+    let fd = c.fd.take();
+    done(c.state().os_load(c.os, name, fd))
+}
+
+/// Boot without holding the state lock while the LWK comes up.
+fn os_boot(c: &mut Call, timeout_ms: u64) -> IhkResult<Reply> {
+    let (h, spec) = c.state().os_prepare_boot(c.os)?;
+    let timeout = Duration::from_millis(timeout_ms.clamp(100, 600_000));
+    done(instance::boot(&h, spec, timeout))
+}
+
+fn os_get_status(c: &mut Call) -> IhkResult<Reply> {
+    let h = c.instance(ENOENT)?;
+    Ok(Reply::Status(h.status().as_str().to_string()))
+}
+
+fn os_clear_kmsg(c: &mut Call) -> IhkResult<Reply> {
+    instance::clear_kmsg(c.instance(ENOENT)?);
+    Ok(Reply::Done)
 }

@@ -10,104 +10,18 @@
 //! off the queue and sets their `woken` flag, so a waiter that finds itself
 //! still queued after waking was not woken (timeout, signal, process end).
 //!
-//! [`FutexTable`] is the pure queue logic (FIFO per key, bitsets,
-//! requeue), tested on the host; the rest reads and changes user memory.
+//! The queue logic (FIFO per key, bitsets, requeue) is `futex_queue`,
+//! tested on the host; this file reads and changes user memory.
 
-use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use spin::Mutex;
 
+use super::futex_queue::FutexTable;
 use super::{sched, Thread};
 use crate::mm::phys;
 use crate::errno::*;
-
-/// Wait queues: key (physical address) → waiters in arrival order, each
-/// with its wake bitset.
-pub struct FutexTable<T> {
-    queues: BTreeMap<u64, VecDeque<(u32, T)>>,
-}
-
-impl<T> FutexTable<T> {
-    pub const fn new() -> FutexTable<T> {
-        FutexTable { queues: BTreeMap::new() }
-    }
-
-    pub fn enqueue(&mut self, key: u64, bitset: u32, w: T) {
-        self.queues.entry(key).or_default().push_back((bitset, w));
-    }
-
-    /// Take up to `n` waiters of `key` whose bitset meets `bitset`, oldest
-    /// first.
-    pub fn wake(&mut self, key: u64, n: usize, bitset: u32) -> Vec<T> {
-        let mut out = Vec::new();
-        if let Some(q) = self.queues.get_mut(&key) {
-            let mut i = 0;
-            while i < q.len() && out.len() < n {
-                if q[i].0 & bitset != 0 {
-                    out.push(q.remove(i).unwrap().1);
-                } else {
-                    i += 1;
-                }
-            }
-            if q.is_empty() {
-                self.queues.remove(&key);
-            }
-        }
-        out
-    }
-
-    /// Wake up to `n_wake` waiters of `from` and move up to `n_requeue` of
-    /// the rest to `to`. Returns the woken and how many moved.
-    pub fn requeue(&mut self, from: u64, to: u64, n_wake: usize, n_requeue: usize) -> (Vec<T>, usize) {
-        let woken = self.wake(from, n_wake, u32::MAX);
-        let mut moved = 0;
-        if from != to {
-            if let Some(mut q) = self.queues.remove(&from) {
-                let take = q.len().min(n_requeue);
-                let rest = q.split_off(take);
-                moved = q.len();
-                self.queues.entry(to).or_default().extend(q);
-                if !rest.is_empty() {
-                    self.queues.insert(from, rest);
-                }
-            }
-        } else {
-            moved = self.queues.get(&from).map_or(0, |q| q.len().min(n_requeue));
-        }
-        (woken, moved)
-    }
-
-    /// Remove the waiter `is_me` picks, wherever it is queued (a requeue
-    /// may have moved it). Returns whether it was still queued.
-    pub fn remove(&mut self, is_me: impl Fn(&T) -> bool) -> bool {
-        let mut found = None;
-        for (&k, q) in self.queues.iter_mut() {
-            if let Some(i) = q.iter().position(|(_, w)| is_me(w)) {
-                q.remove(i);
-                found = Some(k);
-                break;
-            }
-        }
-        match found {
-            Some(k) => {
-                if self.queues.get(&k).is_some_and(|q| q.is_empty()) {
-                    self.queues.remove(&k);
-                }
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Waiters queued on `key`.
-    #[cfg(test)]
-    pub fn waiters(&self, key: u64) -> usize {
-        self.queues.get(&key).map_or(0, |q| q.len())
-    }
-}
 
 static TABLE: Mutex<FutexTable<Arc<Thread>>> = Mutex::new(FutexTable::new());
 
@@ -260,9 +174,7 @@ pub fn wake_op(t: &Thread, uaddr: u64, uaddr2: u64, n: u32, n2: u32, encoded: u3
     Ok(woken.len() as u64)
 }
 
-fn sign_extend12(v: u32) -> i32 {
-    ((v << 20) as i32) >> 20
-}
+use super::futex_queue::sign_extend12;
 
 // ---- robust futexes ---------------------------------------------------------
 
@@ -311,56 +223,5 @@ fn handle_died(t: &Thread, uaddr: u64) {
         if old & FUTEX_WAITERS != 0 {
             wake_key(key, 1, FUTEX_BITSET_MATCH_ANY);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wake_is_fifo_and_respects_bitsets() {
-        let mut q = FutexTable::new();
-        q.enqueue(0x1000, 1, 'a');
-        q.enqueue(0x1000, 2, 'b');
-        q.enqueue(0x1000, 3, 'c');
-        q.enqueue(0x2000, u32::MAX, 'z');
-        assert_eq!(q.wake(0x1000, 1, 2), alloc::vec!['b']);
-        assert_eq!(q.wake(0x1000, 5, u32::MAX), alloc::vec!['a', 'c']);
-        assert_eq!(q.waiters(0x1000), 0);
-        assert_eq!(q.wake(0x3000, 5, u32::MAX), alloc::vec![]);
-        assert_eq!(q.waiters(0x2000), 1);
-    }
-
-    #[test]
-    fn requeue_moves_the_rest_in_order() {
-        let mut q = FutexTable::new();
-        for c in ['a', 'b', 'c', 'd'] {
-            q.enqueue(1, u32::MAX, c);
-        }
-        q.enqueue(2, u32::MAX, 'x');
-        let (woken, moved) = q.requeue(1, 2, 1, 2);
-        assert_eq!(woken, alloc::vec!['a']);
-        assert_eq!(moved, 2);
-        assert_eq!(q.waiters(1), 1);
-        assert_eq!(q.wake(2, 10, u32::MAX), alloc::vec!['x', 'b', 'c']);
-        assert_eq!(q.wake(1, 10, u32::MAX), alloc::vec!['d']);
-    }
-
-    #[test]
-    fn remove_finds_a_waiter_anywhere() {
-        let mut q = FutexTable::new();
-        q.enqueue(1, u32::MAX, 10);
-        q.enqueue(2, u32::MAX, 20);
-        assert!(q.remove(|&x| x == 20));
-        assert!(!q.remove(|&x| x == 20));
-        assert_eq!(q.waiters(2), 0);
-        assert_eq!(q.waiters(1), 1);
-    }
-
-    #[test]
-    fn wake_op_arguments_sign_extend() {
-        assert_eq!(sign_extend12(0xfff), -1);
-        assert_eq!(sign_extend12(0x7ff), 0x7ff);
     }
 }

@@ -19,6 +19,7 @@ pub mod filemap_io;
 pub mod fork;
 pub mod fpu;
 pub mod futex;
+pub mod futex_queue;
 pub mod offload;
 pub mod sched;
 pub mod service;

@@ -39,7 +39,7 @@ use spin::{Mutex, Once};
 
 use super::cpuset::CpuSet;
 use super::{phys, Process, Thread, ThreadState, NO_MIGRATION};
-use crate::arch::x86_64::{tlb, tsc, x2apic};
+use crate::arch::x86_64::{deadline, tlb, tsc, x2apic};
 
 core::arch::global_asm!(
     r#"
@@ -328,7 +328,7 @@ fn prepare_halt() -> bool {
     fence(Ordering::SeqCst);
     let now = tsc::now();
     let any_ready = c.waiting.iter().any(|t| ready(t, now));
-    crate::timer::set_sched_deadline(earliest_deadline(&c));
+    deadline::set_sched(earliest_deadline(&c));
     !c.runq.is_empty() || any_ready
 }
 
@@ -345,7 +345,7 @@ fn run(t: Arc<Thread>) {
         c.current = Some(Arc::clone(&t));
         // Others waiting to run here: the thread gets a slice.
         c.slice_end = if c.runq.is_empty() { 0 } else { tsc::now() + tsc::us_to_ticks(SLICE_US) };
-        crate::timer::set_sched_deadline(min_nonzero(c.slice_end, earliest_deadline(&c)));
+        deadline::set_sched(min_nonzero(c.slice_end, earliest_deadline(&c)));
         CURRENT[me() as usize].store(Arc::as_ptr(&t) as *mut Thread, Ordering::Relaxed);
         (&mut c.idle_rsp as *mut u64, t.ctx_rsp.load(Ordering::Relaxed), t.process.cr3)
     };
@@ -446,7 +446,7 @@ pub fn resched_point(t: &Thread) {
         } else {
             now >= c.slice_end
         };
-        crate::timer::set_sched_deadline(min_nonzero(c.slice_end, earliest_deadline(&c)));
+        deadline::set_sched(min_nonzero(c.slice_end, earliest_deadline(&c)));
         switch
     };
     if switch {

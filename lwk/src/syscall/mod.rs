@@ -12,6 +12,8 @@ mod ids;
 pub mod mm;
 mod process;
 mod rusage;
+#[macro_use]
+mod routes; // `routes!`, which turns table.rs into `table::lookup`
 mod signal;
 mod sysinfo;
 mod table;

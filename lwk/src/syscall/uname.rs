@@ -13,7 +13,7 @@ const VERSION: usize = 3;
 pub fn uname(f: &mut TrapFrame) -> SysResult {
     let buf = f.rdi;
     let t = current();
-    let r = offload::call(t, 63, [buf, 0, 0, 0, 0, 0]);
+    let r = offload::call(t, ihk_abi::linux::sys::SYS_uname, [buf, 0, 0, 0, 0, 0]);
     if r < 0 {
         return Err(Errno((-r) as i32));
     }

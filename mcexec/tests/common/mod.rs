@@ -31,14 +31,14 @@ pub fn can_run(test: &str) -> bool {
 }
 
 /// Directory of the workspace's binaries (ihkd, mcreboot, ...): next to
-/// mcexec. `cargo test -p mcexec` alone does not build another package's
-/// binaries, so build them once if they are missing.
+/// mcexec. `cargo test -p mcexec` alone builds neither another package's
+/// binaries nor the LWK (mcexec links only `ihk-client`), so bring them up
+/// to date once per test binary (a no-op when they are).
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(MCEXEC).parent().unwrap().to_path_buf();
-        let needed = ["ihkd", "mcreboot", "mcstop-release", "ihkosctl", "mckernel.img"];
-        if needed.iter().any(|b| !dir.join(b).exists()) {
+        {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
             let mut c = Command::new(cargo);

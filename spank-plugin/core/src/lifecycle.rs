@@ -12,6 +12,8 @@
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use ihk_client::paths::RuntimeDir;
+
 use crate::baseline::Baseline;
 use crate::command;
 use crate::config::{Release, SiteConfig};
@@ -295,10 +297,10 @@ fn teardown(config: &SiteConfig, job_id: u32, rec: Option<&NodeRecord>) -> Repor
     if ihkd_answers(config) {
         report.problems.push(format!(
             "ihkd still runs (its control socket {} answers)",
-            config.runtime_dir.join("mcd0").display()
+            runtime_dir(config).device_socket(0).display()
         ));
     }
-    let journal = config.runtime_dir.join("journal");
+    let journal = runtime_dir(config).journal();
     if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0) {
         report.problems.push(format!(
             "the reservation journal {} was not replayed",
@@ -320,7 +322,13 @@ fn teardown(config: &SiteConfig, job_id: u32, rec: Option<&NodeRecord>) -> Repor
 
 /// Whether an ihkd serves this node's runtime directory.
 pub fn ihkd_answers(config: &SiteConfig) -> bool {
-    UnixStream::connect(config.runtime_dir.join("mcd0")).is_ok()
+    UnixStream::connect(runtime_dir(config).device_socket(0)).is_ok()
+}
+
+/// The node's ihkd runtime directory (its sockets and journal, as
+/// `ihk-client` lays them out).
+fn runtime_dir(config: &SiteConfig) -> RuntimeDir {
+    RuntimeDir(config.runtime_dir.clone())
 }
 
 /// A node partition that Slurm did not start must not be taken over.

@@ -88,18 +88,7 @@ pub fn thaw(h: &InstanceHandle) -> IhkResult<()> {
 
 pub fn rusage(h: &InstanceHandle) -> IhkResult<RusageInfo> {
     let slot = lock(h)?;
-    let r = partition(h, &slot)?.rusage();
-    Ok(RusageInfo {
-        memory_usage: r.memory_usage,
-        memory_max_usage: r.memory_max_usage,
-        memory_kmem_usage: r.memory_kmem_usage,
-        memory_kmem_max_usage: r.memory_kmem_max_usage,
-        memory_numa: r.memory_numa,
-        num_threads: r.num_threads,
-        max_num_threads: r.max_num_threads,
-        cpu_user_ns: r.cpu_user_ns,
-        cpu_system_ns: r.cpu_system_ns,
-    })
+    Ok(partition(h, &slot)?.rusage())
 }
 
 /// `ihk_os_makedumpfile` into `file` (created by the caller, with its

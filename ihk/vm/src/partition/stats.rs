@@ -7,23 +7,10 @@ use ihk_abi::layout::RUSAGE_GPA;
 use ihk_abi::rusage::{RusagePage, RUSAGE_MAGIC};
 use std::sync::atomic::Ordering;
 
-/// Resource usage as the LWK publishes it (see `lwk/src/ikc/rusage.rs`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Rusage {
-    /// User memory in bytes, now and at its peak.
-    pub memory_usage: u64,
-    pub memory_max_usage: u64,
-    /// Kernel memory in bytes, now and at its peak.
-    pub memory_kmem_usage: u64,
-    pub memory_kmem_max_usage: u64,
-    /// Memory in use per NUMA node: (Linux NUMA id, bytes).
-    pub memory_numa: Vec<(u32, u64)>,
-    pub num_threads: u64,
-    pub max_num_threads: u64,
-    /// Per LWK CPU: nanoseconds in user and in kernel code.
-    pub cpu_user_ns: Vec<u64>,
-    pub cpu_system_ns: Vec<u64>,
-}
+/// Resource usage as the LWK publishes it (see `lwk/src/ikc/rusage.rs`):
+/// the record `ihk_os_get_rusage` replies with, defined once in the
+/// protocol (`ihk-client`), filled here.
+pub use ihk_client::proto::libihk::RusageInfo as Rusage;
 
 /// Kernel messages from a position on (see [`Partition::kmsg_since`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 //! exceptions and system calls reach the kernel through the handlers the
 //! upper layers register at boot (`hooks`).
 
+pub mod deadline;
 pub mod direct_map;
 pub mod entry;
 pub mod gdt;

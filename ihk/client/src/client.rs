@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::{IhkError, IhkResult, ENOENT, EPROTO};
+use crate::error::{IhkError, IhkResult, EBUSY, ENOENT, EPROTO};
 use crate::list::{IkcMap, MemList};
 use crate::paths::RuntimeDir;
 use crate::proto::wire::{self, Receiver};
@@ -304,4 +304,24 @@ pub fn daemon_running(dir: &RuntimeDir) -> bool {
 /// Whether `e` means "nobody serves that socket".
 pub fn is_not_running(e: &IhkError) -> bool {
     e.errno == ENOENT
+}
+
+/// Destroy every OS instance, retrying while something still holds one
+/// open (as the scripts retry when they collide with ihkmond).
+pub fn destroy_all_instances(dir: &RuntimeDir) -> IhkResult<()> {
+    let mut dev = Client::device(dir, 0)?;
+    for os in dev.get_os_instances()? {
+        let mut tries = 0;
+        loop {
+            match dev.destroy_os(os) {
+                Ok(()) => break,
+                Err(e) if e.errno == EBUSY && tries < 4 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,8 +1,13 @@
 //! Types of the requests that only libihk and ihkmond use (the commands do
-//! not): memory-reservation settings, monitoring eventfds and events, the
+//! not): memory-reservation settings (and their checks, which libihk runs
+//! before sending and ihkd applies), monitoring eventfds and events, the
 //! rusage and dump results, and ihkmond's periodic view of an instance.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+use crate::error::{IhkError, IhkResult};
 
 /// `ihk_reserve_mem_conf` keys (§1.2.1.6), numbered as in `ihklib.h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -50,6 +55,84 @@ impl MemConfKey {
             "IHK_RESERVE_MEM_TIMEOUT" | "IHK_RESERVE_MEM_MEM_TIMEOUT" => Timeout,
             _ => return None,
         })
+    }
+}
+
+/// The settings; `Default` is the specification's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemConf {
+    pub balanced: bool,
+    pub best_effort: bool,
+    /// Percent; `None`: no limit.
+    pub variance_limit: Option<u64>,
+    /// Bytes.
+    pub min_chunk_size: u64,
+    /// Percent of free memory for ALL and balanced mode.
+    pub max_size_ratio_all: u64,
+    pub timeout: Duration,
+}
+
+impl Default for MemConf {
+    fn default() -> Self {
+        MemConf {
+            balanced: false,
+            best_effort: false,
+            variance_limit: None,
+            min_chunk_size: 4096,
+            max_size_ratio_all: 98,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl MemConf {
+    /// Apply one setting; a bad value is EINVAL and changes nothing.
+    pub fn set(&mut self, key: MemConfKey, value: i64) -> IhkResult<()> {
+        let bad = |expected: &str| {
+            Err(IhkError::inval(format!(
+                "{key:?} = {value}: expected {expected}"
+            )))
+        };
+        match key {
+            MemConfKey::BalancedEnable => self.balanced = value != 0,
+            MemConfKey::BalancedBestEffort => self.best_effort = value != 0,
+            MemConfKey::BalancedVarianceLimit => {
+                if value < 0 {
+                    return bad("a percentage of 0 or more");
+                }
+                self.variance_limit = Some(value as u64);
+            }
+            MemConfKey::MinChunkSize => {
+                if value < 4096 {
+                    return bad("a size of at least 4096 bytes");
+                }
+                self.min_chunk_size = value as u64;
+            }
+            MemConfKey::MaxSizeRatioAll => {
+                if !(1..=98).contains(&value) {
+                    return bad("a percentage from 1 to 98");
+                }
+                self.max_size_ratio_all = value as u64;
+            }
+            MemConfKey::Timeout => {
+                if value <= 0 {
+                    return bad("a positive number of seconds");
+                }
+                self.timeout = Duration::from_secs(value as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Smallest page size (KiB) a reservation may use.
+    pub fn min_page_kb(&self) -> u64 {
+        if self.min_chunk_size > 2 << 20 {
+            1 << 20
+        } else if self.min_chunk_size > 4096 {
+            2 << 10
+        } else {
+            4
+        }
     }
 }
 
