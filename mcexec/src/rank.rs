@@ -11,12 +11,30 @@ const LOCAL_RANK_VARS: [&str; 5] = [
     "SLURM_LOCALID",              // srun
 ];
 
+/// Variables naming the number of processes on this node, in the same
+/// launcher order.
+const LOCAL_SIZE_VARS: [&str; 4] = [
+    "OMPI_COMM_WORLD_LOCAL_SIZE", // Open MPI
+    "MPI_LOCALNRANKS",            // MPICH / Hydra
+    "PMIX_LOCAL_SIZE",            // PMIx launchers
+    "SLURM_NTASKS_PER_NODE",      // srun --ntasks-per-node
+];
+
 pub fn local_rank() -> Option<u32> {
     local_rank_from(|k| std::env::var(k).ok())
 }
 
+/// Processes per node as the launcher tells it (`mcexec` without `-n`).
+pub fn local_size() -> Option<u32> {
+    first_number(&LOCAL_SIZE_VARS, |k| std::env::var(k).ok()).filter(|&n| n > 0)
+}
+
 fn local_rank_from(get: impl Fn(&str) -> Option<String>) -> Option<u32> {
-    LOCAL_RANK_VARS.iter().find_map(|k| get(k).and_then(|v| v.trim().parse().ok()))
+    first_number(&LOCAL_RANK_VARS, get)
+}
+
+fn first_number(vars: &[&str], get: impl Fn(&str) -> Option<String>) -> Option<u32> {
+    vars.iter().find_map(|k| get(k).and_then(|v| v.trim().parse().ok()))
 }
 
 #[cfg(test)]
@@ -33,5 +51,7 @@ mod tests {
         assert_eq!(local_rank_from(env), Some(3));
         assert_eq!(local_rank_from(|_| None), None);
         assert_eq!(local_rank_from(|k| (k == "SLURM_LOCALID").then(|| "x".into())), None);
+        let sizes = |k: &str| (k == "MPI_LOCALNRANKS").then(|| "4".to_string());
+        assert_eq!(first_number(&LOCAL_SIZE_VARS, sizes), Some(4));
     }
 }

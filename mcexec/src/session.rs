@@ -171,9 +171,13 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     let sigfd = setup_signals()?;
 
     let dir = ihk_client::paths::RuntimeDir::from_env();
-    let rank = opts.procs_per_node.and_then(|_| crate::rank::local_rank());
-    let (conn, memfds) = connect(&dir, opts.os_index, rank, opts.procs_per_node)?;
-    if let Some(n) = opts.procs_per_node {
+    // `-n`, or the launcher's count of processes on this node (with its
+    // local rank) when both are in the environment.
+    let launcher = crate::rank::local_rank().zip(crate::rank::local_size());
+    let per_node = opts.procs_per_node.or(launcher.map(|(_, n)| n));
+    let rank = per_node.and_then(|_| crate::rank::local_rank());
+    let (conn, memfds) = connect(&dir, opts.os_index, rank, per_node)?;
+    if let Some(n) = per_node {
         if n > conn.info.nr_cpus {
             return Err(Failure::new(
                 1,

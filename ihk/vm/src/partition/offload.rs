@@ -110,9 +110,10 @@ fn page_size_of(fd: RawFd) -> u64 {
 
 impl Partition {
     /// Claim a process slot for the mcexec with host pid `host_pid`.
-    /// With `local_rank` and `per_node` (mcexec -n), the process gets the
-    /// rank's share of the LWK CPUs, otherwise all of them; its main thread
-    /// starts on the least loaded CPU of that set.
+    /// With `per_node` (mcexec -n), the process gets one of `per_node`
+    /// shares of the LWK CPUs: `local_rank`'s, or else the least used one;
+    /// without, all of them. Its main thread starts on the least loaded CPU
+    /// of that set.
     pub fn offload_attach(
         &self,
         host_pid: u32,
@@ -137,16 +138,7 @@ impl Partition {
                 "the LWK has no offload area (an LWK image without process support?)".into(),
             ));
         }
-        // The process's share of the CPUs, then its least loaded CPU.
-        let (first, count) = match (local_rank, per_node) {
-            (Some(r), Some(n)) if n > 0 => {
-                let (r, n) = ((r % n) as usize, n as usize);
-                let first = r * nr_cpus / n;
-                let end = ((r + 1) * nr_cpus / n).max(first + 1).min(nr_cpus);
-                (first, end - first)
-            }
-            _ => (0, nr_cpus),
-        };
+        // Processes per LWK CPU (main threads), from the claimed slots.
         let mut load = vec![0u32; nr_cpus];
         for i in 0..MAX_PROCESSES {
             let s = slot_at(area, i);
@@ -161,6 +153,29 @@ impl Partition {
                 }
             }
         }
+        // The process's share of the CPUs: the rank's with `-n` and a
+        // launcher's local rank; with `-n` alone, the share fewest processes
+        // use (so `mcexec -n 2` twice at once gets both halves); without
+        // `-n`, all of them. Then its least loaded CPU.
+        let share = |r: usize, n: usize| {
+            let first = r * nr_cpus / n;
+            let end = ((r + 1) * nr_cpus / n).max(first + 1).min(nr_cpus);
+            (first, end - first)
+        };
+        let (first, count) = match (local_rank, per_node) {
+            (Some(r), Some(n)) if n > 0 => share((r % n) as usize, n as usize),
+            (None, Some(n)) if n > 0 => {
+                let n = n as usize;
+                let r = (0..n)
+                    .min_by_key(|&r| {
+                        let (f, c) = share(r, n);
+                        load[f..f + c].iter().sum::<u32>()
+                    })
+                    .unwrap_or(0);
+                share(r, n)
+            }
+            _ => (0, nr_cpus),
+        };
         let cpu = (first..first + count).min_by_key(|&c| load[c]).unwrap_or(first) as u32;
         let slot = (0..MAX_PROCESSES)
             .find(|&i| {
