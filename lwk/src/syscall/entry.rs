@@ -123,7 +123,14 @@ extern "C" {
     fn lwk_return_to_user() -> !;
 }
 
+/// Which SYSCALL path ran first, logged once each (`hwvirt-check` reads it).
+pub static RING0_LOGGED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+pub static EMULATED_LOGGED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 extern "C" fn syscall_from_user(f: &mut TrapFrame) {
+    if !RING0_LOGGED.load(core::sync::atomic::Ordering::Relaxed) && !RING0_LOGGED.swap(true, core::sync::atomic::Ordering::Relaxed) {
+        crate::printk!("syscall entry: SYSCALL/SYSRET through LSTAR (ring 0)");
+    }
     super::dispatch(f);
     crate::process::trap::return_to_user(f);
 }
