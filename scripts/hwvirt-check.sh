@@ -5,12 +5,14 @@
 # Builds this repository's install tree, makes a small guest from Debian's
 # packages only (linux-image-amd64's kernel and kvm modules, busybox-static,
 # plus the install tree and the shared libraries it needs, as an initramfs),
-# boots it with Debian's qemu-system-x86_64 under TCG (`-cpu max`: SVM + NPT
-# + AVX2), and inside it loads kvm_amd and runs, against the guest's
+# boots it with Debian's qemu-system-x86_64 10.0 (bookworm-backports, unpacked
+# into the cache, not installed) under TCG (`-cpu max`: SVM + NPT + AVX2), and inside it loads kvm_amd and runs, against the guest's
 # hardware-virtualized /dev/kvm: mcreboot -c 1 -m 256M, ihkosctl (status,
 # kmsg: XSAVE on, SYSCALL/SYSRET ring-0 entry), mcexec of busybox programs,
 # an AVX2 program checked across a signal handler and context switches
 # between two LWK processes (scripts/hwvirt/avx-check.c), and mcstop+release.
+# A second guest under Debian 12's QEMU 7.2, which loses a nested guest's
+# XCR0, checks that the LWK notices and keeps AVX off.
 # MCK_HWVIRT_THREADS=1 adds a 2-thread program (scripts/hwvirt/threads-check.c;
 # needs LWK threads).
 #
@@ -19,18 +21,22 @@
 # QEMU process and the temporary files are removed also on failure.
 # Needs root (apt-get for missing packages) but not /dev/kvm.
 #
-# Environment: MCK_HWVIRT_THREADS=1 (the optional thread check),
-# MCK_HWVIRT_TIMEOUT (seconds for the guest run, default 1500),
-# MCK_HWVIRT_CPU (QEMU -cpu model, default max), MCK_HWVIRT_LOG (copy the
-# guest's serial log there), MCK_HWVIRT_KEEP=1 (keep the work directory),
-# MCK_HWVIRT_CACHE (where the kernel package is kept between runs, default
-# target/hwvirt-cache).
+# Environment: MCK_INSTALL_PROFILE=debug (test the debug build, as
+# scripts/test.sh does: no second build), MCK_HWVIRT_THREADS=1 (the
+# optional thread check), MCK_HWVIRT_TIMEOUT (seconds per guest, default 300),
+# MCK_HWVIRT_CPU (QEMU -cpu model, default max), MCK_HWVIRT_QEMU (a QEMU
+# binary to use instead of bookworm-backports'), MCK_HWVIRT_FALLBACK=0 (skip
+# the second guest, see step 6), MCK_HWVIRT_VERBOSE=1 (print the LWK's kmsg),
+# MCK_HWVIRT_LOG=<path> (copy each guest's console to <path>.<guest>),
+# MCK_HWVIRT_KEEP=1 (keep the work directory),
+# MCK_HWVIRT_CACHE (where the kernel and QEMU packages are kept between
+# runs, default target/hwvirt-cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 start=$(date +%s)
 threads=${MCK_HWVIRT_THREADS:-0}
-timeout_s=${MCK_HWVIRT_TIMEOUT:-1500}
+timeout_s=${MCK_HWVIRT_TIMEOUT:-300}
 cpu_model=${MCK_HWVIRT_CPU:-max}
 cache=${MCK_HWVIRT_CACHE:-$root/target/hwvirt-cache}
 
@@ -39,7 +45,8 @@ failed=0
 ok() { echo "ok   $*"; passed=$((passed + 1)); }
 fail() { echo "FAIL $*"; failed=$((failed + 1)); }
 summary() {
-    echo "hwvirt-check: $passed passed, $failed failed ($(($(date +%s) - start)) s)"
+    echo "hwvirt-check: took $(($(date +%s) - start)) s"
+    echo "hwvirt-check: $passed passed, $failed failed"
 }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hwvirt-check.XXXXXX")
@@ -51,9 +58,6 @@ cleanup() {
         for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$qpid" 2>/dev/null || break; sleep 0.5; done
         kill -KILL "$qpid" 2>/dev/null || true
         wait "$qpid" 2>/dev/null || true
-    fi
-    if [ -n "${MCK_HWVIRT_LOG:-}" ] && [ -f "$work/serial.log" ]; then
-        cp "$work/serial.log" "$MCK_HWVIRT_LOG" || true
     fi
     if [ "${MCK_HWVIRT_KEEP:-0}" = 1 ]; then
         echo "hwvirt-check: work directory kept: $work" >&2
@@ -83,7 +87,7 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 if scripts/install.sh "$work/install" >"$work/build.log" 2>&1; then
-    ok "build: scripts/install.sh"
+    ok "build: scripts/install.sh (${MCK_INSTALL_PROFILE:-release})"
 else
     tail -30 "$work/build.log"
     die "build: scripts/install.sh failed"
@@ -194,57 +198,82 @@ echo "root:x:0:" >"$ird/etc/group"
 ok "guest image: $kpkg, busybox-static, $qemu_version, install tree ($(du -m "$work/initramfs.cpio.gz" | cut -f1) MiB initramfs)"
 
 # 5. Boot it: TCG, 2 vCPUs with SVM + NPT, serial console into a file.
-serial=$work/serial.log
-: >"$serial"
-env "${qemu_env[@]}" nice -n 19 "$qemu" "${qemu_args[@]}" -accel tcg,thread=multi -cpu "$cpu_model" -smp 2 -m 1536M \
-    -nodefaults -display none -monitor none -no-reboot \
-    -serial "file:$serial" \
-    -kernel "$vmlinuz" -initrd "$work/initramfs.cpio.gz" \
-    -append "console=ttyS0 loglevel=4 panic=-1 mitigations=off hwv_threads=$threads" \
-    >"$work/qemu.log" 2>&1 &
-qpid=$!
-guest_start=$(date +%s)
-shown=0
-while kill -0 "$qpid" 2>/dev/null; do
-    # Print each check as the guest reports it.
-    n=$(grep -c '^HWV: \(ok\|FAIL\) ' "$serial" 2>/dev/null || true)
-    if [ "$n" -gt "$shown" ]; then
-        grep '^HWV: \(ok\|FAIL\) ' "$serial" | sed -n "$((shown + 1)),${n}p" | sed 's/^HWV: ok /ok   guest: /; s/^HWV: FAIL /FAIL guest: /'
-        shown=$n
-    fi
-    grep -q '^HWV: done' "$serial" 2>/dev/null && sleep 2 && break
-    if [ $(($(date +%s) - guest_start)) -ge "$timeout_s" ]; then
-        echo "hwvirt-check: guest still running after $timeout_s s; last lines of its console:" >&2
-        tail -25 "$serial" | tr -d '\r' >&2
-        break
-    fi
-    sleep 2
-done
-guest_s=$(($(date +%s) - guest_start))
-if kill -0 "$qpid" 2>/dev/null; then
-    grep -q '^HWV: done' "$serial" || true
+# run_guest <label> <mode> <qemu-version> <env...> -- <qemu> <args...>
+run_guest() {
+    local label=$1 mode=$2 qv=$3; shift 3
+    local envs=()
+    while [ "$1" != -- ]; do envs+=("$1"); shift; done
+    shift
+    local serial=$work/serial-$label.log txt=$work/serial-$label.txt n shown=0 t0 secs
+    local fmt="s/^HWV: ok /ok   $label: /; s/^HWV: FAIL /FAIL $label: /"
+    : >"$serial"
+    env "${envs[@]}" nice -n 19 "$@" -accel tcg,thread=multi -cpu "$cpu_model" -smp 2 -m 1536M \
+        -nodefaults -display none -monitor none -no-reboot \
+        -serial "file:$serial" \
+        -kernel "$vmlinuz" -initrd "$work/initramfs.cpio.gz" \
+        -append "console=ttyS0 loglevel=4 panic=-1 mitigations=off hwv_threads=$threads hwv_mode=$mode" \
+        >"$work/qemu-$label.log" 2>&1 &
+    qpid=$!
+    t0=$(date +%s)
+    while kill -0 "$qpid" 2>/dev/null; do
+        # Print each check as the guest reports it.
+        n=$(grep -c '^HWV: \(ok\|FAIL\) ' "$serial" 2>/dev/null || true)
+        if [ "$n" -gt "$shown" ]; then
+            grep '^HWV: \(ok\|FAIL\) ' "$serial" | sed -n "$((shown + 1)),${n}p" | tr -d '\r' | sed "$fmt"
+            shown=$n
+        fi
+        grep -q '^HWV: done' "$serial" 2>/dev/null && sleep 2 && break
+        if [ $(($(date +%s) - t0)) -ge "$timeout_s" ]; then
+            echo "hwvirt-check: $label still running after $timeout_s s" >&2
+            break
+        fi
+        sleep 1
+    done
+    secs=$(($(date +%s) - t0))
     kill "$qpid" 2>/dev/null || true
-fi
-wait "$qpid" 2>/dev/null || true
-qpid=""
-tr -d '\r' <"$serial" >"$work/serial.txt"
+    wait "$qpid" 2>/dev/null || true
+    qpid=""
+    tr -d '\r' <"$serial" >"$txt"
+    # Lines the loop did not print yet, then the verdict.
+    n=$(grep -c '^HWV: \(ok\|FAIL\) ' "$txt" || true)
+    if [ "$n" -gt "$shown" ]; then
+        grep '^HWV: \(ok\|FAIL\) ' "$txt" | sed -n "$((shown + 1)),${n}p" | sed "$fmt"
+    fi
+    passed=$((passed + $(grep -c '^HWV: ok ' "$txt" || true)))
+    failed=$((failed + $(grep -c '^HWV: FAIL ' "$txt" || true)))
+    if grep -q '^HWV: done' "$txt"; then
+        ok "$label: guest ran to the end in $secs s and powered off ($qv)"
+    else
+        fail "$label: guest did not finish (${secs} s, QEMU: $(tr '\n' ' ' <"$work/qemu-$label.log" | cut -c1-300)); last console lines:"
+        tail -25 "$txt"
+    fi
+    if [ "$failed" -gt 0 ] || [ "${MCK_HWVIRT_VERBOSE:-0}" = 1 ]; then
+        echo "--- the LWK's kmsg in the $label guest ---"
+        sed -n '/^HWV: kmsg-begin/,/^HWV: kmsg-end/p' "$txt" | grep '^HWV|' | sed 's/^HWV|   //'
+    fi
+    if [ -n "${MCK_HWVIRT_LOG:-}" ]; then
+        cp "$txt" "$MCK_HWVIRT_LOG.$label" || true
+    fi
+}
 
-# Lines the loop above did not print yet, then the verdict.
-n=$(grep -c '^HWV: \(ok\|FAIL\) ' "$work/serial.txt" || true)
-if [ "$n" -gt "$shown" ]; then
-    grep '^HWV: \(ok\|FAIL\) ' "$work/serial.txt" | sed -n "$((shown + 1)),${n}p" | sed 's/^HWV: ok /ok   guest: /; s/^HWV: FAIL /FAIL guest: /'
-fi
-passed=$((passed + $(grep -c '^HWV: ok ' "$work/serial.txt" || true)))
-failed=$((failed + $(grep -c '^HWV: FAIL ' "$work/serial.txt" || true)))
-if grep -q '^HWV: done' "$work/serial.txt"; then
-    ok "guest ran to the end in $guest_s s and powered off"
-else
-    fail "guest did not finish (${guest_s} s, QEMU: $(tr '\n' ' ' <"$work/qemu.log" | cut -c1-300)); last console lines:"
-    tail -25 "$work/serial.txt"
-fi
-if [ "$failed" -gt 0 ] || [ "${MCK_HWVIRT_VERBOSE:-0}" = 1 ]; then
-    echo "--- the LWK's kmsg in the guest ---"
-    sed -n '/^HWV: kmsg-begin/,/^HWV: kmsg-end/p' "$work/serial.txt" | grep '^HWV|' | sed 's/^HWV|   //'
+run_guest hwvirt hwvirt "$qemu_version" "${qemu_env[@]}" -- "$qemu" "${qemu_args[@]}"
+
+# 6. The LWK's fallback when the hypervisor loses XCR0: Debian 12's QEMU 7.2
+# does not intercept the nested guest's XSETBV, so L1's KVM puts its own
+# XCR0 back at the next VM entry. The LWK must notice and keep AVX off
+# (lwk/src/process/fpu.rs). MCK_HWVIRT_FALLBACK=0 skips this guest.
+if [ "${MCK_HWVIRT_FALLBACK:-1}" = 1 ] && [ -z "${MCK_HWVIRT_QEMU:-}" ]; then
+    if ! dpkg-query -W -f='${Status}' qemu-system-x86 2>/dev/null | grep -q "install ok installed"; then
+        echo "hwvirt-check: installing qemu-system-x86 (Debian 12's QEMU, for the XCR0 fallback guest)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
+    fi
+    old_qemu=/usr/bin/qemu-system-x86_64
+    old_version=$("$old_qemu" --version | head -1)
+    case "$old_version" in
+        *"version 7."*) run_guest xcr0-lost xcr0-lost "$old_version" -- "$old_qemu" ;;
+        *) echo "hwvirt-check: $old_qemu is not QEMU 7 ($old_version): XCR0 fallback guest skipped" ;;
+    esac
 fi
 summary
 [ "$failed" -eq 0 ]
