@@ -103,16 +103,13 @@ qemu_env=()
 qemu_args=()
 if [ -z "$qemu" ]; then
     bpo=$cache/apt-bpo
-    mkdir -p "$bpo/lists/partial" "$bpo/cache/archives/partial" "$bpo/debs"
+    mkdir -p "$bpo/lists/partial" "$bpo/cache/archives/partial" "$bpo/debs" "$bpo/none"
     echo "deb http://deb.debian.org/debian bookworm-backports main" >"$bpo/sources.list"
     apt_bpo=(-o "Dir::Etc::SourceList=$bpo/sources.list" -o "Dir::Etc::SourceParts=$bpo/none"
              -o "Dir::State::Lists=$bpo/lists" -o "Dir::Cache=$bpo/cache")
     bpo_version() { apt-cache "${apt_bpo[@]}" madison "$1" | awk -F'|' '/bookworm-backports/ {gsub(/ /, "", $2); print $2; exit}'; }
+    apt-get "${apt_bpo[@]}" update -qq || die "qemu: apt-get update of bookworm-backports failed"
     qver=$(bpo_version qemu-system-x86)
-    if [ -z "$qver" ]; then
-        apt-get "${apt_bpo[@]}" update -qq || die "qemu: apt-get update of bookworm-backports failed"
-        qver=$(bpo_version qemu-system-x86)
-    fi
     [ -n "$qver" ] || die "qemu: no qemu-system-x86 in bookworm-backports"
     qroot=$cache/qemu-${qver//[:~+]/_}
     if [ ! -x "$qroot/usr/bin/qemu-system-x86_64" ]; then
@@ -207,7 +204,10 @@ run_guest() {
     local serial=$work/serial-$label.log txt=$work/serial-$label.txt n shown=0 t0 secs
     local fmt="s/^HWV: ok /ok   $label: /; s/^HWV: FAIL /FAIL $label: /"
     : >"$serial"
-    env "${envs[@]}" nice -n 19 "$@" -accel tcg,thread=multi -cpu "$cpu_model" -smp 2 -m 1536M \
+    # hwvirt: 3 vCPUs (Linux on 0, the LWK on 1, then on 1-2); xcr0-lost: 2.
+    local smp=3
+    [ "$mode" = hwvirt ] || smp=2
+    env "${envs[@]}" nice -n 19 "$@" -accel tcg,thread=multi -cpu "$cpu_model" -smp "$smp" -m 1536M \
         -nodefaults -display none -monitor none -no-reboot \
         -serial "file:$serial" \
         -kernel "$vmlinuz" -initrd "$work/initramfs.cpio.gz" \

@@ -162,6 +162,35 @@ if [ ! -S /run/ihk/mcd0 ] && [ "$(cat /proc/sys/vm/nr_hugepages)" = 0 ]; then
 else
     fail "node not released: $(ls /run/ihk 2>&1) nr_hugepages=$(cat /proc/sys/vm/nr_hugepages)"
 fi
+# 10. Two LWK CPUs (guest CPUs 1-2): the x2APIC wake-up IPI at boot, two
+# programs at once (one per LWK CPU), the stop IPI at shutdown.
+if [ $mode = hwvirt ] && [ "$(grep -c ^processor /proc/cpuinfo)" -ge 3 ]; then
+    run 400 mcreboot -c 1,2 -m 256M
+    if [ $rc -eq 0 ]; then
+        run 30 ihkosctl 0 kmsg
+        kmsg2=$out
+        if line=$(echo "$kmsg2" | grep -m1 'BSP: booted 1 AP CPUs') && echo "$kmsg2" | grep -q 'AP: 1 .* online'; then
+            ok "mcreboot -c 1,2 -m 256M: ${line#*: }"
+        else
+            fail "mcreboot -c 1,2: $(echo "$kmsg2" | grep -E 'BSP|AP' | tr '\n' ' ')"
+        fi
+        (timeout 300 mcexec /hwv/avx-check >/tmp/avx1 2>&1; echo "rc=$?" >>/tmp/avx1) &
+        (timeout 300 mcexec /hwv/avx-check >/tmp/avx2 2>&1; echo "rc=$?" >>/tmp/avx2) &
+        wait
+        if grep -q '^avx-check: ok' /tmp/avx1 && grep -q '^avx-check: ok' /tmp/avx2 && grep -q '^rc=0' /tmp/avx1 && grep -q '^rc=0' /tmp/avx2; then
+            ok "two avx-check programs at once on 2 LWK CPUs"
+        else
+            fail "two avx-check at once: $(cat /tmp/avx1 /tmp/avx2 | tr '\n' ' ')"
+        fi
+        run 300 mcstop+release
+        if [ $rc -eq 0 ] && [ ! -S /run/ihk/mcd0 ]; then ok "mcstop+release of the 2-CPU partition"; else
+            fail "mcstop+release (2 CPUs): rc=$rc $out"
+        fi
+    else
+        fail "mcreboot -c 1,2 -m 256M: rc=$rc $out"
+    fi
+fi
+
 echo "HWV: kmsg-begin"
 echo "$kmsg" | show
 echo "HWV: kmsg-end"
