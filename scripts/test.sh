@@ -2,10 +2,17 @@
 # The test command of the README: installs missing dependencies, builds the
 # whole workspace (which also builds the LWK image), and runs every test.
 # Needs root and /dev/kvm for the partition tests (they boot real KVM
-# partitions in `pin` mode and always release them).
+# partitions in `pin` mode and always release them), then runs
+# scripts/hwvirt-check.sh (the stack on nested SVM in QEMU guests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 cargo build --workspace --all-targets
 scripts/check-leftovers.sh
 cargo test --workspace -- --test-threads=1 "$@"
+# The hardware-virtualization check (docs/hwvirt.md): the debug build above,
+# in QEMU guests with nested SVM (about 2 minutes). Skipped when arguments
+# select tests, or with MCK_HWVIRT=0.
+if [ $# -eq 0 ] && [ "${MCK_HWVIRT:-1}" != 0 ]; then
+    MCK_INSTALL_PROFILE=debug scripts/hwvirt-check.sh
+fi

@@ -50,7 +50,7 @@ pub fn init_this_cpu() {
                 "fpu: kernel code runs under instruction emulation (nested hypervisor); XSAVE disabled, user programs use SSE"
             );
         }
-        let has_xsave = ecx1 & (1 << 26) != 0 && !emulated;
+        let mut has_xsave = ecx1 & (1 << 26) != 0 && !emulated;
         if has_xsave {
             cr4 |= 1 << 18; // OSXSAVE
         }
@@ -65,9 +65,29 @@ pub fn init_this_cpu() {
             }
             asm!("xsetbv", in("ecx") 0u32, in("eax") xcr0 as u32, in("edx") (xcr0 >> 32) as u32);
             let (_, ebx, _, _) = cpuid(0xd, 0);
-            XCR0.store(xcr0, Ordering::Relaxed);
-            AREA_SIZE.store(ebx as u64, Ordering::Relaxed);
-            USE_XSAVE.store(true, Ordering::Relaxed);
+            // CPUID exits to the hypervisor. One that did not intercept the
+            // XSETBV (QEMU 7.2's TCG for a nested guest: Debian 12) has put its
+            // own XCR0 back by now: user programs would see AVX come and go.
+            let (lo, hi): (u32, u32);
+            asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") hi);
+            let now = (lo as u64) | ((hi as u64) << 32);
+            if now == xcr0 {
+                XCR0.store(xcr0, Ordering::Relaxed);
+                AREA_SIZE.store(ebx as u64, Ordering::Relaxed);
+                USE_XSAVE.store(true, Ordering::Relaxed);
+            } else {
+                if crate::smp::cpu_id() == 0 {
+                    crate::printk!("fpu: XCR0 {:#x} became {:#x} after a VM exit (the hypervisor ignored XSETBV)", xcr0, now);
+                }
+                has_xsave = false;
+                asm!("mov cr4, {}", in(reg) cr4 & !(1 << 18));
+            }
+        }
+        if crate::smp::cpu_id() == 0 {
+            match has_xsave {
+                true => crate::printk!("fpu: XSAVE on (xcr0={:#x}, {} bytes)", xcr0(), area_size()),
+                false => crate::printk!("fpu: XSAVE off, FXSAVE (x87/SSE only)"),
+            }
         }
         asm!("fninit");
     }

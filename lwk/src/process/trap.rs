@@ -110,6 +110,10 @@ pub fn user_exception(f: &mut TrapFrame) {
         // A SYSCALL that a nested hypervisor delivered without the switch
         // to CPL0 (seen with KVM PVM hosts): it faults fetching the entry
         // point in user mode, with rcx/r11 already saved. Finish it here.
+        static EMULATED_LOGGED: AtomicBool = AtomicBool::new(false);
+        if !EMULATED_LOGGED.load(core::sync::atomic::Ordering::Relaxed) && !EMULATED_LOGGED.swap(true, core::sync::atomic::Ordering::Relaxed) {
+            crate::printk!("syscall entry: SYSCALL arrives as a user-mode page fault (emulated path, no CPL switch)");
+        }
         f.rip = f.rcx;
         f.rflags = f.r11;
         f.vector = f.rax;

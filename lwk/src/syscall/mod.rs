@@ -35,6 +35,11 @@ pub fn args(f: &TrapFrame) -> [u64; 6] {
 /// Run the system call in `f` (number in `vector`, the saved rax) and put
 /// its result in `f.rax`.
 pub fn dispatch(f: &mut TrapFrame) {
+    use crate::arch::x86_64::entry::RING0_ENTRY;
+    use core::sync::atomic::Ordering::Relaxed;
+    if RING0_ENTRY.load(Relaxed) == 1 && RING0_ENTRY.compare_exchange(1, 2, Relaxed, Relaxed).is_ok() {
+        crate::printk!("syscall entry: SYSCALL/SYSRET through LSTAR (ring 0)");
+    }
     let r = match table::lookup(f.vector) {
         Entry::Local(h) => h(f),
         Entry::Offload => offload::syscall(f),

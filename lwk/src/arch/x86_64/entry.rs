@@ -123,8 +123,16 @@ extern "C" {
     fn lwk_return_to_user() -> !;
 }
 
+/// The SYSCALL path through LSTAR (ring 0) ran: 0 not yet, 1 ran and not
+/// logged, 2 logged. The syscall layer logs it once (`hwvirt-check` reads
+/// the line); arch prints nothing itself.
+pub static RING0_ENTRY: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
 extern "C" fn syscall_from_user(f: &mut TrapFrame) {
     super::tlb::entered_kernel();
+    if RING0_ENTRY.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+        RING0_ENTRY.store(1, core::sync::atomic::Ordering::Relaxed);
+    }
     let h = super::hooks::get();
     (h.syscall)(f);
     (h.return_to_user)(f);
