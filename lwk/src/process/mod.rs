@@ -161,6 +161,9 @@ pub struct Thread {
     /// Signals directed at this thread.
     pub sig_pending: AtomicU64,
     pub sig_info: Mutex<[signal::SigInfo; 64]>,
+    /// The signals the thread waits for in sigtimedwait (Linux's
+    /// real_blocked): their default action does not end the process then.
+    pub sigwait_set: AtomicU64,
     /// The LWK CPU whose run queue holds the thread.
     pub cpu: AtomicU32,
     /// Where the thread may run (`sched_setaffinity`), inside its process's set.

@@ -340,6 +340,7 @@ pub fn new_thread(mut res: ThreadRes, tid: u32, cpu: u32, start: ThreadStart) ->
         sig_mask: AtomicU64::new(0),
         sig_pending: AtomicU64::new(0),
         sig_info: Mutex::new([Default::default(); 64]),
+        sigwait_set: AtomicU64::new(0),
         cpu: AtomicU32::new(cpu),
         affinity: Mutex::new(p.cpu_set),
         migrate_to: AtomicU32::new(super::NO_MIGRATION),

@@ -175,7 +175,8 @@ pub fn send_to_thread(t: &Thread, sig: u32, info: SigInfo) {
 fn wake_for_signal(t: &Thread, sig: u32) {
     let p = &t.process;
     let a = p.signals.lock().actions[(sig - 1) as usize];
-    if a.handler == SIG_DFL && default_action(sig) == Default::Terminate {
+    let waited_for = t.sigwait_set.load(Ordering::Acquire) & bit(sig) != 0;
+    if a.handler == SIG_DFL && default_action(sig) == Default::Terminate && !waited_for {
         super::service::kill_process(p, sig, false);
         return;
     }
@@ -224,10 +225,12 @@ pub fn timed_wait(t: &Thread, set: u64, deadline: u64, poll: bool) -> Result<(u3
         if t.must_leave() {
             return Err(EINTR);
         }
+        t.sigwait_set.store(set, Ordering::Release);
         t.sig_mask.store(old & !set, Ordering::Relaxed);
         t.woken.store(false, Ordering::Relaxed);
         super::sched::wait_event(t, deadline);
         t.sig_mask.store(old, Ordering::Relaxed);
+        t.sigwait_set.store(0, Ordering::Release);
         if let Some(hit) = dequeue_from(t, set) {
             return Ok(hit);
         }

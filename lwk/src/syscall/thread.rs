@@ -220,6 +220,7 @@ pub fn getcpu(f: &mut TrapFrame) -> SysResult {
 pub fn prctl(f: &mut TrapFrame) -> SysResult {
     const PR_SET_NAME: u64 = 15;
     const PR_GET_NAME: u64 = 16;
+    const PR_GET_TID_ADDRESS: u64 = 40;
     let [option, arg, ..] = args(f);
     let t = current();
     match option {
@@ -245,6 +246,11 @@ pub fn prctl(f: &mut TrapFrame) -> SysResult {
             let n = c.len().min(15);
             b[..n].copy_from_slice(&c.as_bytes()[..n]);
             t.process.aspace.lock().write(arg, &b)?;
+            Ok(0)
+        }
+        // The thread's CLONE_CHILD_CLEARTID word is the LWK's, not its proxy's.
+        PR_GET_TID_ADDRESS => {
+            t.process.aspace.lock().write_u64(arg, t.clear_child_tid.load(Ordering::Relaxed))?;
             Ok(0)
         }
         _ => offload::syscall(f),

@@ -72,6 +72,13 @@ impl Partition {
     /// Boot `mcreboot -c 1 -m <mem>` (plus `extra` options) in a fresh
     /// runtime directory.
     pub fn boot(mem: &str, extra: &[&str]) -> Partition {
+        Partition::boot_cpus(CPU, mem, extra)
+    }
+
+    /// Boot `mcreboot -c <cpus> -m <mem>` (plus `extra`): `0-1` is the
+    /// 2-CPU LWK of this 2-CPU machine, whose vCPUs share the CPUs with
+    /// Linux in `pin` mode.
+    pub fn boot_cpus(cpus: &str, mem: &str, extra: &[&str]) -> Partition {
         let lock = mck_tests::partition_lock();
         let dir = tempfile::Builder::new().prefix("mcexec-test-").tempdir().expect("tempdir");
         // Reachable by the unprivileged user of the ownership test.
@@ -86,7 +93,7 @@ impl Partition {
             .expect("starting ihkd");
         p.ihkd = Some(child);
         p.wait_serving();
-        let mut args = vec!["-c", CPU, "-m", mem];
+        let mut args = vec!["-c", cpus, "-m", mem];
         args.extend_from_slice(extra);
         let out = p.run_cmd(&bin("mcreboot"), &args);
         assert!(out.status.success(), "mcreboot failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -194,7 +201,8 @@ pub fn linux(args: &[&str]) -> Output {
 pub fn compile(src: &str, flags: &[&str], out_dir: &Path, name: &str) -> Option<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs").join(src);
     let out = out_dir.join(name);
-    match Command::new("gcc").args(flags).arg("-O2").arg("-o").arg(&out).arg(&src).status() {
+    let cc = if src.extension().is_some_and(|e| e == "cpp") { "g++" } else { "gcc" };
+    match Command::new(cc).arg("-O2").arg("-o").arg(&out).arg(&src).args(flags).status() {
         Ok(s) if s.success() => Some(out),
         Ok(s) => panic!("gcc {flags:?} {} failed: {s}", src.display()),
         Err(e) => {

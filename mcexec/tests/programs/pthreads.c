@@ -16,8 +16,11 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static long counter;
 static unsigned long cpus_seen; /* bit per CPU a worker ran on */
 
+static pthread_barrier_t start; /* all workers live at once: spread over CPUs */
+
 static void *count(void *arg) {
     (void)arg;
+    pthread_barrier_wait(&start);
     for (int i = 0; i < ITERS; i++) {
         pthread_mutex_lock(&lock);
         counter++;
@@ -56,6 +59,7 @@ static void *sleeper(void *arg) {
 
 int main(void) {
     pthread_t t[THREADS];
+    pthread_barrier_init(&start, NULL, THREADS);
     for (int i = 0; i < THREADS; i++)
         if (pthread_create(&t[i], NULL, count, NULL) != 0) { perror("pthread_create"); return 1; }
     for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);

@@ -1,0 +1,181 @@
+//! Multithreaded programs on the LWK (issue: threads): pthreads with a
+//! mutex, a condition variable and pthread_cancel; OpenMP (default team =
+//! the process's CPUs, oversubscribed teams time-shared); C++ std::thread
+//! and std::async; Python's ThreadPoolExecutor and asyncio.to_thread;
+//! process CPU sets (`nproc`, `-n`); timers and signals from Linux; and
+//! kill -9 of a multithreaded program. Real programs, built here with
+//! Debian's compilers, on real partitions: `-c 0-1` (a 2-CPU LWK sharing
+//! this 2-CPU machine with Linux in pin mode) and `-c 1`.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{can_run, compile, Partition};
+
+fn stdout_of(p: &Partition, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut c = p.mcexec_command(args);
+    c.stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("running mcexec");
+    common::log(std::path::Path::new("mcexec"), args, &out);
+    assert!(out.status.success(), "{args:?} failed: {:?}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The number after `key` in `text` ("counter 800000" -> 800000).
+fn field(text: &str, key: &str) -> i64 {
+    text.split_whitespace()
+        .skip_while(|w| *w != key)
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key:?} in {text:?}"))
+}
+
+#[test]
+fn pthreads_openmp_cxx_and_python_threads_on_a_two_cpu_partition() {
+    if !can_run("pthreads_openmp_cxx_and_python_threads_on_a_two_cpu_partition") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(pth) = compile("pthreads.c", &["-pthread"], tmp.path(), "pthreads") else { return };
+    let Some(omp) = compile("openmp.c", &["-fopenmp"], tmp.path(), "openmp") else { return };
+    let Some(cxx) = compile("cxxthreads.cpp", &["-pthread"], tmp.path(), "cxxthreads") else { return };
+    let p = Partition::boot_cpus("0-1", "1G", &[]);
+
+    let out = stdout_of(&p, &[pth.to_str().unwrap()], &[]);
+    assert_eq!(field(&out, "counter"), 800_000, "{out}");
+    assert_eq!(field(&out, "handoff"), 100, "{out}");
+    assert!(out.contains("cancel ok"), "{out}");
+    assert_eq!(field(&out, "cpus"), 2, "the 4 workers ran on both LWK CPUs: {out}");
+
+    // OpenMP's default team is the process's CPU count.
+    let out = stdout_of(&p, &[omp.to_str().unwrap()], &[]);
+    assert_eq!(field(&out, "threads"), 2, "{out}");
+    assert_eq!(field(&out, "sum"), 499_999_500_000, "{out}");
+    // Oversubscribed: 5 threads on 2 CPUs, time-shared.
+    let out = stdout_of(&p, &[omp.to_str().unwrap()], &[("OMP_NUM_THREADS", "5")]);
+    assert_eq!(field(&out, "threads"), 5, "{out}");
+    assert_eq!(field(&out, "sum"), 499_999_500_000, "{out}");
+
+    let out = stdout_of(&p, &[cxx.to_str().unwrap()], &[]);
+    assert_eq!(out.trim(), "atomic 150000 map 3 async 42");
+
+    let py = "from concurrent.futures import ThreadPoolExecutor\n\
+              import asyncio\n\
+              print(sum(ThreadPoolExecutor(4).map(lambda x: x * x, range(100))))\n\
+              print(asyncio.run(asyncio.to_thread(lambda: 42)))\n";
+    let out = stdout_of(&p, &["/usr/bin/python3", "-c", py], &[]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["328350", "42"]);
+}
+
+#[test]
+fn threads_time_share_a_single_cpu() {
+    if !can_run("threads_time_share_a_single_cpu") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(pth) = compile("pthreads.c", &["-pthread"], tmp.path(), "pthreads") else { return };
+    let Some(omp) = compile("openmp.c", &["-fopenmp"], tmp.path(), "openmp") else { return };
+    let p = Partition::boot("512M", &[]);
+    let out = stdout_of(&p, &[pth.to_str().unwrap()], &[]);
+    assert_eq!(field(&out, "counter"), 800_000, "{out}");
+    assert!(out.contains("cancel ok"), "{out}");
+    assert_eq!(field(&out, "cpus"), 1, "{out}");
+    let out = stdout_of(&p, &[omp.to_str().unwrap()], &[("OMP_NUM_THREADS", "3")]);
+    assert_eq!(field(&out, "threads"), 3, "{out}");
+    assert_eq!(field(&out, "sum"), 499_999_500_000, "{out}");
+}
+
+#[test]
+fn process_cpu_sets_agree_in_nproc_affinity_and_proc_status() {
+    if !can_run("process_cpu_sets_agree_in_nproc_affinity_and_proc_status") {
+        return;
+    }
+    let p = Partition::boot_cpus("0-1", "512M", &[]);
+    assert_eq!(stdout_of(&p, &["nproc"], &[]).trim(), "2");
+    let status = stdout_of(&p, &["/bin/busybox", "cat", "/proc/self/status"], &[]);
+    assert!(status.contains("Cpus_allowed_list:\t0-1"), "{status}");
+    // Two `-n 2` processes at once get one CPU each.
+    let spawn = || p.mcexec_command(&["-n", "2", "/bin/sh", "-c", "nproc; grep Cpus_allowed_list /proc/self/status; sleep 1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (a, b) = (String::from_utf8_lossy(&a.stdout).into_owned(), String::from_utf8_lossy(&b.stdout).into_owned());
+    assert_eq!(a.lines().next(), Some("1"), "{a}");
+    assert_eq!(b.lines().next(), Some("1"), "{b}");
+    let cpu = |s: &str| s.lines().nth(1).unwrap_or("").to_string();
+    assert_ne!(cpu(&a), cpu(&b), "the two processes share a CPU:\n{a}\n{b}");
+    // A launcher's local rank picks the share.
+    let out = stdout_of(&p, &["-n", "2", "/bin/busybox", "cat", "/proc/self/status"], &[("MPI_LOCALRANKID", "1")]);
+    assert!(out.contains("Cpus_allowed_list:\t1\n"), "{out}");
+}
+
+#[test]
+fn timers_and_signals_from_linux_reach_the_program() {
+    if !can_run("timers_and_signals_from_linux_reach_the_program") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("timers.c", &["-pthread"], tmp.path(), "timers") else { return };
+    let p = Partition::boot("512M", &[]);
+    let mut c = p.mcexec_command(&[exe.to_str().unwrap()]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = c.stdout.take().unwrap();
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut b = [0u8; 256];
+    while !text.contains("ready\n") {
+        assert!(Instant::now() < deadline, "no \"ready\" within 30 s: {text:?}");
+        let n = out.read(&mut b).unwrap();
+        assert!(n > 0, "the program ended early: {text:?}");
+        text.push_str(&String::from_utf8_lossy(&b[..n]));
+    }
+    // `kill -USR1 <mcexec pid>` from another process, as a user would.
+    let k = std::process::Command::new("kill").args(["-USR1", &c.id().to_string()]).status().unwrap();
+    assert!(k.success());
+    out.read_to_string(&mut text).unwrap();
+    let st = c.wait().unwrap();
+    assert!(st.success(), "{st:?}: {text}");
+    assert_eq!(text, "alarm 1\nitimer 2\nsigwait 12\nready\nusr1 1\n");
+}
+
+#[test]
+fn kill_9_of_a_multithreaded_program_leaves_nothing_behind() {
+    if !can_run("kill_9_of_a_multithreaded_program_leaves_nothing_behind") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("spin_threads.c", &["-pthread"], tmp.path(), "spin_threads") else { return };
+    let p = Partition::boot_cpus("0-1", "1G", &[]);
+    let free = || {
+        let out = p.command(&common::bin("ihkosctl")).args(["0", "query_free_mem"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // Memory settles once the first program's frames are cached.
+    assert!(p.mcexec(&["/bin/busybox", "true"]).status.success());
+    let before = free();
+    let mut c = p.mcexec_command(&[exe.to_str().unwrap()]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = [0u8; 9];
+    c.stdout.take().unwrap().read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"spinning\n");
+    let pid = c.id();
+    c.kill().unwrap();
+    assert_eq!(c.wait().unwrap().signal(), Some(libc::SIGKILL));
+    let gone = format!("mcexec (pid {pid}) is gone: ending process {pid}");
+    assert!(p.wait_kmsg(&gone, Duration::from_secs(5)), "{}", p.kmsg());
+    // The next program runs, and the partition's memory is all free again.
+    assert!(p.mcexec(&["/bin/busybox", "true"]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while free() != before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(free(), before, "the LWK's free memory did not come back");
+}
