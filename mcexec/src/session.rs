@@ -288,9 +288,9 @@ pub fn fork_child(env: Arc<Env>, parent_slot: u32, parent: Vec<i32>, report: Own
         params.fork_from_pid = params.host_pid;
         params.host_pid = std::process::id();
         params.host_ppid = nix::unistd::getppid().as_raw() as u32;
-        params.cpu = conn.info.cpu;
-        // The child keeps its parent's CPU set where this attachment covers
-        // it (it covers the whole partition), else takes the attachment's.
+        // The child keeps its parent's CPU set and starts on its parent's
+        // CPU (this attachment covers the whole partition, so both are in
+        // it); otherwise it takes the attachment's.
         let attached = conn.info.cpu_first..conn.info.cpu_first + conn.info.cpu_count;
         let inherited = params.cpu_set_first..params.cpu_set_first + params.cpu_set_count;
         if params.cpu_set_count == 0
@@ -298,6 +298,7 @@ pub fn fork_child(env: Arc<Env>, parent_slot: u32, parent: Vec<i32>, report: Own
             || inherited.end > attached.end
             || !inherited.contains(&params.cpu)
         {
+            params.cpu = conn.info.cpu;
             params.cpu_set_first = conn.info.cpu_first;
             params.cpu_set_count = conn.info.cpu_count;
         }
@@ -341,7 +342,14 @@ pub fn die_of(sig: i32) -> ! {
 
 /// Start the LWK process in `conn`'s slot with `params` and serve it until
 /// it ends. `report` (fork children) gets a byte once START is set.
-fn serve(env: Arc<Env>, conn: Conn, params: StartParams, report: Option<OwnedFd>) -> Result<Ending, Failure> {
+fn serve(env: Arc<Env>, mut conn: Conn, params: StartParams, report: Option<OwnedFd>) -> Result<Ending, Failure> {
+    // The LWK CPU named in the start parameters serves the slot (start,
+    // signals): its irqfd is the one to ring.
+    if params.cpu != conn.info.cpu {
+        let i = params.cpu.checked_sub(conn.info.cpu_first).and_then(|i| conn.irqfds.get(i as usize));
+        let fd = i.ok_or_else(|| Failure::new(1, format!("LWK CPU {} is not in this attachment", params.cpu)))?;
+        conn.irqfd = relocate(fd.try_clone().map_err(fd_err)?).map_err(fd_err)?;
+    }
     let guest = Arc::clone(&env.guest);
     let info = &conn.info;
     // SAFETY: the LWK initialized the offload area at boot (ihkd checked
@@ -391,7 +399,7 @@ fn serve(env: Arc<Env>, conn: Conn, params: StartParams, report: Option<OwnedFd>
         granule: params.mirror_granule,
         exec: Some(Executor::new(Arc::clone(&guest), env.blob.clone(), reserved)),
         irqfds: Some(irqfds),
-        cpu: info.cpu,
+        cpu: params.cpu,
         fork: Some(fork),
         sigfd: env.sigfd.as_raw_fd(),
         conn,

@@ -58,6 +58,8 @@ pub fn fork(t: &Thread, f: &TrapFrame, flags: u64, ptid: u64, ctid: u64, tls: u6
         return Err(ENOSYS);
     }
     let p = &t.process;
+    // One fork at a time per process (`fork_req` is the process's).
+    let _one_at_a_time = p.fork_lock.lock();
     // The child starts from this very frame, returning 0.
     let mut frame = TrapFrame { ..*f };
     frame.rax = 0;

@@ -85,6 +85,8 @@ pub struct Process {
     /// the child reports (0 pending, child pid, or -errno).
     pub fork_req: Mutex<Option<fork::ForkReq>>,
     pub fork_result: core::sync::atomic::AtomicI64,
+    /// Held by the thread forking (threads of one process fork one by one).
+    pub fork_lock: sync::ThreadMutex<()>,
     /// The LWK CPUs the process may use (its share of the partition).
     pub cpu_set: CpuSet,
     /// Its live threads (a thread leaves the list in `service::thread_gone`).

@@ -82,6 +82,13 @@ fn call_interruptible(t: &Thread, nr: u64, args: [u64; 6]) -> (i64, bool) {
                 crate::process::service::ring_host(p.slot_index);
                 asked_interrupt = true;
             }
+            // Ask the proxy to ring this CPU when it answers: another
+            // thread may compute here meanwhile (the CPU need not halt).
+            slot.lwk_waiting.store(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if slot.state.load(Ordering::Acquire) == SLOT_DONE {
+                continue;
+            }
             t.set_state(ThreadState::WaitingOffload);
             sched::yield_now(t);
             continue;

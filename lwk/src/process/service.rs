@@ -258,6 +258,7 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
         in_flight,
         fork_req: Mutex::new(None),
         fork_result: core::sync::atomic::AtomicI64::new(0),
+        fork_lock: super::sync::ThreadMutex::new(()),
         cpu_set,
         threads: Mutex::new(Vec::new()),
         last_exit_code: AtomicU32::new(0),

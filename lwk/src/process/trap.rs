@@ -62,6 +62,9 @@ pub fn doorbell() {
     if let Some(d) = DOORBELL.get(crate::smp::cpu_id() as usize) {
         d.store(true, Ordering::Release);
     }
+    // An answered offload may make a waiting thread of this CPU runnable
+    // while another one computes: the scheduler looks at its queues.
+    sched::note_resched();
 }
 
 /// Handle the offload area's events if the host rang this CPU since the
