@@ -15,6 +15,7 @@ pub mod affinity;
 pub mod bench;
 pub mod config;
 pub mod interrupt;
+pub mod lock;
 pub mod markdown;
 pub mod parse;
 pub mod partition;
