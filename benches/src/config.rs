@@ -380,7 +380,13 @@ mod tests {
         assert!(e.contains("--thread-cpus") && e.contains("two"), "{e}");
         // One CPU is fine when the thread phase does not run.
         let o = Options::parse_from([
-            "mck-bench", "--thread-cpus", "1", "--only", "single-cpu", "--cpu", "1",
+            "mck-bench",
+            "--thread-cpus",
+            "1",
+            "--only",
+            "single-cpu",
+            "--cpu",
+            "1",
         ]);
         assert!(o.resolve().is_ok());
         let o = Options::parse_from(["mck-bench", "--only", "threads", "--thread-cpus", "0-1"]);
@@ -388,6 +394,10 @@ mod tests {
         assert!(o.runs(Phase::Threads) && !o.runs(Phase::SingleCpu));
         assert_eq!(o.thread_cpus(), vec![0, 1]);
         let o = Options::parse_from(["mck-bench", "--thread-round-trips", "0"]);
-        assert!(o.resolve().unwrap_err().to_string().contains("--thread-round-trips"));
+        assert!(o
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("--thread-round-trips"));
     }
 }

@@ -378,7 +378,12 @@ mod tests {
             [a, b] => format!("{a},{b}"),
             _ => unreachable!(),
         };
-        assert_eq!(f.stdout.split_whitespace().nth(1), Some(want.as_str()), "{}", f.stdout);
+        assert_eq!(
+            f.stdout.split_whitespace().nth(1),
+            Some(want.as_str()),
+            "{}",
+            f.stdout
+        );
         let e = Runner::linux_on(&[CpuSet::count()])
             .run(Path::new("/bin/true"), &[], Duration::from_secs(10))
             .unwrap_err();
