@@ -18,8 +18,9 @@ pub enum Phase {
 #[command(
     name = "mck-bench",
     about = "Boots a partition, runs FWQ, STREAM, GUPS, syscall, launch and boot benchmarks \
-             under mcexec and natively pinned to the same CPU, and reports LWK/Linux ratios \
-             against the targets of issue 5 (Markdown + PNG in --out)."
+             under mcexec and natively pinned to the same CPU, then thread create+join and a \
+             futex ping-pong on a 2-CPU partition and natively on the same two CPUs, and \
+             reports LWK/Linux ratios against the targets of issue 5 (Markdown + PNG in --out)."
 )]
 pub struct Options {
     /// Run the native side only (the LWK columns stay empty).
