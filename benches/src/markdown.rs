@@ -88,7 +88,11 @@ pub fn report(
             }
         );
     }
-    s += "Values are medians: over runs (FWQ), over timed iterations (STREAM, GUPS, threads), over calls (system calls), over launches and boots.";
+    s += if single {
+        "Values are medians: over runs (FWQ), over timed iterations (STREAM, GUPS, threads), over calls (system calls), over launches and boots."
+    } else {
+        "Values are medians over the timed iterations."
+    };
     if o.quick {
         s += " **Quick mode**: small sizes, the numbers mean little.";
     }
