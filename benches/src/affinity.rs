@@ -25,6 +25,16 @@ pub fn keep_off(cpu: usize) -> Result<Option<Vec<usize>>> {
     Ok(Some(cpus))
 }
 
+/// The calling thread's affinity.
+pub fn current() -> Result<CpuSet> {
+    sched_getaffinity(Pid::from_raw(0)).context("sched_getaffinity")
+}
+
+/// Sets the calling thread's affinity (back) to `set`.
+pub fn set(set: &CpuSet) -> Result<()> {
+    sched_setaffinity(Pid::from_raw(0), set).context("sched_setaffinity")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

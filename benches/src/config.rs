@@ -4,12 +4,23 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::path::PathBuf;
 
+/// A part of the run that `--only` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// Boot times and the benchmarks on one CPU (FWQ, system calls,
+    /// launch, STREAM, GUPS).
+    SingleCpu,
+    /// Thread create+join and the futex ping-pong on two CPUs.
+    Threads,
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "mck-bench",
     about = "Boots a partition, runs FWQ, STREAM, GUPS, syscall, launch and boot benchmarks \
-             under mcexec and natively pinned to the same CPU, and reports LWK/Linux ratios \
-             against the targets of issue 5 (Markdown + PNG in --out)."
+             under mcexec and natively pinned to the same CPU, then thread create+join and a \
+             futex ping-pong on a 2-CPU partition and natively on the same two CPUs, and \
+             reports LWK/Linux ratios against the targets of issue 5 (Markdown + PNG in --out)."
 )]
 pub struct Options {
     /// Run the native side only (the LWK columns stay empty).
@@ -113,6 +124,34 @@ pub struct Options {
     #[arg(long, default_value = "/bin/busybox")]
     pub busybox: PathBuf,
 
+    /// Run one phase only: `threads` (the 2-CPU thread benchmarks, on both
+    /// sides) or `single-cpu` (boot times and every other benchmark).
+    #[arg(long, value_enum)]
+    pub only: Option<Phase>,
+
+    /// The CPUs of the thread benchmarks: the 2-CPU partition
+    /// (`mcreboot -c <list>`) and the CPUs the native runs are pinned to.
+    /// At least two; the ping-pong uses the first two.
+    #[arg(long, default_value = "0-1")]
+    pub thread_cpus: String,
+
+    /// Memory of the 2-CPU partition (mcreboot -m).
+    #[arg(long, default_value = "512M")]
+    pub thread_mem: String,
+
+    /// Timed pthread_create + pthread_join pairs per side.
+    #[arg(long, default_value_t = 200)]
+    pub thread_creates: u64,
+
+    /// Timed futex round trips per side.
+    #[arg(long, default_value_t = 2_000)]
+    pub thread_round_trips: u64,
+
+    /// Time budget of one thread benchmark in seconds: a slow system stops
+    /// early with fewer (at least 10) timed iterations.
+    #[arg(long, default_value_t = 60)]
+    pub thread_seconds: u64,
+
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     pub bench: bool,
@@ -132,6 +171,8 @@ impl Options {
             self.syscall_iters = self.syscall_iters.min(10_000);
             self.launch_reps = self.launch_reps.min(5);
             self.boot_reps = self.boot_reps.min(1);
+            self.thread_creates = self.thread_creates.min(50);
+            self.thread_round_trips = self.thread_round_trips.min(200);
         } else if self.fwq_samples < 10_000 {
             bail!(
                 "--fwq-samples must be at least 10000 (issue 5), got {}",
@@ -148,6 +189,9 @@ impl Options {
             ("--syscall-iters", self.syscall_iters),
             ("--syscall-seconds", self.syscall_seconds),
             ("--launch-reps", self.launch_reps as u64),
+            ("--thread-creates", self.thread_creates),
+            ("--thread-round-trips", self.thread_round_trips),
+            ("--thread-seconds", self.thread_seconds),
         ] {
             if v == 0 {
                 bail!("{what} must be at least 1, got 0");
@@ -166,13 +210,31 @@ impl Options {
         if !self.linux_only && self.boot_reps == 0 && !self.boot_sizes.is_empty() {
             bail!("--boot-reps must be at least 1 when --boot-sizes is given");
         }
-        if !self.busybox.is_file() {
+        let cpus = parse_cpu_list(&self.thread_cpus)
+            .with_context(|| format!("--thread-cpus '{}'", self.thread_cpus))?;
+        if cpus.len() < 2 && self.runs(Phase::Threads) {
+            bail!(
+                "--thread-cpus must name at least two CPUs, got '{}'",
+                self.thread_cpus
+            );
+        }
+        if !self.busybox.is_file() && self.runs(Phase::SingleCpu) {
             bail!(
                 "--busybox {} does not exist (install busybox-static)",
                 self.busybox.display()
             );
         }
         Ok(self)
+    }
+
+    /// Whether this run includes `phase`.
+    pub fn runs(&self, phase: Phase) -> bool {
+        !matches!(self.only, Some(p) if p != phase)
+    }
+
+    /// The CPUs of --thread-cpus, ascending.
+    pub fn thread_cpus(&self) -> Vec<usize> {
+        parse_cpu_list(&self.thread_cpus).expect("checked by resolve")
     }
 
     pub fn cpu(&self) -> usize {
@@ -243,6 +305,32 @@ pub fn count_cpus(s: &str) -> Option<usize> {
     Some(n)
 }
 
+/// The CPUs of a list like "0-3,6": ascending, without repeats.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for r in s.split(',') {
+        let num = |x: &str| {
+            x.trim()
+                .parse::<usize>()
+                .with_context(|| format!("'{}' is not a CPU number", x.trim()))
+        };
+        let (a, b) = match r.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => (num(r)?, num(r)?),
+        };
+        if b < a {
+            bail!("'{r}' is a descending range");
+        }
+        if b >= nix::sched::CpuSet::count() {
+            bail!("CPU {b} is beyond the largest CPU set");
+        }
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
 pub fn parse_highest_cpu(s: &str) -> Result<usize> {
     s.split(',')
         .filter_map(|r| r.rsplit('-').next())
@@ -273,6 +361,12 @@ mod tests {
         assert_eq!(count_cpus("0-3,6,8-9"), Some(7));
         assert_eq!(count_cpus("0"), Some(1));
         assert_eq!(count_cpus("3-1"), None);
+        assert_eq!(parse_cpu_list("0-1").unwrap(), vec![0, 1]);
+        assert_eq!(parse_cpu_list("3, 0-1,1").unwrap(), vec![0, 1, 3]);
+        assert!(parse_cpu_list("1-0").is_err());
+        assert!(parse_cpu_list("0,").is_err());
+        assert!(parse_cpu_list("a").is_err());
+        assert!(parse_cpu_list("0-99999").is_err());
     }
 
     #[test]
@@ -282,5 +376,29 @@ mod tests {
         assert!(e.contains("--fwq-samples") && e.contains("500"), "{e}");
         let o = Options::parse_from(["mck-bench", "--bench", "--gups-log2", "40"]);
         assert!(o.resolve().unwrap_err().to_string().contains("--gups-log2"));
+        let o = Options::parse_from(["mck-bench", "--thread-cpus", "1"]);
+        let e = o.resolve().unwrap_err().to_string();
+        assert!(e.contains("--thread-cpus") && e.contains("two"), "{e}");
+        // One CPU is fine when the thread phase does not run.
+        let o = Options::parse_from([
+            "mck-bench",
+            "--thread-cpus",
+            "1",
+            "--only",
+            "single-cpu",
+            "--cpu",
+            "1",
+        ]);
+        assert!(o.resolve().is_ok());
+        let o = Options::parse_from(["mck-bench", "--only", "threads", "--thread-cpus", "0-1"]);
+        let o = o.resolve().unwrap();
+        assert!(o.runs(Phase::Threads) && !o.runs(Phase::SingleCpu));
+        assert_eq!(o.thread_cpus(), vec![0, 1]);
+        let o = Options::parse_from(["mck-bench", "--thread-round-trips", "0"]);
+        assert!(o
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("--thread-round-trips"));
     }
 }

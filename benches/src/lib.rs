@@ -1,11 +1,12 @@
-//! mck-bench: the performance report (issue 5).
+//! mck-bench: the performance report (issue 5; the thread rows of issue 12).
 //!
 //! Owns: compiling the benchmark programs of `examples/bench/` (C, static),
-//! booting its own partition (`mcreboot`, `pin` isolation, its own
-//! IHK_RUNTIME_DIR) and running every benchmark there under `mcexec`, then
-//! running the same binaries natively pinned to the same CPU after the
-//! partition is released; statistics, targets, the table (console and
-//! `report.md`) and the PNG plots in the output directory.
+//! booting its own partitions (`mcreboot`, `pin` isolation, its own
+//! IHK_RUNTIME_DIR; one CPU, then two for the thread benchmarks) under the
+//! workspace's partition lock and running every benchmark there under
+//! `mcexec`, then running the same binaries natively pinned to the same
+//! CPUs after the partitions are released; statistics, targets, the table
+//! (console and `report.md`) and the PNG plots in the output directory.
 //!
 //! Must not touch: partitions, processes or runtime directories it did not
 //! create; system-wide settings (transparent huge pages are chosen per table
@@ -15,6 +16,7 @@ pub mod affinity;
 pub mod bench;
 pub mod config;
 pub mod interrupt;
+pub mod lock;
 pub mod markdown;
 pub mod parse;
 pub mod partition;

@@ -1,11 +1,10 @@
 //! report.md: the table of `report.rs` with the run's context (machine,
 //! commit, options) and per-benchmark details beside the plots.
 
-use crate::bench::boot::BootResult;
 use crate::bench::syscall::OPS;
-use crate::bench::Outcome;
-use crate::config::Options;
-use crate::report::{self, Row, SideResults};
+use crate::bench::threads::{ThreadSide, MODES};
+use crate::config::{Options, Phase};
+use crate::report::{self, Row, RunResults, SideResults};
 use std::path::Path;
 use std::process::Command;
 
@@ -33,9 +32,7 @@ fn cpu_model() -> String {
 pub fn report(
     o: &Options,
     rows: &[Row],
-    lwk: Option<&SideResults>,
-    linux: &SideResults,
-    boots: &[Outcome<BootResult>],
+    res: &RunResults,
     problems: &[String],
     plot_notes: &[String],
 ) -> String {
@@ -47,8 +44,6 @@ pub fn report(
         command_line("git", &["-C", &ws, "status", "--porcelain"]).is_some_and(|s| !s.is_empty());
     let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     let kernel = command_line("uname", &["-r"]).unwrap_or_default();
-    let thp =
-        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
     let cpu = o.cpu();
     let mut s = String::new();
     s += "# Performance report: the LWK against Linux\n\n";
@@ -58,123 +53,87 @@ pub fn report(
         crate::config::online_cpu_count().map_or("?".to_string(), |n| n.to_string()),
         if dirty { " with local changes" } else { "" }
     );
+    let single = o.runs(Phase::SingleCpu);
+    let threads = o.runs(Phase::Threads);
+    let mcexec = format!(
+        "mcexec{}",
+        o.mcexec_args
+            .iter()
+            .map(|a| format!(" {a}"))
+            .collect::<String>()
+    );
     if o.linux_only {
         s += "**Linux only** (`--linux-only`): no partition was booted, the LWK columns are empty.\n\n";
-    } else {
+    } else if single {
         s += &format!(
             "LWK: a partition booted with `mcreboot -c {cpu} -m {}` (pin isolation), every program run under \
-             `mcexec{}`. Linux: after `mcstop+release`, the same static binaries run natively, pinned to CPU {cpu} \
+             `{mcexec}`. Linux: after `mcstop+release`, the same static binaries run natively, pinned to CPU {cpu} \
              with sched_setaffinity. ",
             o.lwk_mem,
-            o.mcexec_args.iter().map(|a| format!(" {a}")).collect::<String>()
         );
     }
-    s += "Values are medians: over runs (FWQ), over timed iterations (STREAM, GUPS), over calls (system calls), over launches and boots.";
+    if threads && !o.linux_only {
+        s += &format!(
+            "Threads: a 2-CPU partition booted with `mcreboot -c {} -m {}` (pin isolation; its vCPUs share \
+             these CPUs with Linux), threads.c run under `{mcexec}`; natively pinned to CPUs {} with sched_setaffinity. ",
+            o.thread_cpus, o.thread_mem, o.thread_cpus
+        );
+    }
+    if let Some(p) = o.only {
+        s += &format!(
+            "Only the {} phase ran (`--only`). ",
+            match p {
+                Phase::SingleCpu => "single-CPU",
+                Phase::Threads => "thread",
+            }
+        );
+    }
+    s += if single {
+        "Values are medians: over runs (FWQ), over timed iterations (STREAM, GUPS, threads), over calls (system calls), over launches and boots."
+    } else {
+        "Values are medians over the timed iterations."
+    };
     if o.quick {
         s += " **Quick mode**: small sizes, the numbers mean little.";
     }
     s += "\n\n";
     s += &report::markdown_table(rows);
-    s += "\nTargets (issue 5): FWQ noise of the LWK at most a fifth of Linux's; STREAM at least 0.98x; GUPS at least \
+    if single {
+        s += "\nTargets (issue 5): FWQ noise of the LWK at most a fifth of Linux's; STREAM at least 0.98x; GUPS at least \
           1.3x Linux with transparent huge pages off for the table and 1.0x with them on; system calls answered by \
           the LWK at or below native; the offloaded round trip 2 us or less; launch overhead 5 ms or less. \
           getpid and getppid are answered by the LWK itself (ARCHITECTURE.md section 5), so the offloaded round trip \
           is measured with fcntl(F_GETFL) on a /dev/null descriptor, a call that is always offloaded and cheap on Linux.\n";
+    }
+    if threads {
+        s += "\nThe thread rows (issue 12) have no target: they compare the LWK's thread creation and cross-CPU \
+              futex wake-up with Linux's on the same two CPUs.\n";
+    }
     if !problems.is_empty() || !plot_notes.is_empty() {
         s += "\n## Problems\n\n";
         for p in problems.iter().chain(plot_notes) {
             s += &format!("- {}\n", p.replace('\n', " "));
         }
-        if lwk.is_some() {
-            s += "\nThe LWK's kernel log of the benchmark partition is in `raw/lwk-kmsg.txt` of the output directory.\n";
+        if res.lwk.is_some() || res.lwk_threads.is_some() {
+            s += "\nThe LWK's kernel logs of the partitions are in `raw/lwk-kmsg.txt` (single CPU) and \
+                  `raw/lwk-threads-kmsg.txt` (threads) of the output directory.\n";
         }
     }
-
-    s += "\n## FWQ\n\n![FWQ trace of the LWK and Linux](fwq.png)\n\n";
-    s += &format!(
-        "{} runs of {} quanta of {} loop iterations per side; the plot and this table show each side's median-noise run.\n\n",
-        o.fwq_runs, o.fwq_samples, o.fwq_work
-    );
-    s += "| side | min (us) | max (us) | max/min | stddev (us) | noise % |\n|---|--:|--:|--:|--:|--:|\n";
-    for (name, side) in [("LWK", lwk), ("Linux", Some(linux))] {
-        if let Some(Ok(f)) = side.map(|x| &x.fwq) {
-            let r = f.representative().stats;
-            s += &format!(
-                "| {name} | {} | {} | {} | {} | {} |\n",
-                report::num(r.summary.min),
-                report::num(r.summary.max),
-                report::num(r.max_over_min),
-                report::num(r.summary.stddev),
-                report::num(r.noise_pct)
-            );
-        }
+    if let Some(linux) = res.linux.as_ref().filter(|_| single) {
+        single_cpu_sections(&mut s, o, res.lwk.as_ref(), linux);
     }
-
-    s += "\n## System calls and launch\n\n![Latency distributions](latency.png)\n\n";
-    s += &format!(
-        "Up to {} timed calls per operation within about {} s (each call timed alone with the TSC), \
-         {} launches per side. Percentiles in ns:\n\n| call | side | calls | p50 | p99 | max |\n\
-         |---|---|--:|--:|--:|--:|\n",
-        o.syscall_iters, o.syscall_seconds, o.launch_reps
-    );
-    for op in OPS {
-        for (name, side) in [("LWK", lwk), ("Linux", Some(linux))] {
-            if let Some(Some(Ok(r))) = side.map(|x| x.syscall(op.arg)) {
-                if let Some(sum) = crate::stats::Summary::of(&r.lat_ns) {
-                    s += &format!(
-                        "| {} | {name} | {} | {} | {} | {} |\n",
-                        op.label,
-                        sum.n,
-                        report::num(sum.median),
-                        report::num(sum.p99),
-                        report::num(sum.max)
-                    );
-                }
-            }
-        }
+    if threads {
+        thread_section(
+            &mut s,
+            o,
+            res.lwk_threads.as_ref(),
+            res.linux_threads.as_ref(),
+        );
     }
-
-    s += "\n## Memory\n\n![STREAM and GUPS](memory.png)\n\n";
-    s += &format!(
-        "STREAM: three arrays of {} doubles ({} MiB each), {} repetitions, the first one untimed. \
-         GUPS: a table of 2^{} words ({} MiB), {} rounds of {} updates. \
-         Linux transparent huge pages: `{}` system-wide (not changed); the table's setting is chosen by gups.c \
-         with madvise.\n\n",
-        o.stream_n(),
-        (o.stream_n() * 8) >> 20,
-        o.stream_ntimes,
-        o.gups_log2,
-        (8u64 << o.gups_log2) >> 20,
-        o.gups_rounds,
-        o.gups_updates,
-        thp.trim()
-    );
-    s += "| GUPS run | GUP/s | Linux THP in the table (kB) | checksum |\n|---|--:|--:|---|\n";
-    let gups_rows = lwk
-        .map(|l| l.gups.iter().map(|g| ("LWK", g)).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(linux.gups.iter().map(|g| ("Linux", g)));
-    for (side, (mode, res)) in gups_rows {
-        if let Ok(g) = res {
-            s += &format!(
-                "| {side} {} | {} | {} | {} |\n",
-                mode.arg(),
-                report::num(g.median()),
-                // Under mcexec /proc/self is not the LWK's page table.
-                match (side, g.thp_kb) {
-                    ("Linux", Some(k)) => k.to_string(),
-                    _ => "n/a".into(),
-                },
-                g.checksum
-            );
-        }
-    }
-
-    if !boots.is_empty() {
+    if !res.boots.is_empty() {
         s += "\n## Boot\n\n`mcreboot` started to `ihkosctl 0 get status` printing RUNNING, each followed by `mcstop+release`.\n\n";
         s += "| size | boots (s) |\n|---|---|\n";
-        for (size, b) in o.boot_sizes.iter().zip(boots) {
+        for (size, b) in o.boot_sizes.iter().zip(&res.boots) {
             let v = match b {
                 Ok(b) => b
                     .secs
@@ -190,13 +149,148 @@ pub fn report(
     s
 }
 
+/// The threads section: what was run and the percentiles.
+fn thread_section(
+    s: &mut String,
+    o: &Options,
+    lwk: Option<&ThreadSide>,
+    linux: Option<&ThreadSide>,
+) {
+    *s += &format!(
+        "\n## Threads\n\n`threads create`: up to {} pthread_create + pthread_join pairs of a thread that returns at once. \
+         `threads pingpong`: up to {} round trips of a token between two threads pinned (pthread_setaffinity_np) to the \
+         first two CPUs of the process's affinity mask, through one futex word: every wait is FUTEX_WAIT_PRIVATE \
+         until the word changes (no spinning), so a round trip is two sleeps and two cross-CPU wake-ups. Each \
+         benchmark stops after about {} s. Percentiles in us:\n\n| benchmark | side | iterations | p50 | p99 | max | CPUs |\n\
+         |---|---|--:|--:|--:|--:|---|\n",
+        o.thread_creates, o.thread_round_trips, o.thread_seconds
+    );
+    for m in MODES {
+        for (name, side) in [("LWK", lwk), ("Linux", linux)] {
+            if let Some(Ok(r)) = side.map(|x| x.get(m)) {
+                if let Some(sum) = crate::stats::Summary::of(&r.lat_us) {
+                    let cpus = match (r.cpus, r.ran_on) {
+                        (Some((a, b)), Some((Some(_), Some(_)))) => {
+                            format!("{a}, {b} (sched_getcpu agrees)")
+                        }
+                        (Some((a, b)), _) => format!("{a}, {b}"),
+                        _ => "-".into(),
+                    };
+                    *s += &format!(
+                        "| {} | {name} | {} | {} | {} | {} | {cpus} |\n",
+                        m.label(),
+                        sum.n,
+                        report::num(sum.median),
+                        report::num(sum.p99),
+                        report::num(sum.max)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// FWQ, system calls and memory: the single-CPU phase.
+fn single_cpu_sections(
+    s: &mut String,
+    o: &Options,
+    lwk: Option<&SideResults>,
+    linux: &SideResults,
+) {
+    let thp =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+
+    *s += "\n## FWQ\n\n![FWQ trace of the LWK and Linux](fwq.png)\n\n";
+    *s += &format!(
+        "{} runs of {} quanta of {} loop iterations per side; the plot and this table show each side's median-noise run.\n\n",
+        o.fwq_runs, o.fwq_samples, o.fwq_work
+    );
+    *s += "| side | min (us) | max (us) | max/min | stddev (us) | noise % |\n|---|--:|--:|--:|--:|--:|\n";
+    for (name, side) in [("LWK", lwk), ("Linux", Some(linux))] {
+        if let Some(Ok(f)) = side.map(|x| &x.fwq) {
+            let r = f.representative().stats;
+            *s += &format!(
+                "| {name} | {} | {} | {} | {} | {} |\n",
+                report::num(r.summary.min),
+                report::num(r.summary.max),
+                report::num(r.max_over_min),
+                report::num(r.summary.stddev),
+                report::num(r.noise_pct)
+            );
+        }
+    }
+
+    *s += "\n## System calls and launch\n\n![Latency distributions](latency.png)\n\n";
+    *s += &format!(
+        "Up to {} timed calls per operation within about {} s (each call timed alone with the TSC), \
+         {} launches per side. Percentiles in ns:\n\n| call | side | calls | p50 | p99 | max |\n\
+         |---|---|--:|--:|--:|--:|\n",
+        o.syscall_iters, o.syscall_seconds, o.launch_reps
+    );
+    for op in OPS {
+        for (name, side) in [("LWK", lwk), ("Linux", Some(linux))] {
+            if let Some(Some(Ok(r))) = side.map(|x| x.syscall(op.arg)) {
+                if let Some(sum) = crate::stats::Summary::of(&r.lat_ns) {
+                    *s += &format!(
+                        "| {} | {name} | {} | {} | {} | {} |\n",
+                        op.label,
+                        sum.n,
+                        report::num(sum.median),
+                        report::num(sum.p99),
+                        report::num(sum.max)
+                    );
+                }
+            }
+        }
+    }
+
+    *s += "\n## Memory\n\n![STREAM and GUPS](memory.png)\n\n";
+    *s += &format!(
+        "STREAM: three arrays of {} doubles ({} MiB each), {} repetitions, the first one untimed. \
+         GUPS: a table of 2^{} words ({} MiB), {} rounds of {} updates. \
+         Linux transparent huge pages: `{}` system-wide (not changed); the table's setting is chosen by gups.c \
+         with madvise.\n\n",
+        o.stream_n(),
+        (o.stream_n() * 8) >> 20,
+        o.stream_ntimes,
+        o.gups_log2,
+        (8u64 << o.gups_log2) >> 20,
+        o.gups_rounds,
+        o.gups_updates,
+        thp.trim()
+    );
+    *s += "| GUPS run | GUP/s | Linux THP in the table (kB) | checksum |\n|---|--:|--:|---|\n";
+    let gups_rows = lwk
+        .map(|l| l.gups.iter().map(|g| ("LWK", g)).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(linux.gups.iter().map(|g| ("Linux", g)));
+    for (side, (mode, res)) in gups_rows {
+        if let Ok(g) = res {
+            *s += &format!(
+                "| {side} {} | {} | {} | {} |\n",
+                mode.arg(),
+                report::num(g.median()),
+                // Under mcexec /proc/self is not the LWK's page table.
+                match (side, g.thp_kb) {
+                    ("Linux", Some(k)) => k.to_string(),
+                    _ => "n/a".into(),
+                },
+                g.checksum
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::boot::BootResult;
     use crate::bench::fwq::{FwqResult, Run};
     use crate::bench::gups::{GupsResult, Mode};
     use crate::bench::stream::StreamResult;
     use crate::bench::syscall::SyscallResult;
+    use crate::bench::threads::ThreadsResult;
     use crate::stats::Fwq;
     use clap::Parser;
 
@@ -257,16 +351,15 @@ mod tests {
             }),
             Err("no".into()),
         ];
-        let rows = report::rows(Some(&lwk), Some(&linux), &boots, &o.boot_sizes);
-        let md = report(
-            &o,
-            &rows,
-            Some(&lwk),
-            &linux,
-            &boots,
-            &report::problems(&rows),
-            &[],
-        );
+        let res = RunResults {
+            lwk: Some(lwk),
+            linux: Some(linux),
+            boots,
+            lwk_threads: Some(ThreadSide::failed("booting the 2-CPU partition: no")),
+            linux_threads: Some(threads_side()),
+        };
+        let rows = report::all_rows(&res, &o.boot_sizes, true, true);
+        let md = report(&o, &rows, &res, &report::problems(&rows), &[]);
         let line = |prefix: &str| {
             md.lines()
                 .find(|l| l.starts_with(prefix))
@@ -284,5 +377,72 @@ mod tests {
         }
         assert!(line("| LWK default |").contains("| n/a |"));
         assert!(md.contains("## Problems") && md.contains("- LWK: no"));
+        assert!(
+            line("| thread create+join |").ends_with("| ERROR |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- LWK: booting the 2-CPU partition: no"),
+            "{md}"
+        );
+        assert!(md.contains("mcreboot -c 0-1 -m 512M"), "{md}");
+        assert!(line("| futex ping-pong 2 CPUs | Linux | 3 |")
+            .ends_with("| 0, 1 (sched_getcpu agrees) |"));
+    }
+
+    fn threads_side() -> ThreadSide {
+        let r = |cpus: bool| ThreadsResult {
+            lat_us: vec![10.0, 20.0, 30.0],
+            cpus: cpus.then_some((0, 1)),
+            ran_on: cpus.then_some((Some(0), Some(1))),
+        };
+        ThreadSide {
+            create: Ok(r(false)),
+            pingpong: Ok(r(true)),
+        }
+    }
+
+    #[test]
+    fn threads_only_report() {
+        let o = Options::parse_from([
+            "mck-bench",
+            "--cpu",
+            "1",
+            "--stream-n",
+            "10",
+            "--only",
+            "threads",
+        ])
+        .resolve()
+        .unwrap();
+        let res = RunResults {
+            lwk_threads: Some(threads_side()),
+            linux_threads: Some(threads_side()),
+            ..Default::default()
+        };
+        let rows = report::all_rows(&res, &o.boot_sizes, false, true);
+        let md = report(&o, &rows, &res, &report::problems(&rows), &[]);
+        assert!(
+            md.contains("| thread create+join | us | 20.00 | 20.00 | 1.000 | - | info |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("## Threads") && md.contains("Only the thread phase ran"),
+            "{md}"
+        );
+        for absent in [
+            "## FWQ",
+            "## Memory",
+            "## Boot",
+            "fwq.png",
+            "Targets (issue 5)",
+            "## Problems",
+        ] {
+            assert!(!md.contains(absent), "{absent} in\n{md}");
+        }
+        assert!(
+            md.contains("| thread create+join | LWK | 3 | 20.00 | 30.00 | 30.00 | - |"),
+            "{md}"
+        );
     }
 }

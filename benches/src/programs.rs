@@ -13,9 +13,10 @@ pub struct Programs {
     pub stream: PathBuf,
     pub gups: PathBuf,
     pub syscall: PathBuf,
+    pub threads: PathBuf,
 }
 
-pub const NAMES: [&str; 4] = ["fwq", "stream", "gups", "syscall"];
+pub const NAMES: [&str; 5] = ["fwq", "stream", "gups", "syscall", "threads"];
 
 /// `examples/bench` of this workspace.
 pub fn source_dir() -> PathBuf {
@@ -42,6 +43,7 @@ pub fn build(src: &Path, bin_dir: &Path) -> Result<Programs> {
                 "-Wall",
                 "-Wextra",
                 "-Werror",
+                "-pthread",
                 "-o",
             ])
             .arg(&out)
@@ -65,5 +67,6 @@ pub fn build(src: &Path, bin_dir: &Path) -> Result<Programs> {
         stream: bin_dir.join("stream"),
         gups: bin_dir.join("gups"),
         syscall: bin_dir.join("syscall"),
+        threads: bin_dir.join("threads"),
     })
 }

@@ -7,6 +7,7 @@ use crate::bench::fwq::FwqResult;
 use crate::bench::gups::{GupsResult, Mode};
 use crate::bench::stream::{StreamResult, KERNELS};
 use crate::bench::syscall::{Op, SyscallResult, OPS};
+use crate::bench::threads::{ThreadSide, ThreadsResult, MODES};
 use crate::bench::Outcome;
 use crate::stats;
 use std::fmt::Write as _;
@@ -45,6 +46,19 @@ impl SideResults {
             .find(|(o, _)| o.arg == arg)
             .map(|(_, r)| r)
     }
+}
+
+/// Everything the run measured; a part is None when it was not run
+/// (`--linux-only`, `--only`).
+#[derive(Debug, Default)]
+pub struct RunResults {
+    /// The single-CPU benchmarks.
+    pub lwk: Option<SideResults>,
+    pub linux: Option<SideResults>,
+    pub boots: Vec<Outcome<BootResult>>,
+    /// The thread benchmarks on two CPUs.
+    pub lwk_threads: Option<ThreadSide>,
+    pub linux_threads: Option<ThreadSide>,
 }
 
 /// What a row must meet.
@@ -328,6 +342,33 @@ pub fn rows(
     out
 }
 
+/// The rows of the thread benchmarks (issue 12): reported, no target.
+pub fn thread_rows(lwk: Option<&ThreadSide>, linux: Option<&ThreadSide>) -> Vec<Row> {
+    MODES
+        .iter()
+        .map(|&m| {
+            let c = |s: Option<&ThreadSide>| Cell::from(s.map(|s| s.get(m)), ThreadsResult::median);
+            Row::new(m.label(), "us", c(lwk), c(linux), Target::None)
+        })
+        .collect()
+}
+
+/// Every row of a run: the single-CPU rows (when that phase ran), then the
+/// thread rows (when that phase ran).
+pub fn all_rows(r: &RunResults, boot_sizes: &[String], single: bool, threads: bool) -> Vec<Row> {
+    let mut out = Vec::new();
+    if single {
+        out = rows(r.lwk.as_ref(), r.linux.as_ref(), &r.boots, boot_sizes);
+    }
+    if threads {
+        out.extend(thread_rows(
+            r.lwk_threads.as_ref(),
+            r.linux_threads.as_ref(),
+        ));
+    }
+    out
+}
+
 const HEADERS: [&str; 7] = [
     "benchmark",
     "unit",
@@ -471,6 +512,80 @@ mod tests {
         assert_eq!(num(123.45), "123.5");
         assert_eq!(num(1.23456), "1.235");
         assert_eq!(num(0.0012345), "0.00123");
+    }
+
+    fn threads(create_us: f64, pingpong_us: f64) -> ThreadSide {
+        let r = |v: f64| ThreadsResult {
+            lat_us: vec![v, v * 3.0, v],
+            cpus: None,
+            ran_on: None,
+        };
+        ThreadSide {
+            create: Ok(r(create_us)),
+            pingpong: Ok(r(pingpong_us)),
+        }
+    }
+
+    #[test]
+    fn thread_rows_are_info() {
+        let lwk = threads(800.0, 1500.0);
+        let linux = threads(40.0, 60.0);
+        let rows = thread_rows(Some(&lwk), Some(&linux));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].bench, "thread create+join");
+        assert_eq!(rows[1].bench, "futex ping-pong 2 CPUs");
+        assert!(rows
+            .iter()
+            .all(|r| r.unit == "us" && r.verdict() == Verdict::Info));
+        assert_eq!(rows[0].ratio(), Some(20.0));
+        let t = markdown_table(&rows);
+        assert!(
+            t.contains("| thread create+join | us | 800.0 | 40.00 | 20.000 | - | info |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| futex ping-pong 2 CPUs | us | 1500 | 60.00 | 25.000 | - | info |"),
+            "{t}"
+        );
+        let c = console_table(&rows);
+        assert!(
+            c.lines()
+                .nth(3)
+                .unwrap()
+                .starts_with("futex ping-pong 2 CPUs"),
+            "{c}"
+        );
+
+        // A failed side is an error with its reason among the problems.
+        let failed = ThreadSide::failed("booting the 2-CPU partition: no");
+        let rows = thread_rows(Some(&failed), Some(&linux));
+        assert!(rows.iter().all(|r| r.verdict() == Verdict::Error));
+        assert_eq!(
+            problems(&rows),
+            vec!["LWK: booting the 2-CPU partition: no".to_string()]
+        );
+        // --linux-only: nothing to compare, but the Linux value is shown.
+        let rows = thread_rows(None, Some(&linux));
+        assert!(rows
+            .iter()
+            .all(|r| r.verdict() == Verdict::Info && r.lwk == Cell::Absent));
+    }
+
+    #[test]
+    fn all_rows_follow_the_phases() {
+        let r = RunResults {
+            lwk_threads: Some(threads(1.0, 2.0)),
+            linux_threads: Some(threads(1.0, 2.0)),
+            ..Default::default()
+        };
+        let only_threads = all_rows(&r, &[], false, true);
+        assert_eq!(only_threads.len(), 2);
+        let both = all_rows(&r, &["512M".into()], true, true);
+        assert_eq!(
+            both.len(),
+            rows(None, None, &[], &["512M".into()]).len() + 2
+        );
+        assert_eq!(both.last().unwrap().bench, "futex ping-pong 2 CPUs");
     }
 
     #[test]

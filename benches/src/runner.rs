@@ -1,5 +1,5 @@
 //! Running one benchmark program on one side: on the LWK (`mcexec [args]
-//! <program> <args>`) or natively pinned to the LWK's CPU (the same argv,
+//! <program> <args>`) or natively pinned to the LWK's CPUs (the same argv,
 //! with sched_setaffinity in the child before exec). Both sides share every
 //! other line of code.
 //!
@@ -56,7 +56,8 @@ pub type Health = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 #[derive(Clone)]
 pub struct Runner {
     side: Side,
-    cpu: usize,
+    /// The CPUs a native child is pinned to.
+    cpus: Vec<usize>,
     mcexec: Option<Mcexec>,
     health: Option<Health>,
 }
@@ -88,9 +89,14 @@ pub struct Finished {
 impl Runner {
     /// Native Linux, pinned to `cpu`.
     pub fn linux(cpu: usize) -> Runner {
+        Runner::linux_on(&[cpu])
+    }
+
+    /// Native Linux, pinned to the CPU set `cpus` (the thread benchmarks).
+    pub fn linux_on(cpus: &[usize]) -> Runner {
         Runner {
             side: Side::Linux,
-            cpu,
+            cpus: cpus.to_vec(),
             mcexec: None,
             health: None,
         }
@@ -101,7 +107,7 @@ impl Runner {
     pub fn lwk(cpu: usize, mcexec: Mcexec, health: Option<Health>) -> Runner {
         Runner {
             side: Side::Lwk,
-            cpu,
+            cpus: vec![cpu],
             mcexec: Some(mcexec),
             health,
         }
@@ -123,7 +129,7 @@ impl Runner {
             None => {
                 let mut c = Command::new(program);
                 c.args(args);
-                pin_child(&mut c, self.cpu);
+                pin_child(&mut c, &self.cpus);
                 c
             }
         }
@@ -159,15 +165,19 @@ pub fn show(cmd: &Command) -> String {
     s
 }
 
-/// Makes the spawned child run on `cpu` only.
-fn pin_child(cmd: &mut Command, cpu: usize) {
+/// Makes the spawned child run on `cpus` only.
+fn pin_child(cmd: &mut Command, cpus: &[usize]) {
+    // Built here, in the parent: the child only copies it.
+    let mut set = CpuSet::new();
+    let bad = cpus.iter().find(|&&c| set.set(c).is_err()).copied();
     // SAFETY: the closure runs in the forked child before exec. It only
-    // builds a CpuSet on the stack and makes one sched_setaffinity system
-    // call, both async-signal-safe; it allocates nothing and takes no lock.
+    // reads the CpuSet it owns and makes one sched_setaffinity system call,
+    // async-signal-safe; it allocates nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
-            let mut set = CpuSet::new();
-            set.set(cpu).map_err(std::io::Error::from)?;
+            if bad.is_some() {
+                return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+            }
             sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)
         });
     }
@@ -342,6 +352,42 @@ mod tests {
             "{}",
             f.stdout
         );
+    }
+
+    #[test]
+    fn native_child_is_pinned_to_a_set() {
+        let allowed = nix::sched::sched_getaffinity(Pid::from_raw(0)).unwrap();
+        let cpus: Vec<usize> = (0..CpuSet::count())
+            .filter(|&c| allowed.is_set(c).unwrap_or(false))
+            .take(2)
+            .collect();
+        let r = Runner::linux_on(&cpus);
+        let f = r
+            .run(
+                Path::new("/bin/sh"),
+                &[
+                    "-c".into(),
+                    "grep Cpus_allowed_list /proc/self/status".into(),
+                ],
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        let want = match cpus.as_slice() {
+            [a] => a.to_string(),
+            [a, b] if b == &(a + 1) => format!("{a}-{b}"),
+            [a, b] => format!("{a},{b}"),
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            f.stdout.split_whitespace().nth(1),
+            Some(want.as_str()),
+            "{}",
+            f.stdout
+        );
+        let e = Runner::linux_on(&[CpuSet::count()])
+            .run(Path::new("/bin/true"), &[], Duration::from_secs(10))
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("cannot start"), "{e:#}");
     }
 
     #[test]

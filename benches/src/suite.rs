@@ -1,18 +1,23 @@
 //! The whole run, in order: compile the programs; on the LWK side find the
-//! tools, clear leftovers of a crashed run, time boots, boot the benchmark
-//! partition, run every benchmark under mcexec, shut it down; then run the
-//! same programs natively pinned to the same CPU; then the table, the
-//! Markdown report and the plots.
+//! tools, take the workspace's partition lock, clear leftovers of a crashed
+//! run, time boots, boot the benchmark partition, run every single-CPU
+//! benchmark under mcexec, shut it down, boot the 2-CPU partition, run the
+//! thread benchmarks, shut it down, release the lock; then run the same
+//! programs natively pinned to the same CPU (and to the same two CPUs for
+//! the thread benchmarks); then the table, the Markdown report and the
+//! plots. `--only` restricts the run to one of the two phases.
 
 use crate::bench::gups::Mode;
 use crate::bench::syscall::OPS;
+use crate::bench::threads::{Mode as ThreadMode, ThreadSide};
 use crate::bench::{self, outcome, Ctx, Outcome};
-use crate::config::Options;
+use crate::config::{Options, Phase};
 use crate::partition::Node;
-use crate::report::{self, SideResults, Verdict};
+use crate::report::{self, RunResults, SideResults, Verdict};
 use crate::runner::{is_killed, Health, Runner};
-use crate::{affinity, interrupt, markdown, plot, programs, tools};
+use crate::{affinity, interrupt, lock, markdown, plot, programs, tools};
 use anyhow::{bail, Context, Result};
+use nix::sched::CpuSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,12 +45,13 @@ const LINUX_GUPS: [Mode; 2] = [Mode::NoHuge, Mode::Huge];
 const LWK_GUPS: [Mode; 1] = [Mode::Default];
 
 pub fn run(o: &Options) -> Result<Summary> {
-    match affinity::keep_off(o.cpu())? {
-        Some(cpus) => eprintln!("mck-bench: the harness and mcexec run on CPUs {cpus:?}"),
-        None => eprintln!(
-            "mck-bench: WARNING: CPU {} is the only CPU allowed; the harness shares it",
-            o.cpu()
-        ),
+    let single = o.runs(Phase::SingleCpu);
+    let threads = o.runs(Phase::Threads);
+    // The affinity the harness started with: the thread phases (two CPUs)
+    // run with it, the single-CPU phases keep the harness off their CPU.
+    let all_cpus = affinity::current()?;
+    if single {
+        keep_off_cpu(o.cpu())?;
     }
     interrupt::install().context("installing signal handlers")?;
     let out = o.out_dir();
@@ -60,23 +66,46 @@ pub fn run(o: &Options) -> Result<Summary> {
         raw_dir,
     };
     let cpu = o.cpu();
-    eprintln!(
-        "mck-bench: benchmark CPU {cpu}, output in {}",
-        out.display()
-    );
+    if single {
+        eprintln!(
+            "mck-bench: benchmark CPU {cpu}, output in {}",
+            out.display()
+        );
+    }
+    if threads {
+        eprintln!(
+            "mck-bench: thread benchmark CPUs {}, output in {}",
+            o.thread_cpus,
+            out.display()
+        );
+    }
 
-    let (lwk, boots) = if o.linux_only {
-        (None, Vec::new())
+    let mut res = if o.linux_only {
+        RunResults::default()
     } else {
-        let (l, b) = lwk_phase(o, &ctx)?;
-        (Some(l), b)
+        lwk_phases(o, &ctx, &all_cpus)?
     };
 
-    eprintln!("mck-bench: Linux side, pinned to CPU {cpu}");
-    let linux = run_side(&Runner::linux(cpu), &ctx, &LINUX_GUPS, None)?;
+    if single {
+        keep_off_cpu(cpu)?;
+        eprintln!("mck-bench: Linux side, pinned to CPU {cpu}");
+        res.linux = Some(run_side(&Runner::linux(cpu), &ctx, &LINUX_GUPS, None)?);
+    }
+    if threads {
+        affinity::set(&all_cpus)?;
+        eprintln!(
+            "mck-bench: Linux side of the thread benchmarks, pinned to CPUs {}",
+            o.thread_cpus
+        );
+        res.linux_threads = Some(run_threads(
+            &Runner::linux_on(&o.thread_cpus()),
+            &ctx,
+            None,
+        )?);
+    }
 
     let boot_sizes: &[String] = if o.linux_only { &[] } else { &o.boot_sizes };
-    let rows = report::rows(lwk.as_ref(), Some(&linux), &boots, boot_sizes);
+    let rows = report::all_rows(&res, boot_sizes, single, threads);
     print!("\n{}", report::console_table(&rows));
     let problems = report::problems(&rows);
     for p in &problems {
@@ -84,41 +113,38 @@ pub fn run(o: &Options) -> Result<Summary> {
     }
 
     let mut plot_notes = Vec::new();
-    fn fwq_of(s: Option<&SideResults>) -> Option<&crate::bench::fwq::FwqResult> {
-        s.and_then(|s| s.fwq.as_ref().ok())
-    }
-    if let Err(e) = plot::fwq(
-        &out.join("fwq.png"),
-        fwq_of(lwk.as_ref()),
-        fwq_of(Some(&linux)),
-    ) {
-        plot_notes.push(format!("fwq.png not written: {e:#}"));
-    }
-    if let Err(e) = plot::latencies(&out.join("latency.png"), lwk.as_ref(), Some(&linux)) {
-        plot_notes.push(format!("latency.png not written: {e:#}"));
-    }
-    if let Err(e) = plot::memory(&out.join("memory.png"), lwk.as_ref(), Some(&linux)) {
-        plot_notes.push(format!("memory.png not written: {e:#}"));
+    let mut written = Vec::new();
+    if let Some(linux) = res.linux.as_ref() {
+        let lwk = res.lwk.as_ref();
+        fn fwq_of(s: Option<&SideResults>) -> Option<&crate::bench::fwq::FwqResult> {
+            s.and_then(|s| s.fwq.as_ref().ok())
+        }
+        if let Err(e) = plot::fwq(&out.join("fwq.png"), fwq_of(lwk), fwq_of(Some(linux))) {
+            plot_notes.push(format!("fwq.png not written: {e:#}"));
+        }
+        if let Err(e) = plot::latencies(&out.join("latency.png"), lwk, Some(linux)) {
+            plot_notes.push(format!("latency.png not written: {e:#}"));
+        }
+        if let Err(e) = plot::memory(&out.join("memory.png"), lwk, Some(linux)) {
+            plot_notes.push(format!("memory.png not written: {e:#}"));
+        }
+        written.push("plots fwq.png, latency.png, memory.png beside it");
     }
     for n in &plot_notes {
         eprintln!("mck-bench: WARNING: {n}");
     }
 
-    let md = markdown::report(
-        o,
-        &rows,
-        lwk.as_ref(),
-        &linux,
-        &boots,
-        &problems,
-        &plot_notes,
-    );
+    let md = markdown::report(o, &rows, &res, &problems, &plot_notes);
     let report_path = out.join("report.md");
     std::fs::write(&report_path, md)
         .with_context(|| format!("writing {}", report_path.display()))?;
     println!(
-        "\nreport: {} (plots fwq.png, latency.png, memory.png beside it)",
-        report_path.display()
+        "\nreport: {}{}",
+        report_path.display(),
+        written
+            .iter()
+            .map(|w| format!(" ({w})"))
+            .collect::<String>()
     );
     if o.publish {
         publish(&out)?;
@@ -140,16 +166,33 @@ pub fn run(o: &Options) -> Result<Summary> {
     Ok(s)
 }
 
-/// Boot timings and the LWK side. Errors that only affect measurements are
-/// recorded in the results; an interrupt ends the run (after the guards
-/// have released the partition).
-fn lwk_phase(
-    o: &Options,
-    ctx: &Ctx,
-) -> Result<(SideResults, Vec<Outcome<bench::boot::BootResult>>)> {
-    let fail_all = |why: String| {
-        let boots = o.boot_sizes.iter().map(|_| Err(why.clone())).collect();
-        (SideResults::failed(&why, &LWK_GUPS), boots)
+/// Keeps the harness (and the tools it starts unpinned) off `cpu`.
+fn keep_off_cpu(cpu: usize) -> Result<()> {
+    match affinity::keep_off(cpu)? {
+        Some(cpus) => eprintln!("mck-bench: the harness and mcexec run on CPUs {cpus:?}"),
+        None => eprintln!(
+            "mck-bench: WARNING: CPU {cpu} is the only CPU allowed; the harness shares it"
+        ),
+    }
+    Ok(())
+}
+
+/// The LWK side of every phase this run includes, holding the workspace's
+/// partition lock from the first partition to after the last. Errors that
+/// only affect measurements are recorded in the results; an interrupt ends
+/// the run (after the guards have released the partition).
+fn lwk_phases(o: &Options, ctx: &Ctx, all_cpus: &CpuSet) -> Result<RunResults> {
+    let single = o.runs(Phase::SingleCpu);
+    let threads = o.runs(Phase::Threads);
+    let fail_all = |why: String| RunResults {
+        lwk: single.then(|| SideResults::failed(&why, &LWK_GUPS)),
+        boots: if single {
+            o.boot_sizes.iter().map(|_| Err(why.clone())).collect()
+        } else {
+            Vec::new()
+        },
+        lwk_threads: threads.then(|| ThreadSide::failed(&why)),
+        ..Default::default()
     };
     if !nix::unistd::geteuid().is_root() || !Path::new("/dev/kvm").exists() {
         return Ok(fail_all(
@@ -165,6 +208,8 @@ fn lwk_phase(
         tools.mcreboot.display(),
         o.runtime_dir.display()
     );
+    // Held until this function returns: every partition is gone by then.
+    let _lock = lock::acquire()?;
     let node = Node::new(tools, &o.runtime_dir);
     if node.has_leftovers() {
         eprintln!(
@@ -177,12 +222,67 @@ fn lwk_phase(
             )));
         }
     }
-    let cpu = o.cpu().to_string();
+    let mut res = RunResults::default();
+    if single {
+        let (lwk, boots) = single_cpu_phase(o, ctx, &node)?;
+        res.lwk = Some(lwk);
+        res.boots = boots;
+        check_restored(o, &node)?;
+    }
+    if threads {
+        affinity::set(all_cpus)?;
+        res.lwk_threads = Some(threads_phase(o, ctx, &node)?);
+        check_restored(o, &node)?;
+    }
+    Ok(res)
+}
 
+/// After mcstop+release nothing of the partition may be left.
+fn check_restored(o: &Options, node: &Node) -> Result<()> {
+    if node.has_leftovers() {
+        bail!(
+            "after mcstop+release, {} still holds partition state (ihkd.pid, sockets or journal): \
+             the node is not restored, so Linux would not be measured on a clean node",
+            o.runtime_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Kills an LWK program at once when its partition has died.
+fn health_of(node: &Node) -> Health {
+    let watched = node.clone();
+    Arc::new(move || match watched.status() {
+        Ok(s) if matches!(s.as_str(), "PANIC" | "HUNGUP" | "SHUTDOWN" | "INACTIVE") => {
+            Some(format!("the partition is {s}"))
+        }
+        _ => None,
+    })
+}
+
+/// Saves the LWK's kernel log, for whoever reads a failure.
+fn save_kmsg(node: &Node, file: &Path) {
+    match node.kmsg() {
+        Ok(text) => {
+            if let Err(e) = std::fs::write(file, text) {
+                eprintln!("mck-bench: WARNING: writing {}: {e}", file.display());
+            }
+        }
+        Err(e) => eprintln!("mck-bench: WARNING: no LWK kernel log: {e:#}"),
+    }
+}
+
+/// Boot timings and the single-CPU benchmarks on the LWK.
+fn single_cpu_phase(
+    o: &Options,
+    ctx: &Ctx,
+    node: &Node,
+) -> Result<(SideResults, Vec<Outcome<bench::boot::BootResult>>)> {
+    let cpu = o.cpu().to_string();
     let mut boots = Vec::new();
     for size in &o.boot_sizes {
         eprintln!("mck-bench: boot time, mcreboot -c {cpu} -m {size}");
-        boots.push(outcome(bench::boot::run(&node, &cpu, size, o.boot_reps)));
+        boots.push(outcome(bench::boot::run(node, &cpu, size, o.boot_reps)));
         stop_if_interrupted()?;
     }
 
@@ -198,39 +298,43 @@ fn lwk_phase(
         ),
         Ok((partition, t)) => {
             eprintln!("  RUNNING after {:.3} s", t.as_secs_f64());
-            let watched = node.clone();
-            let health: Health = Arc::new(move || match watched.status() {
-                Ok(s) if matches!(s.as_str(), "PANIC" | "HUNGUP" | "SHUTDOWN" | "INACTIVE") => {
-                    Some(format!("the partition is {s}"))
-                }
-                _ => None,
-            });
-            let runner = Runner::lwk(o.cpu(), mcexec, Some(health));
-            let r = run_side(&runner, ctx, &LWK_GUPS, Some(&node))?;
-            // The LWK's kernel log, for whoever reads a failure.
-            let kmsg = ctx.raw_dir.join("lwk-kmsg.txt");
-            match node.kmsg() {
-                Ok(text) => {
-                    if let Err(e) = std::fs::write(&kmsg, text) {
-                        eprintln!("mck-bench: WARNING: writing {}: {e}", kmsg.display());
-                    }
-                }
-                Err(e) => eprintln!("mck-bench: WARNING: no LWK kernel log: {e:#}"),
-            }
+            let runner = Runner::lwk(o.cpu(), mcexec, Some(health_of(node)));
+            let r = run_side(&runner, ctx, &LWK_GUPS, Some(node))?;
+            save_kmsg(node, &ctx.raw_dir.join("lwk-kmsg.txt"));
             partition
                 .shutdown()
                 .context("shutting down the benchmark partition")?;
             r
         }
     };
-    if node.has_leftovers() {
-        bail!(
-            "after mcstop+release, {} still holds partition state (ihkd.pid, sockets or journal): \
-             the node is not restored, so Linux would not be measured on a clean node",
-            o.runtime_dir.display()
-        );
-    }
     Ok((lwk, boots))
+}
+
+/// The thread benchmarks on a 2-CPU partition (`mcreboot -c <thread-cpus>`).
+fn threads_phase(o: &Options, ctx: &Ctx, node: &Node) -> Result<ThreadSide> {
+    let mcexec = match node.mcexec(&o.mcexec_args) {
+        Ok(m) => m,
+        Err(why) => return Ok(ThreadSide::failed(&why)),
+    };
+    eprintln!(
+        "mck-bench: LWK threads, mcreboot -c {} -m {}",
+        o.thread_cpus, o.thread_mem
+    );
+    let side = match node.boot(&o.thread_cpus, &o.thread_mem) {
+        Err(e) => ThreadSide::failed(&format!("booting the 2-CPU partition: {e:#}")),
+        Ok((partition, t)) => {
+            eprintln!("  RUNNING after {:.3} s", t.as_secs_f64());
+            let first = o.thread_cpus()[0];
+            let runner = Runner::lwk(first, mcexec, Some(health_of(node)));
+            let r = run_threads(&runner, ctx, Some(node))?;
+            save_kmsg(node, &ctx.raw_dir.join("lwk-threads-kmsg.txt"));
+            partition
+                .shutdown()
+                .context("shutting down the 2-CPU partition")?;
+            r
+        }
+    };
+    Ok(side)
 }
 
 fn stop_if_interrupted() -> Result<()> {
@@ -299,6 +403,14 @@ fn run_side(
         syscalls,
         launch_ms,
     })
+}
+
+/// Thread create+join, then the futex ping-pong, on one side.
+fn run_threads(r: &Runner, ctx: &Ctx, node: Option<&Node>) -> Result<ThreadSide> {
+    let mut st = Stepper { node, dead: None };
+    let create = st.run(|| bench::threads::run(r, ctx, ThreadMode::Create))?;
+    let pingpong = st.run(|| bench::threads::run(r, ctx, ThreadMode::PingPong))?;
+    Ok(ThreadSide { create, pingpong })
 }
 
 /// Copies the report and plots to `benches/results/`, the copy the README shows.

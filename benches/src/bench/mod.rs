@@ -7,6 +7,7 @@ pub mod gups;
 pub mod launch;
 pub mod stream;
 pub mod syscall;
+pub mod threads;
 
 use crate::config::Options;
 use crate::programs::Programs;
