@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use ihk_abi::doorbell::IKC_DOORBELL_PORT;
 use ihk_abi::offload::{
     process_doorbell, process_slot_offset, OffloadAreaHeader, ProcState, ProcessSlot, EVENT_PROXY_GONE,
-    MAX_PROCESSES, OFFLOAD_AREA_GPA, OFFLOAD_AREA_SIZE, OFFLOAD_MAGIC, OFFLOAD_VECTOR, OFFLOAD_VERSION,
+    MAX_PROCESSES, NO_FORK, OFFLOAD_AREA_GPA, OFFLOAD_AREA_SIZE, OFFLOAD_MAGIC, OFFLOAD_VECTOR, OFFLOAD_VERSION,
 };
 use ihk_abi::OsStatus;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -143,12 +143,18 @@ impl Partition {
         for i in 0..MAX_PROCESSES {
             let s = slot_at(area, i);
             let state = s.state.load(Ordering::Acquire);
-            if state != ProcState::Free as u32 {
-                // SAFETY: `start.cpu` is written at claim time (below)
-                // and by mcexec before START; a torn value only
-                // skews this heuristic.
-                let c = unsafe { std::ptr::read_volatile(&s.start.cpu) } as usize;
-                if c < nr_cpus {
+            // Processes that live (not those ended, waiting for their proxy
+            // to go).
+            if [ProcState::Claimed, ProcState::Start, ProcState::Running].iter().any(|&x| x as u32 == state) {
+                // SAFETY: `start.cpu` and `start.fork_from_slot` are
+                // written at claim time (below) and by mcexec before
+                // START; a torn value only skews this heuristic.
+                let (c, forked) = unsafe {
+                    (std::ptr::read_volatile(&s.start.cpu) as usize, std::ptr::read_volatile(&s.start.fork_from_slot))
+                };
+                // A fork child lives in its parent's share: it does not
+                // count against the shares of `-n` processes.
+                if c < nr_cpus && forked == NO_FORK {
                     load[c] += 1;
                 }
             }
@@ -190,7 +196,10 @@ impl Partition {
         let sp = (area + process_slot_offset(slot)) as *mut ProcessSlot;
         // SAFETY: the slot is CLAIMED by us (nobody else writes it now);
         // mcexec writes `start` later.
-        unsafe { std::ptr::addr_of_mut!((*sp).start.cpu).write_volatile(cpu) };
+        unsafe {
+            std::ptr::addr_of_mut!((*sp).start.cpu).write_volatile(cpu);
+            std::ptr::addr_of_mut!((*sp).start.fork_from_slot).write_volatile(NO_FORK);
+        }
         let prepared = (|| -> Result<(EventFd, Vec<EventFd>), VmError> {
             if st.doorbells[slot].is_none() {
                 let efd = EventFd::new(EFD_NONBLOCK).map_err(VmError::io("eventfd"))?;
