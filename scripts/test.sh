@@ -9,7 +9,14 @@ cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 cargo build --workspace --all-targets
 scripts/check-leftovers.sh
+# Every partition test takes the partition lock, which tallies it here; under
+# CI=true (or MCK_REQUIRE_KVM=1) a test that cannot boot partitions fails
+# instead of skipping itself.
+export MCK_PARTITION_TALLY
+MCK_PARTITION_TALLY=$(mktemp -t mck-partition-tally.XXXXXX)
+trap 'rm -f "$MCK_PARTITION_TALLY"' EXIT
 cargo test --workspace -- --test-threads=1 "$@"
+echo "test.sh: $(wc -l < "$MCK_PARTITION_TALLY") partition tests booted real KVM partitions"
 # The hardware-virtualization check (docs/hwvirt.md): the debug build above,
 # in QEMU guests with nested SVM (about 2 minutes). Skipped when arguments
 # select tests, or with MCK_HWVIRT=0.

@@ -11,9 +11,46 @@ use std::time::{Duration, Instant};
 /// machine, across test binaries and crates.
 pub type PartitionLock = nix::fcntl::Flock<File>;
 
+/// Whether a partition test may not skip itself: under CI (`CI=true`) or
+/// when asked (`MCK_REQUIRE_KVM=1`), a test that cannot run fails instead,
+/// so that a green run cannot hide that nothing ran.
+pub fn skips_forbidden() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true") || std::env::var("MCK_REQUIRE_KVM").is_ok_and(|v| v == "1")
+}
+
+/// `test` cannot run on this machine (`why`): skip it (print why and
+/// return false), or fail it when skips are forbidden ([`skips_forbidden`]).
+pub fn cannot_run(test: &str, why: &str) -> bool {
+    if skips_forbidden() {
+        panic!("{test} cannot run here ({why}), and CI=true or MCK_REQUIRE_KVM=1 forbids skipping it");
+    }
+    eprintln!("skipping {test}: {why}");
+    false
+}
+
+/// The usual check of a partition test: root and `/dev/kvm`.
+pub fn can_boot_partitions(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        return cannot_run(test, "needs root (it boots an LWK partition)");
+    }
+    if !std::path::Path::new("/dev/kvm").exists() {
+        return cannot_run(test, "needs /dev/kvm");
+    }
+    true
+}
+
 /// Take the machine-wide partition lock (`$TMPDIR/ihk-integration-tests.lock`),
-/// waiting for whoever holds it.
+/// waiting for whoever holds it. With `MCK_PARTITION_TALLY=<file>` (set by
+/// `scripts/test.sh`), each taking appends a line to that file, so the run
+/// can say how many partition tests ran.
 pub fn partition_lock() -> PartitionLock {
+    if let Some(tally) = std::env::var_os("MCK_PARTITION_TALLY") {
+        use std::io::Write;
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(tally) {
+            let _ = writeln!(f, "{} {test}", std::process::id());
+        }
+    }
     let path = std::env::temp_dir().join("ihk-integration-tests.lock");
     let f = OpenOptions::new()
         .create(true)

@@ -12,8 +12,7 @@ const BUSYBOX: &str = "/bin/busybox";
 
 fn have_busybox() -> bool {
     if !std::path::Path::new(BUSYBOX).exists() {
-        eprintln!("skipping: {BUSYBOX} missing (apt-get install busybox-static)");
-        return false;
+        return mck_tests::cannot_run("busybox tests", &format!("{BUSYBOX} missing (apt-get install busybox-static)"));
     }
     true
 }

@@ -17,8 +17,7 @@ fn text(o: &Output) -> String {
 fn have(paths: &[&str]) -> bool {
     for p in paths {
         if !Path::new(p).exists() {
-            eprintln!("skipping: {p} missing");
-            return false;
+            return mck_tests::cannot_run("dynamic programs", &format!("{p} missing"));
         }
     }
     true

@@ -43,7 +43,7 @@ fn a_normal_user_runs_mcexec_on_a_partition_it_owns() {
         return;
     }
     let Some(nobody) = nix::unistd::User::from_name("nobody").ok().flatten() else {
-        eprintln!("skipping: no user nobody");
+        mck_tests::cannot_run("a_normal_user_runs_mcexec_on_a_partition_it_owns", "no user nobody");
         return;
     };
     let p = Partition::boot("512M", &["-o", "nobody"]);

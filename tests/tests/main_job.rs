@@ -13,15 +13,7 @@ fn repo_root() -> PathBuf {
 }
 
 fn can_run() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping main_job: needs root");
-        return false;
-    }
-    if !Path::new("/dev/kvm").exists() {
-        eprintln!("skipping main_job: needs /dev/kvm");
-        return false;
-    }
-    true
+    mck_tests::can_boot_partitions("main_job")
 }
 
 /// Always runs `mcstop+release` on the test's runtime directory.

@@ -48,8 +48,7 @@ fn can_run(test: &str) -> bool {
     } else {
         return true;
     };
-    eprintln!("skipping {test}: {why}");
-    false
+    mck_tests::cannot_run(test, why)
 }
 
 /// The cargo profile directory (target/<profile>) of this test binary.

@@ -410,7 +410,7 @@ mod tests {
     #[test]
     fn take_release_and_put_back_on_normal_pages() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping: needs root");
+            mck_tests::cannot_run("take_release_and_put_back_on_normal_pages", "needs root");
             return;
         }
         let d = tempfile::tempdir().unwrap();

@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn normal_pages_are_populated_locked_and_shared() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping: needs root for mlock of 8 MiB");
+            mck_tests::cannot_run("normal_pages_are_populated_locked_and_shared", "needs root for mlock of 8 MiB");
             return;
         }
         let r = Region::create(0, 8 << 20, 4).unwrap();

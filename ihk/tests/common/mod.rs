@@ -17,15 +17,7 @@ pub const MCSTOP: &str = env!("CARGO_BIN_EXE_mcstop-release");
 
 /// `None` (after printing why) when this machine cannot run the test.
 pub fn can_run(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: needs root");
-        return false;
-    }
-    if !Path::new("/dev/kvm").exists() {
-        eprintln!("skipping {test}: needs /dev/kvm");
-        return false;
-    }
-    true
+    mck_tests::can_boot_partitions(test)
 }
 
 /// Whether a process runs (a zombie does not: this machine's init may be

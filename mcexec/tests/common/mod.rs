@@ -19,15 +19,7 @@ pub const CPU: &str = "1";
 
 /// Whether this machine can run partition tests; prints why not.
 pub fn can_run(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: needs root (it boots an LWK partition)");
-        return false;
-    }
-    if !Path::new("/dev/kvm").exists() {
-        eprintln!("skipping {test}: needs /dev/kvm");
-        return false;
-    }
-    true
+    mck_tests::can_boot_partitions(test)
 }
 
 /// Directory of the workspace's binaries (ihkd, mcreboot, ...): next to
@@ -206,7 +198,7 @@ pub fn compile(src: &str, flags: &[&str], out_dir: &Path, name: &str) -> Option<
         Ok(s) if s.success() => Some(out),
         Ok(s) => panic!("gcc {flags:?} {} failed: {s}", src.display()),
         Err(e) => {
-            eprintln!("skipping: gcc not available ({e})");
+            mck_tests::cannot_run(name, &format!("{cc} not available ({e})"));
             None
         }
     }
