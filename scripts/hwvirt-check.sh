@@ -13,8 +13,9 @@
 # between two LWK processes (scripts/hwvirt/avx-check.c), and mcstop+release.
 # A second guest under Debian 12's QEMU 7.2, which loses a nested guest's
 # XCR0, checks that the LWK notices and keeps AVX off.
-# MCK_HWVIRT_THREADS=1 adds a 2-thread program (scripts/hwvirt/threads-check.c;
-# needs LWK threads).
+# It also runs a 2-thread program (scripts/hwvirt/threads-check.c: threads
+# on both LWK CPUs, futexes, AVX2 state per thread); MCK_HWVIRT_THREADS=0
+# leaves it out.
 #
 # Prints one line per check ("ok ..." / "FAIL ..."), then
 # "hwvirt-check: N passed, N failed"; exits non-zero on any failure. The
@@ -22,8 +23,8 @@
 # Needs root (apt-get for missing packages) but not /dev/kvm.
 #
 # Environment: MCK_INSTALL_PROFILE=debug (test the debug build, as
-# scripts/test.sh does: no second build), MCK_HWVIRT_THREADS=1 (the
-# optional thread check), MCK_HWVIRT_TIMEOUT (seconds per guest, default 300),
+# scripts/test.sh does: no second build), MCK_HWVIRT_THREADS=0 (no
+# thread check), MCK_HWVIRT_TIMEOUT (seconds per guest, default 300),
 # MCK_HWVIRT_CPU (QEMU -cpu model, default max), MCK_HWVIRT_QEMU (a QEMU
 # binary to use instead of bookworm-backports'), MCK_HWVIRT_FALLBACK=0 (skip
 # the second guest, see step 6), MCK_HWVIRT_VERBOSE=1 (print the LWK's kmsg),
@@ -35,7 +36,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 start=$(date +%s)
-threads=${MCK_HWVIRT_THREADS:-0}
+threads=${MCK_HWVIRT_THREADS:-1}
 timeout_s=${MCK_HWVIRT_TIMEOUT:-300}
 cpu_model=${MCK_HWVIRT_CPU:-max}
 cache=${MCK_HWVIRT_CACHE:-$root/target/hwvirt-cache}

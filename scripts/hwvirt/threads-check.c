@@ -1,5 +1,5 @@
 /* Optional 2-thread check for the hardware-virtualization run
- * (scripts/hwvirt-check.sh with MCK_HWVIRT_THREADS=1; needs LWK threads).
+ * (scripts/hwvirt-check.sh; MCK_HWVIRT_THREADS=0 leaves it out).
  *
  * Built with `gcc -static -O2 -mavx2 -pthread`. Two threads of one LWK
  * process each fill their own array with an AVX2 kernel, yield to each other
