@@ -135,7 +135,7 @@ elif [ $rc -eq 0 ] && echo "$out" | grep -q '^avx-check: ok'; then ok "mcexec av
     fail "mcexec avx-check: rc=$rc $out"
 fi
 
-# 7. (optional, MCK_HWVIRT_THREADS=1) a 2-thread program, once the LWK has threads.
+# 7. (unless MCK_HWVIRT_THREADS=0) a 2-thread program on the 2-CPU partition.
 if [ $threads = 1 ]; then
     run 300 mcexec /hwv/threads-check
     if [ $rc -eq 0 ] && echo "$out" | grep -q '^threads-check: ok'; then ok "mcexec ${out#threads-check: ok }"; else

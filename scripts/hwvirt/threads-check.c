@@ -1,4 +1,4 @@
-/* Optional 2-thread check for the hardware-virtualization run
+/* The 2-thread check of the hardware-virtualization run
  * (scripts/hwvirt-check.sh; MCK_HWVIRT_THREADS=0 leaves it out).
  *
  * Built with `gcc -static -O2 -mavx2 -pthread`. Two threads of one LWK
