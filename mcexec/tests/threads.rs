@@ -2,6 +2,7 @@
 //! mutex, a condition variable and pthread_cancel; OpenMP (default team =
 //! the process's CPUs, oversubscribed teams time-shared); C++ std::thread
 //! and std::async; Python's ThreadPoolExecutor and asyncio.to_thread;
+//! timed, robust and broadcast futex paths; stress-ng's pthread stressor;
 //! process CPU sets (`nproc`, `-n`); timers and signals from Linux; and
 //! kill -9 of a multithreaded program. Real programs, built here with
 //! Debian's compilers, on real partitions: `-c 0-1` (a 2-CPU LWK sharing
@@ -46,6 +47,7 @@ fn pthreads_openmp_cxx_and_python_threads_on_a_two_cpu_partition() {
     let Some(pth) = compile("pthreads.c", &["-pthread"], tmp.path(), "pthreads") else { return };
     let Some(omp) = compile("openmp.c", &["-fopenmp"], tmp.path(), "openmp") else { return };
     let Some(cxx) = compile("cxxthreads.cpp", &["-pthread"], tmp.path(), "cxxthreads") else { return };
+    let Some(fut) = compile("futex_more.c", &["-pthread"], tmp.path(), "futex_more") else { return };
     let p = Partition::boot_cpus("0-1", "1G", &[]);
 
     let out = stdout_of(&p, &[pth.to_str().unwrap()], &[]);
@@ -65,6 +67,20 @@ fn pthreads_openmp_cxx_and_python_threads_on_a_two_cpu_partition() {
 
     let out = stdout_of(&p, &[cxx.to_str().unwrap()], &[]);
     assert_eq!(out.trim(), "atomic 150000 map 3 async 42");
+
+    // Timed futex waits on both clocks, a robust mutex whose owner died,
+    // a broadcast, and a thread moved between CPUs by sched_setaffinity.
+    let out = stdout_of(&p, &[fut.to_str().unwrap()], &[]);
+    assert_eq!(
+        out,
+        "timedlock ETIMEDOUT in-time\nsemwait ETIMEDOUT\nrobust EOWNERDEAD\nbroadcast 3\nmoved 1 0\n"
+    );
+
+    // Debian's stress-ng pthread stressor (threads created, joined, and
+    // exercising thread system calls until its SIGALRM).
+    let sng = p.mcexec_command(&["/usr/bin/stress-ng", "--pthread", "2", "-t", "2"]).stdin(Stdio::null()).output().unwrap();
+    let text = String::from_utf8_lossy(&sng.stderr).into_owned() + &String::from_utf8_lossy(&sng.stdout);
+    assert!(sng.status.success() && text.contains("successful run completed"), "{:?}\n{text}", sng.status);
 
     let py = "from concurrent.futures import ThreadPoolExecutor\n\
               import asyncio\n\
