@@ -2,8 +2,7 @@
 //! LWK (free gaps of an address space) and mcexec (what the mirror must map
 //! or unmap). No allocation: results come as iterators.
 //!
-//! The LWK's `process/aspace.rs` still has its own copy of [`subtract`];
-//! it should call this one once the memory code has settled in `mm/`.
+//! The LWK's `mm::vma::subtract` is this one, collected.
 
 /// `[start, end)` minus the union of `holes`, as ascending, maximal,
 /// non-empty pieces. `holes` must be sorted by start; they may overlap,

@@ -23,10 +23,10 @@ use crate::mm::pagetable::Perm;
 use crate::mm::phys;
 use crate::process::Thread;
 use crate::errno::*;
+use ihk_abi::linux::sys;
 use crate::process::offload;
 use header::*;
 
-const NR_PREAD64: u64 = 17;
 
 /// Where an image ended up.
 pub struct Loaded {
@@ -114,7 +114,7 @@ fn load_segments(t: &Thread, fd: i32, size: u64, ty: u16, entry: u64, phoff: u64
             while done < p.filesz {
                 let r = offload::call(
                     t,
-                    NR_PREAD64,
+                    sys::SYS_pread64,
                     [fd as u64, va + done, p.filesz - done, p.offset + done, 0, 0],
                 );
                 if r <= 0 {
@@ -215,7 +215,7 @@ fn read_args(t: &Thread, len: usize) -> Result<Vec<u8>, Errno> {
     // Linux's limit for argv+envp is a quarter of the stack limit; keep a
     // generous fixed ceiling here.
     if len == 0 || len > 32 << 20 {
-        return Err(if len == 0 { EINVAL } else { Errno(7) /* E2BIG */ });
+        return Err(if len == 0 { EINVAL } else { E2BIG });
     }
     let size = align_up(len as u64, phys::PAGE);
     let pa = phys::alloc(size, phys::PAGE).ok_or(ENOMEM)?;

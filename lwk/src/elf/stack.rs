@@ -35,7 +35,7 @@ pub fn build(t: &Thread, blob: &[u8], argc: usize, envc: usize, prog: &Loaded, i
     let l = layout::compute(top, blob, argc, envc, &aux)?;
     let sp = l.sp;
     if sp < top - a.stack_bytes() {
-        return Err(Errno(7)); // E2BIG: does not fit the premapped stack
+        return Err(E2BIG); // does not fit the premapped stack
     }
     let bytes: Vec<u8> = l.words.iter().flat_map(|w| w.to_le_bytes()).collect();
     a.write(sp, &bytes)?;

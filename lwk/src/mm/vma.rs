@@ -36,26 +36,10 @@ pub const fn align_down(v: u64, a: u64) -> u64 {
     v & !(a - 1)
 }
 
-/// `[a, b)` minus the union of sorted, possibly overlapping `holes`.
+/// `[a, b)` minus the union of sorted, possibly overlapping `holes`
+/// (`ihk_abi::range::subtract`, which mcexec's mirror uses too).
 pub fn subtract(a: u64, b: u64, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let mut cur = a;
-    for &(hs, he) in holes {
-        if he <= cur || hs >= b {
-            continue;
-        }
-        if hs > cur {
-            out.push((cur, hs));
-        }
-        cur = cur.max(he);
-        if cur >= b {
-            break;
-        }
-    }
-    if cur < b {
-        out.push((cur, b));
-    }
-    out
+    ihk_abi::range::subtract(a, b, holes).collect()
 }
 
 /// VMAs by start address, non-overlapping. Derefs to the map for

@@ -16,16 +16,13 @@ use super::{service, Thread};
 use crate::mm::phys;
 use crate::elf::{self, Image};
 use crate::errno::*;
+use ihk_abi::linux::sys;
 use super::offload;
 
-const E2BIG: Errno = Errno(7);
-const ENAMETOOLONG: Errno = Errno(36);
 /// Most bytes of argv + envp strings (Linux: a quarter of the stack limit,
 /// at most 6 MiB with the default 8 MiB... keep a fixed generous cap).
 const MAX_ARGS_BYTES: usize = 2 << 20;
 const PATH_MAX: usize = 4096;
-const NR_LSEEK: u64 = 8;
-const NR_CLOSE: u64 = 3;
 const SEEK_END: u64 = 2;
 
 /// A NUL-terminated string at user address `va` (without the NUL).
@@ -81,9 +78,9 @@ fn open_exec(t: &Thread, path: &[u8]) -> Result<(i32, u64), Errno> {
     if fd < 0 {
         return Err(Errno((-fd) as i32));
     }
-    let end = offload::call(t, NR_LSEEK, [fd as u64, 0, SEEK_END, 0, 0, 0]);
+    let end = offload::call(t, sys::SYS_lseek, [fd as u64, 0, SEEK_END, 0, 0, 0]);
     if end < 0 {
-        offload::call(t, NR_CLOSE, [fd as u64, 0, 0, 0, 0, 0]);
+        offload::call(t, sys::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
         return Err(Errno((-end) as i32));
     }
     Ok((fd as i32, end as u64))
@@ -94,13 +91,13 @@ fn open_exec(t: &Thread, path: &[u8]) -> Result<(i32, u64), Errno> {
 pub fn execve(t: &Thread, path_va: u64, argv_va: u64, envp_va: u64) -> SysResult {
     let path = read_cstr(t, path_va, PATH_MAX)?;
     if path.is_empty() {
-        return Err(Errno(2)); // ENOENT
+        return Err(ENOENT);
     }
     let mut total = path.len() + 1;
     let argv = read_strv(t, argv_va, &mut total)?;
     let envp = read_strv(t, envp_va, &mut total)?;
     let exe = open_exec(t, &path)?;
-    let close = |fd: i32| offload::call(t, NR_CLOSE, [fd as u64, 0, 0, 0, 0, 0]);
+    let close = |fd: i32| offload::call(t, sys::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
     let interp = match elf::interp_path(t, exe.0, exe.1) {
         Ok(None) => None,
         Ok(Some(ip)) => match open_exec(t, &ip) {

@@ -10,14 +10,10 @@ use ihk_abi::offload::{FdInfo, OffloadCall};
 use super::offload;
 use super::Thread;
 use crate::errno::*;
+use ihk_abi::linux::sys;
 use crate::mm::filemap::Writeback;
 use crate::mm::phys;
 
-const NR_CLOSE: u64 = 3;
-const NR_LSEEK: u64 = 8;
-const NR_PWRITE64: u64 = 18;
-const NR_FCNTL: u64 = 72;
-const NR_FDATASYNC: u64 = 75;
 const F_DUPFD_CLOEXEC: u64 = 1030;
 const SEEK_END: u64 = 2;
 /// Duplicates for shared mappings are placed at or above this number, out
@@ -57,7 +53,7 @@ pub fn describe(t: &Thread, fd: u64) -> Result<(FdInfo, String), Errno> {
 
 /// Our own duplicate of the program's descriptor `fd` (close-on-exec).
 pub fn dup(t: &Thread, fd: u64) -> Result<i32, Errno> {
-    res(offload::call(t, NR_FCNTL, [fd, F_DUPFD_CLOEXEC, DUP_MIN_FD, 0, 0, 0])).map(|v| v as i32)
+    res(offload::call(t, sys::SYS_fcntl, [fd, F_DUPFD_CLOEXEC, DUP_MIN_FD, 0, 0, 0])).map(|v| v as i32)
 }
 
 /// Write `pieces` back to their files (bytes past the end of the file are
@@ -66,18 +62,18 @@ pub fn write_back(t: &Thread, pieces: &[Writeback], sync: bool) -> Result<(), Er
     let mut first_err = None;
     for w in pieces {
         let r = (|| {
-            let size = res(offload::call(t, NR_LSEEK, [w.fd as u64, 0, SEEK_END, 0, 0, 0]))?;
+            let size = res(offload::call(t, sys::SYS_lseek, [w.fd as u64, 0, SEEK_END, 0, 0, 0]))?;
             let len = w.len.min(size.saturating_sub(w.off));
             let mut done = 0;
             while done < len {
-                let n = res(offload::call(t, NR_PWRITE64, [w.fd as u64, w.va + done, len - done, w.off + done, 0, 0]))?;
+                let n = res(offload::call(t, sys::SYS_pwrite64, [w.fd as u64, w.va + done, len - done, w.off + done, 0, 0]))?;
                 if n == 0 {
                     return Err(EIO);
                 }
                 done += n;
             }
             if sync {
-                res(offload::call(t, NR_FDATASYNC, [w.fd as u64, 0, 0, 0, 0, 0]))?;
+                res(offload::call(t, sys::SYS_fdatasync, [w.fd as u64, 0, 0, 0, 0, 0]))?;
             }
             Ok(())
         })();
@@ -98,7 +94,7 @@ pub fn write_back_range(t: &Thread, start: u64, end: u64, sync: bool) -> Result<
 pub fn close_orphans(t: &Thread) {
     let fds: Vec<i32> = t.process.aspace.lock().files.take_orphans();
     for fd in fds {
-        offload::call(t, NR_CLOSE, [fd as u64, 0, 0, 0, 0, 0]);
+        offload::call(t, sys::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
     }
 }
 

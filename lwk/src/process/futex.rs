@@ -25,7 +25,6 @@ use crate::errno::*;
 
 static TABLE: Mutex<FutexTable<Arc<Thread>>> = Mutex::new(FutexTable::new());
 
-pub const ETIMEDOUT: Errno = Errno(110);
 pub const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
 
 /// The futex word at user address `uaddr` as an atomic in the direct map,

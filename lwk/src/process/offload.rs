@@ -15,19 +15,12 @@ use ihk_abi::offload::{OffloadCall, SLOT_DONE, SLOT_IDLE, SLOT_REQUEST};
 
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::errno::*;
+use ihk_abi::linux::sys;
 use crate::process::{sched, Thread, ThreadState};
 
 /// How long a thread spins for its answer before yielding the CPU.
 pub const SPIN_US: u64 = 50;
 
-const NR_WRITE: u64 = 1;
-const NR_PWRITE64: u64 = 18;
-const NR_WRITEV: u64 = 20;
-const NR_SENDTO: u64 = 44;
-const NR_SENDMSG: u64 = 46;
-const NR_PWRITEV: u64 = 296;
-const NR_SENDMMSG: u64 = 307;
-const NR_PWRITEV2: u64 = 328;
 const SIGPIPE: u32 = 13;
 
 /// Offload `nr` with `args` for thread `t` and wait for the result (a raw
@@ -174,11 +167,11 @@ pub fn syscall(f: &mut TrapFrame) -> SysResult {
         t.restart_nr.store(nr, Ordering::Relaxed);
     }
     if r == -(EPIPE.0 as i64)
-        && matches!(nr, NR_WRITE | NR_PWRITE64 | NR_WRITEV | NR_SENDTO | NR_SENDMSG | NR_PWRITEV | NR_SENDMMSG | NR_PWRITEV2)
+        && matches!(nr, sys::SYS_write | sys::SYS_pwrite64 | sys::SYS_writev | sys::SYS_sendto | sys::SYS_sendmsg | sys::SYS_pwritev | sys::SYS_sendmmsg | sys::SYS_pwritev2)
     {
         // mcexec ignores SIGPIPE so that the LWK can apply the program's
         // disposition (MSG_NOSIGNAL sends do not raise it).
-        let nosignal = matches!(nr, NR_SENDTO | NR_SENDMSG | NR_SENDMMSG) && flags_have_nosignal(nr, &args);
+        let nosignal = matches!(nr, sys::SYS_sendto | sys::SYS_sendmsg | sys::SYS_sendmmsg) && flags_have_nosignal(nr, &args);
         if !nosignal {
             let info = crate::process::signal::SigInfo::from(t, crate::process::signal::SI_USER);
             crate::process::signal::send_to_thread(t, SIGPIPE, info);
@@ -190,8 +183,8 @@ pub fn syscall(f: &mut TrapFrame) -> SysResult {
 fn flags_have_nosignal(nr: u64, args: &[u64; 6]) -> bool {
     const MSG_NOSIGNAL: u64 = 0x4000;
     let flags = match nr {
-        NR_SENDTO | NR_SENDMSG => args[if nr == NR_SENDTO { 3 } else { 2 }],
-        NR_SENDMMSG => args[3],
+        sys::SYS_sendto | sys::SYS_sendmsg => args[if nr == sys::SYS_sendto { 3 } else { 2 }],
+        sys::SYS_sendmmsg => args[3],
         _ => 0,
     };
     flags & MSG_NOSIGNAL != 0

@@ -10,9 +10,10 @@
 //! threads sit on their CPU's waiting list and become runnable when what
 //! they wait for happened (their offload slot is DONE, a waker set
 //! `woken`, their deadline passed, a signal they take arrived, or their
-//! process is dying). Before the CPU halts, every thread waiting for an
-//! offload declares `lwk_waiting` so the proxy rings this CPU's irqfd when
-//! it answers, and the timer is set for the earliest deadline.
+//! process is dying). A thread waiting for an offload declares
+//! `lwk_waiting` before it yields, so the proxy rings this CPU's irqfd when
+//! it answers; before the CPU halts, the timer is set for the earliest
+//! deadline.
 //!
 //! Other CPUs reach this CPU's queues under its lock and kick it with the
 //! wake-up IPI ([`WAKEUP_VECTOR`]); the IPI (like the timer) marks the CPU
@@ -198,6 +199,12 @@ fn push_runnable(c: u32, t: Arc<Thread>) {
     t.process.thread_slot(t.slot).cpu.store(c, Ordering::Relaxed);
     t.set_state(ThreadState::Runnable);
     cpu_of(c).lock().runq.push_back(t);
+    notify(c);
+}
+
+/// CPU `c` has new work on its queues: kick it, or, for this CPU, look at
+/// the queues at the next return to user mode.
+fn notify(c: u32) {
     if c != me() {
         kick(c);
     } else {
@@ -215,12 +222,7 @@ pub fn least_loaded(set: &CpuSet) -> Option<u32> {
 /// makes it runnable.
 pub fn wake(t: &Thread) {
     t.woken.store(true, Ordering::Release);
-    let c = t.cpu();
-    if c != me() {
-        kick(c);
-    } else {
-        RESCHED[c as usize].store(true, Ordering::Relaxed);
-    }
+    notify(t.cpu());
 }
 
 /// Make every CPU that runs a thread of `p` enter the kernel (process end,
@@ -239,12 +241,7 @@ pub fn kick_threads_of(p: &Process) {
 
 /// Kick the CPU of thread `t` unless it is this one.
 pub fn kick_thread(t: &Thread) {
-    let c = t.cpu();
-    if c != me() {
-        kick(c);
-    } else {
-        RESCHED[c as usize].store(true, Ordering::Relaxed);
-    }
+    notify(t.cpu());
 }
 
 /// The wake-up IPI or the scheduler's deadline arrived on this CPU.
@@ -317,14 +314,12 @@ fn min_nonzero(a: u64, b: u64) -> u64 {
     }
 }
 
-/// Declare every waiting thread sleeping; false if none finished meanwhile.
+/// Before halting: false if a waiting thread became ready meanwhile. (A
+/// thread waiting for an offload declared `lwk_waiting` before it yielded,
+/// so its proxy rings this CPU when it answers.) Sets the timer for the
+/// earliest timed wait.
 fn prepare_halt() -> bool {
     let c = cpu().lock();
-    for t in &c.waiting {
-        if t.get_state() == ThreadState::WaitingOffload {
-            t.process.thread_slot(t.slot).lwk_waiting.store(1, Ordering::Relaxed);
-        }
-    }
     fence(Ordering::SeqCst);
     let now = tsc::now();
     let any_ready = c.waiting.iter().any(|t| ready(t, now));

@@ -542,7 +542,7 @@ pub fn sigaltstack(t: &Thread, ss: u64, old: u64, user_sp: u64) -> Result<u64, E
             *st = (0, 0, SS_DISABLE);
         } else {
             if nsize < min_sigstack_size() {
-                return Err(Errno(12)); // ENOMEM, as Linux for a too small stack
+                return Err(ENOMEM); // as Linux for a too small stack
             }
             *st = (nsp, nsize, 0);
         }

@@ -17,8 +17,6 @@ use crate::process::Thread;
 const AT_FDCWD: u64 = -100i64 as u64;
 const O_ACCMODE: u64 = 3;
 const O_CLOEXEC: u64 = 0o2000000;
-const EACCES: Errno = Errno(13);
-const ENOENT: Errno = Errno(2);
 const PATH_MAX: usize = 4096;
 
 /// The NUL-terminated path at user address `va`, if it could be in the

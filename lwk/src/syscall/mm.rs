@@ -4,6 +4,7 @@
 //! (mlock family, memory policies).
 
 use super::errno::*;
+use ihk_abi::linux::sys;
 use super::{args, current, offload};
 use crate::process::filemap_io;
 use crate::arch::x86_64::idt::TrapFrame;
@@ -21,9 +22,6 @@ const MAP_NORESERVE: u64 = 0x4000;
 const MAP_POPULATE: u64 = 0x8000;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 const PROT_MASK: u64 = 0x7;
-const NR_PREAD64: u64 = 17;
-const NR_CLOSE: u64 = 3;
-const EACCES: Errno = Errno(13);
 
 pub fn brk(f: &mut TrapFrame) -> SysResult {
     let t = current();
@@ -103,7 +101,7 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
         Ok(s) => s,
         Err(e) => {
             if let Some(d) = shared_fd {
-                offload::call(t, NR_CLOSE, [d as u64, 0, 0, 0, 0, 0]);
+                offload::call(t, sys::SYS_close, [d as u64, 0, 0, 0, 0, 0]);
             }
             filemap_io::close_orphans(t);
             return Err(e);
@@ -115,11 +113,11 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
         let want = if info.mode & filemap_io::S_IFMT == filemap_io::S_IFREG { len.min(info.size.saturating_sub(off)) } else { len };
         let mut done = 0u64;
         while done < want {
-            let r = offload::call(t, NR_PREAD64, [fd, start + done, want - done, off + done, 0, 0]);
+            let r = offload::call(t, sys::SYS_pread64, [fd, start + done, want - done, off + done, 0, 0]);
             if r < 0 {
                 let _ = t.process.aspace.lock().unmap(start, len);
                 if let Some(d) = shared_fd {
-                    offload::call(t, NR_CLOSE, [d as u64, 0, 0, 0, 0, 0]);
+                    offload::call(t, sys::SYS_close, [d as u64, 0, 0, 0, 0, 0]);
                 }
                 filemap_io::close_orphans(t);
                 return Err(Errno((-r) as i32));
