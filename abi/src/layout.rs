@@ -78,6 +78,18 @@ pub const MIN_FIRST_CHUNK_SIZE: u64 = 16 << 20;
 /// Guest-physical alignment of every chunk (and granularity of chunk sizes).
 pub const CHUNK_GPA_ALIGN: u64 = LARGE_PAGE_SIZE;
 
+/// Share windows: guest-physical range where host files that LWK
+/// processes map `MAP_SHARED` appear (one KVM memslot per window onto the
+/// host file's own pages, so LWK processes, mcexec and Linux processes share
+/// the same physical memory). Above every memory chunk (4 TiB, so the guest
+/// needs 43 physical address bits); the LWK allocates windows in it, 2 MiB
+/// aligned, and the host maps them on request (`docs/shared-memory.md`).
+pub const SHARE_WINDOW_GPA: u64 = 0x400_0000_0000;
+/// Size of the share-window range (64 GiB: 32768 windows of 2 MiB).
+pub const SHARE_WINDOW_SIZE: u64 = 64 << 30;
+/// Alignment of a window's guest-physical start.
+pub const SHARE_WINDOW_ALIGN: u64 = LARGE_PAGE_SIZE;
+
 /// The x86 MMIO hole (LAPIC, IOAPIC, firmware): no guest memory here.
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
 pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;

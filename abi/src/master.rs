@@ -37,6 +37,12 @@ pub const MSG_STATUS_CHANGED: u32 = 3;
 pub const MSG_FREEZE: u32 = 4;
 /// Host to LWK (`ihk_os_thaw`, §1.2.2.33): every CPU resumes where it was.
 pub const MSG_THAW: u32 = 5;
+/// LWK to host: no LWK process maps the share window at guest-physical
+/// args[0] (args[1] bytes) any more: the host removes its memslot and its
+/// mapping of the file ([`crate::layout::SHARE_WINDOW_GPA`]). Sent for a
+/// window the host may never have created (the request failed), which the
+/// host ignores.
+pub const MSG_WINDOW_RELEASE: u32 = 6;
 
 impl MasterPacket {
     pub const fn new(msg: u32, cpu: u32) -> MasterPacket {

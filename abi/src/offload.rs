@@ -294,14 +294,24 @@ pub struct ProxyAreaHeader {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MapEntry {
-    /// User virtual address, granule-aligned.
+    /// User virtual address, granule-aligned (page-aligned for a window).
     pub va: u64,
-    /// Length in bytes, a multiple of the granule.
+    /// Length in bytes, a multiple of the granule (of the page for a window).
     pub len: u64,
-    /// Guest-physical address backing `va`, granule-aligned, contiguous.
+    /// Guest-physical address backing `va`, contiguous: in guest memory
+    /// (granule-aligned), or in a share window ([`MAP_ENTRY_WINDOW`]).
     pub gpa: u64,
-    pub _reserved: u64,
+    /// `MAP_ENTRY_*` bits.
+    pub flags: u64,
 }
+
+/// [`MapEntry::flags`]: the range maps a share window
+/// ([`crate::layout::SHARE_WINDOW_GPA`]): `mcexec` mirrors it with its own
+/// mapping of the same host file (from [`OffloadCall::ShareFile`] /
+/// [`OffloadCall::ShareAnon`]), not with guest memory.
+pub const MAP_ENTRY_WINDOW: u64 = 1;
+/// [`MapEntry::flags`]: the window is mapped writable.
+pub const MAP_ENTRY_WRITE: u64 = 2;
 
 /// Layout of a proxy area holding `threads` thread slots and `maps` entries.
 pub const fn proxy_area_layout(threads: u32, maps: u32) -> (u32, u32, u64) {
@@ -403,7 +413,35 @@ pub enum OffloadCall {
     /// followed by the file's path (`path_len` bytes, cut to fit `cap`).
     /// Returns 0 or -errno.
     FdInfo = OFFLOAD_CALL_BASE + 13,
+    /// `(fd, offset, len, gpa, flags)`: host file `fd` at `offset` (page
+    /// aligned), `len` bytes, is (`SHARE_CREATE` in `flags`: must become)
+    /// the share window at guest-physical `gpa`. The proxy keeps a
+    /// duplicate of `fd` to mirror the window, and with `SHARE_CREATE` asks
+    /// ihkd to map the file there (a KVM memslot); `SHARE_WRITE` maps it
+    /// writable. Returns 0 or -errno (EACCES: the descriptor does not allow
+    /// it; EBUSY: the range is taken).
+    ShareFile = OFFLOAD_CALL_BASE + 14,
+    /// `(len, gpa)`: new shared anonymous memory (`MAP_SHARED|
+    /// MAP_ANONYMOUS`, shared with fork children): the proxy creates a
+    /// memfd of `len` bytes and makes it the writable share window at `gpa`
+    /// as [`OffloadCall::ShareFile`] with `SHARE_CREATE`. Returns 0 or -errno.
+    ShareAnon = OFFLOAD_CALL_BASE + 15,
+    /// `(shmid, shmflg)`: SysV `shmat` of segment `shmid` for the LWK
+    /// process, first step: the proxy attaches it on the host with the
+    /// program's rights (`SHM_RDONLY` in `shmflg`) and keeps that mapping
+    /// for the mirror. Returns the segment size in bytes or -errno.
+    SysvAttach = OFFLOAD_CALL_BASE + 16,
+    /// `(shmid, len, gpa, flags)`: second step: segment `shmid` (attached
+    /// by [`OffloadCall::SysvAttach`]) is (`SHARE_CREATE`: must become) the
+    /// share window at `gpa`, as [`OffloadCall::ShareFile`]. Returns 0 or
+    /// -errno.
+    ShareSysv = OFFLOAD_CALL_BASE + 17,
 }
+
+/// [`OffloadCall::ShareFile`] flag: create the window (else it exists).
+pub const SHARE_CREATE: u64 = 1;
+/// [`OffloadCall::ShareFile`] flag: writable mapping.
+pub const SHARE_WRITE: u64 = 2;
 
 /// What [`OffloadCall::FdInfo`] writes (then the path).
 #[repr(C)]
@@ -436,6 +474,10 @@ impl OffloadCall {
             x if x == OffloadCall::MemfdPhys as u64 => OffloadCall::MemfdPhys,
             x if x == OffloadCall::HostCpuinfo as u64 => OffloadCall::HostCpuinfo,
             x if x == OffloadCall::FdInfo as u64 => OffloadCall::FdInfo,
+            x if x == OffloadCall::ShareFile as u64 => OffloadCall::ShareFile,
+            x if x == OffloadCall::ShareAnon as u64 => OffloadCall::ShareAnon,
+            x if x == OffloadCall::SysvAttach as u64 => OffloadCall::SysvAttach,
+            x if x == OffloadCall::ShareSysv as u64 => OffloadCall::ShareSysv,
             _ => return None,
         })
     }
@@ -555,6 +597,10 @@ mod tests {
             OffloadCall::MemfdPhys,
             OffloadCall::HostCpuinfo,
             OffloadCall::FdInfo,
+            OffloadCall::ShareFile,
+            OffloadCall::ShareAnon,
+            OffloadCall::SysvAttach,
+            OffloadCall::ShareSysv,
         ] {
             assert_eq!(OffloadCall::from_u64(c as u64), Some(c));
         }

@@ -115,6 +115,10 @@ fn bsp_main(bp_phys: u64) -> ! {
 
     mm::init(bp);
     mm::log_layout(bp);
+    // Share windows: direct-mapped now, before any process copies the
+    // kernel half; unused windows go back to the host on the master channel.
+    mm::window::init();
+    mm::window::register_release(ikc::master::send_window_release);
     process::init();
     process::init_this_cpu();
 

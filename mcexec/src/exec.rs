@@ -62,7 +62,7 @@ impl Executor {
     }
 
     fn reserved(&self, fd: u64) -> bool {
-        self.reserved_fds.contains(&(fd as i32))
+        self.reserved_fds.contains(&(fd as i32)) || crate::share::owns(fd as i32)
     }
 
     /// Execute one request; returns the value for the LWK (negative errno on
@@ -98,7 +98,14 @@ impl Executor {
         if first > last {
             return EINVAL.neg();
         }
-        let mut cuts: Vec<u32> = self.reserved_fds.iter().map(|&f| f as u32).filter(|f| (first..=last).contains(f)).collect();
+        let mut cuts: Vec<u32> = self
+            .reserved_fds
+            .iter()
+            .copied()
+            .chain(crate::share::fds())
+            .map(|f| f as u32)
+            .filter(|f| (first..=last).contains(f))
+            .collect();
         cuts.sort_unstable();
         let mut lo = first;
         for c in cuts {
@@ -177,6 +184,10 @@ impl Executor {
             OffloadCall::OpenPhys | OffloadCall::MemfdPhys | OffloadCall::HostCpuinfo | OffloadCall::FdInfo => {
                 self.view_call(call, a)
             }
+            OffloadCall::ShareFile => crate::share::share_file(a),
+            OffloadCall::ShareAnon => crate::share::share_anon(a),
+            OffloadCall::SysvAttach => crate::share::sysv_attach(a),
+            OffloadCall::ShareSysv => crate::share::share_sysv(a),
             OffloadCall::ThreadStart | OffloadCall::ThreadExit | OffloadCall::Fork => EINVAL.neg(),
         }
     }
@@ -268,7 +279,7 @@ fn close_on_exec(reserved: &[i32]) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
     let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
     for fd in fds {
-        if reserved.contains(&fd) {
+        if reserved.contains(&fd) || crate::share::owns(fd) {
             continue;
         }
         // SAFETY: querying and closing descriptors of the program (the

@@ -21,3 +21,4 @@ pub mod program;
 pub mod proxy;
 pub mod rank;
 pub mod session;
+pub mod share;

@@ -8,12 +8,15 @@
 //! the memfd that backs its guest-physical memory, and ranges that left the
 //! table go back to PROT_NONE. Mappings that stay the same are never
 //! touched, so a proxy thread executing a call on them is not disturbed.
+//! A share window's range (`MAP_ENTRY_WINDOW`) is mapped from our own
+//! descriptor of its host file instead (`share.rs`): the same pages the
+//! guest sees through the window.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ihk_abi::offload::{MapEntry, ProxyAreaHeader, USER_END, USER_START};
+use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MAP_ENTRY_WINDOW, MAP_ENTRY_WRITE, USER_END, USER_START};
 use nix::sys::mman::{mmap, mmap_anonymous, MapFlags, ProtFlags};
 
 use crate::guest::GuestMemory;
@@ -29,6 +32,8 @@ pub enum MirrorError {
     Map { va: u64, len: u64, err: nix::Error },
     #[error("the LWK published an invalid map entry {0:x?}")]
     BadEntry(MapEntry),
+    #[error("no host file is known for the share window at {0:#x} (+{1:#x})")]
+    NoWindow(u64, u64),
     #[error(transparent)]
     Guest(#[from] crate::guest::GuestError),
 }
@@ -153,16 +158,22 @@ impl Mirror {
         let g = self.granule;
         let mut prev_end = USER_START;
         for e in entries {
+            let window = e.flags & MAP_ENTRY_WINDOW != 0;
+            let a = if window { 4096 } else { g };
             let ok = e.len > 0
-                && e.va % g == 0
-                && e.len % g == 0
-                && e.gpa % g == 0
+                && e.va % a == 0
+                && e.len % a == 0
+                && e.gpa % a == 0
                 && e.va >= prev_end
                 && e.va.checked_add(e.len).is_some_and(|end| end <= USER_END);
             if !ok {
                 return Err(MirrorError::BadEntry(*e));
             }
-            self.guest.split(e.gpa, e.len)?;
+            if window {
+                crate::share::lookup(e.gpa, e.len).ok_or(MirrorError::NoWindow(e.gpa, e.len))?;
+            } else {
+                self.guest.split(e.gpa, e.len)?;
+            }
             prev_end = e.va + e.len;
         }
         Ok(())
@@ -182,7 +193,48 @@ impl Mirror {
             return Ok(());
         }
         self.validate(&new)?;
-        for (va, len, gpa) in plan_maps(&applied.entries, &new) {
+        for (va, len, gpa, flags) in plan_maps(&applied.entries, &new) {
+            if flags & MAP_ENTRY_WINDOW != 0 {
+                let (src, off, writable) = crate::share::lookup(gpa, len).ok_or(MirrorError::NoWindow(gpa, len))?;
+                let prot = if writable && flags & MAP_ENTRY_WRITE != 0 {
+                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
+                } else {
+                    ProtFlags::PROT_READ
+                };
+                match src {
+                    // SAFETY: as below; `fd` is our own descriptor of the file.
+                    crate::share::Source::File(fd) => unsafe {
+                        mmap(
+                            Some(NonZeroUsize::new(va as usize).unwrap()),
+                            NonZeroUsize::new(len as usize).unwrap(),
+                            prot,
+                            MapFlags::MAP_SHARED | MapFlags::MAP_FIXED,
+                            std::os::fd::BorrowedFd::borrow_raw(fd),
+                            off as i64,
+                        )
+                    }
+                    .map(|_| ())
+                    .map_err(|err| MirrorError::Map { va, len, err })?,
+                    crate::share::Source::Sysv(host) => {
+                        // A new mapping of the same shared pages (old size 0).
+                        // SAFETY: the target lies in the reserved user range;
+                        // the source is our attachment of the segment.
+                        let r = unsafe {
+                            libc::mremap(
+                                (host + off as usize) as *mut libc::c_void,
+                                0,
+                                len as usize,
+                                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                                va as usize as *mut libc::c_void,
+                            )
+                        };
+                        if r == libc::MAP_FAILED {
+                            return Err(MirrorError::Map { va, len, err: nix::Error::last() });
+                        }
+                    }
+                }
+                continue;
+            }
             for (g, l) in self.guest.split(gpa, len)? {
                 let at = va + (g - gpa);
                 let (fd, off, _) = self.guest.backing(g, l)?;
@@ -205,6 +257,9 @@ impl Mirror {
         for (va, len) in plan_unmaps(&applied.entries, &new) {
             unmirror(va, len)?;
         }
+        let windows: Vec<(u64, u64)> =
+            new.iter().filter(|e| e.flags & MAP_ENTRY_WINDOW != 0).map(|e| (e.gpa, e.len)).collect();
+        crate::share::retain_listed(&windows);
         applied.entries = new;
         applied.seq = seq;
         self.applied_seq.store(seq, Ordering::Release);
@@ -224,18 +279,19 @@ fn subtract(a: u64, b: u64, holes: &mut [(u64, u64)]) -> Vec<(u64, u64)> {
     ihk_abi::range::subtract(a, b, holes).collect()
 }
 
-/// Pieces `(va, len, gpa)` of `new` not already mapped identically by `old`.
-fn plan_maps(old: &[MapEntry], new: &[MapEntry]) -> Vec<(u64, u64, u64)> {
+/// Pieces `(va, len, gpa, flags)` of `new` not already mapped identically
+/// by `old`.
+fn plan_maps(old: &[MapEntry], new: &[MapEntry]) -> Vec<(u64, u64, u64, u64)> {
     let mut out = Vec::new();
     for n in new {
         let delta = n.va.wrapping_sub(n.gpa);
         let mut same: Vec<(u64, u64)> = old
             .iter()
-            .filter(|o| o.va.wrapping_sub(o.gpa) == delta)
+            .filter(|o| o.va.wrapping_sub(o.gpa) == delta && o.flags == n.flags)
             .map(|o| (o.va, o.va + o.len))
             .collect();
         for (s, e) in subtract(n.va, n.va + n.len, &mut same) {
-            out.push((s, e - s, s.wrapping_sub(delta)));
+            out.push((s, e - s, s.wrapping_sub(delta), n.flags));
         }
     }
     out
@@ -258,7 +314,7 @@ mod tests {
     use super::*;
 
     fn e(va: u64, len: u64, gpa: u64) -> MapEntry {
-        MapEntry { va, len, gpa, _reserved: 0 }
+        MapEntry { va, len, gpa, flags: 0 }
     }
 
     #[test]
@@ -274,11 +330,11 @@ mod tests {
         let old = [e(0x40_0000, 0x20_0000, 0x100_0000)];
         // Extended by one block with the same translation: only the new block maps.
         let new = [e(0x40_0000, 0x40_0000, 0x100_0000)];
-        assert_eq!(plan_maps(&old, &new), vec![(0x60_0000, 0x20_0000, 0x120_0000)]);
+        assert_eq!(plan_maps(&old, &new), vec![(0x60_0000, 0x20_0000, 0x120_0000, 0)]);
         assert!(plan_unmaps(&old, &new).is_empty());
         // Same va, different backing: remapped, nothing unmapped.
         let moved = [e(0x40_0000, 0x20_0000, 0x300_0000)];
-        assert_eq!(plan_maps(&old, &moved), vec![(0x40_0000, 0x20_0000, 0x300_0000)]);
+        assert_eq!(plan_maps(&old, &moved), vec![(0x40_0000, 0x20_0000, 0x300_0000, 0)]);
         assert!(plan_unmaps(&old, &moved).is_empty());
         // Shrunk: the tail goes back to PROT_NONE.
         let shrunk = [e(0x40_0000, 0x20_0000, 0x100_0000)];

@@ -277,7 +277,7 @@ impl Process {
 }
 
 /// `MCEXEC_TRACE=1`: print every offloaded call and its result to stderr.
-fn trace_enabled() -> bool {
+pub(crate) fn trace_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("MCEXEC_TRACE").is_some_and(|v| v == "1"))
 }

@@ -245,6 +245,7 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     if let Some(f) = &interp_fd {
         keep_fds.push(f.as_raw_fd());
     }
+    crate::share::set_target(dir.clone(), opts.os_index);
     let env = Arc::new(Env {
         guest,
         sigfd,
@@ -607,7 +608,7 @@ fn kick(fd: BorrowedFd<'_>) {
 
 /// Lowest descriptor number used for mcexec's own descriptors: near the top
 /// of the soft limit, where programs rarely look.
-fn reserved_fd_base() -> i32 {
+pub(crate) fn reserved_fd_base() -> i32 {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map(|(s, _)| s)
         .unwrap_or(1024);

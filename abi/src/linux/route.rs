@@ -96,7 +96,8 @@ mod tests {
         assert_eq!(route(sys::SYS_mmap), Route::Local);
         assert_eq!(route(sys::SYS_read), Route::Offload);
         assert_eq!(route(sys::SYS_openat), Route::LocalOrOffload);
-        assert_eq!(route(sys::SYS_shmat), Route::Refused(errno::ENOSYS));
+        assert_eq!(route(sys::SYS_shmat), Route::Local);
+        assert_eq!(route(sys::SYS_msync), Route::LocalOrOffload);
         assert_eq!(route(1000), Route::Offload);
     }
 }

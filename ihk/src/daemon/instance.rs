@@ -159,6 +159,24 @@ impl InstanceHandle {
             .map_err(|e| vm_error(e, &format!("attaching to OS instance {}", self.index)))
     }
 
+    /// mcexec: map a host file as a share window of the running LWK
+    /// (`ihk_vm::Partition::share_window`).
+    pub fn share_window(&self, backing: ihk_vm::ShareBacking, gpa: u64, len: u64, offset: u64, writable: bool) -> IhkResult<()> {
+        let slot = self.vm.lock().unwrap();
+        let p = slot.partition.as_ref().ok_or_else(|| {
+            IhkError::noent(format!("OS instance {} is not running", self.index))
+        })?;
+        p.share_window(backing, gpa, len, offset, writable)
+            .map_err(|e| vm_error(e, &format!("sharing a file with OS instance {}", self.index)))
+    }
+
+    /// Remove a share window whose creation the LWK never learned of.
+    pub fn unshare_window(&self, gpa: u64) {
+        if let Some(p) = self.vm.lock().unwrap().partition.as_ref() {
+            p.unshare_window(gpa);
+        }
+    }
+
     fn stop_partition(&self, timeout: Duration) -> IhkResult<()> {
         // mcexec proxies of this instance go first (daemon/attach.rs).
         super::attach::close_all(self.index);

@@ -306,6 +306,8 @@ fn serve_connection(
         let mut quit = false;
         // Descriptors sent with the reply (ihk_os_get_eventfd).
         let mut out_fds: Vec<OwnedFd> = Vec::new();
+        // A share window to remove if the reply cannot be delivered.
+        let mut unsent_window = None;
         let response = match serde_json::from_str::<RequestEnvelope>(&line) {
             Err(e) => Response::Err(IhkError::new(EPROTO, format!("unreadable request: {e}"))),
             Ok(env) if env.v != PROTOCOL_VERSION => Response::Err(IhkError::new(
@@ -349,6 +351,8 @@ fn serve_connection(
                     warnings: Vec::new(),
                     quit: false,
                     out_fds: Vec::new(),
+                    unsent_window: None,
+                    uid,
                 };
                 let result =
                     admit(kind, handle, uid, &env.req).and_then(|()| dispatch(&mut call, env.req));
@@ -357,6 +361,7 @@ fn serve_connection(
                 }
                 quit = call.quit;
                 out_fds = call.out_fds;
+                unsent_window = call.unsent_window;
                 match result {
                     Ok(reply) => Response::Ok {
                         reply,
@@ -377,6 +382,11 @@ fn serve_connection(
             return;
         }
         if sent.is_err() {
+            // The proxy died before it learned of its window: the LWK will
+            // never release it, so it goes now.
+            if let (Some(gpa), Some(h)) = (unsent_window, handle) {
+                h.unshare_window(gpa);
+            }
             return;
         }
     }
@@ -398,6 +408,10 @@ struct Call<'a> {
     quit: bool,
     /// Descriptors sent with the reply (ihk_os_get_eventfd).
     out_fds: Vec<OwnedFd>,
+    /// The share window this call created (removed if the reply is lost).
+    unsent_window: Option<u64>,
+    /// The caller's user id (peer credentials).
+    uid: u32,
 }
 
 impl Call<'_> {
@@ -494,12 +508,35 @@ fn dispatch(c: &mut Call, req: Request) -> IhkResult<Reply> {
         OsClearKmsg => os_clear_kmsg(c),
         OsQueryFreeMem => instance::query_free_mem(c.instance(EINVAL)?).map(Reply::Mem),
         OsAttach { .. } => Err(IhkError::inval("os_attach is served on its own connection")),
+        OsShareWindow { gpa, len, offset, writable, shmid } => os_share_window(c, gpa, len, offset, writable, shmid),
         // ---- libihk and ihkmond (daemon/libihk.rs) ----
         other => {
             let fd = c.fd.take();
             super::libihk::dispatch(&c.shared.state, c.handle, c.os, other, fd, &mut c.out_fds)
         }
     }
+}
+
+/// mcexec's request for its LWK process: a host file (or SysV segment,
+/// which `uid` must be allowed to attach) as a share window.
+#[allow(clippy::too_many_arguments)]
+fn os_share_window(
+    c: &mut Call,
+    gpa: u64,
+    len: u64,
+    offset: u64,
+    writable: bool,
+    shmid: Option<i32>,
+) -> IhkResult<Reply> {
+    let backing = match shmid {
+        Some(id) => ihk_vm::ShareBacking::Sysv { shmid: id, uid: c.uid },
+        None => ihk_vm::ShareBacking::File(
+            c.fd.take().ok_or_else(|| IhkError::inval("os_share_window needs the file's descriptor"))?,
+        ),
+    };
+    c.instance(ENOENT)?.share_window(backing, gpa, len, offset, writable)?;
+    c.unsent_window = Some(gpa);
+    Ok(Reply::Done)
 }
 
 fn done(r: IhkResult<()>) -> IhkResult<Reply> {

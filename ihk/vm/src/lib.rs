@@ -29,7 +29,7 @@ pub use ihk_abi::{CpuState, OsStatus};
 pub use memory::GuestRegion;
 pub use monitor::CpuMonitor;
 pub use partition::{
-    AttachRegion, DumpLevel, DumpSummary, KmsgChunk, OffloadAttachment, Partition, Rusage,
+    AttachRegion, DumpLevel, DumpSummary, KmsgChunk, OffloadAttachment, Partition, Rusage, ShareBacking,
 };
 pub use spec::{BootSpec, ChunkSpec, CpuSpec};
 

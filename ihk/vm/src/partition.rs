@@ -26,7 +26,7 @@ use crate::spec::BootSpec;
 use crate::vcpu::{self, VcpuEnd, VcpuInit, VcpuObserver, VcpuThread};
 use crate::vm::Vm;
 use ihk_abi::layout::*;
-use ihk_abi::master::{MasterPacket, MSG_BOOTED, MSG_SHUTDOWN};
+use ihk_abi::master::{MasterPacket, MSG_BOOTED, MSG_SHUTDOWN, MSG_WINDOW_RELEASE};
 use ihk_abi::meminfo::{MemInfoPage, MEMINFO_MAGIC};
 use ihk_abi::ring;
 use ihk_abi::rusage::RUSAGE_MAGIC;
@@ -41,10 +41,13 @@ mod offload;
 // for ihkmond (stats.rs), ihk_os_makedumpfile (dump.rs, dump/).
 mod dump;
 mod freeze;
+// Share windows: host files mapped MAP_SHARED by LWK processes (share.rs).
+mod share;
 mod stats;
 pub use dump::{DumpLevel, DumpSummary};
 pub use stats::{KmsgChunk, Rusage};
 pub use offload::{AttachRegion, OffloadAttachment};
+pub use share::ShareBacking;
 
 /// A booted (or booting) OS instance. `Send + Sync`; dropping it tears the
 /// VM down like [`Partition::shutdown`] with a short timeout.
@@ -55,8 +58,9 @@ pub struct Partition {
     torn_down: Mutex<bool>,
     /// mcexec attachments (partition/offload.rs).
     offload: Arc<offload::OffloadState>,
-    // Dropped last: closing the VM fd releases every KVM resource.
-    _vm: Vm,
+    // Dropped last: closing the VM fd releases every KVM resource (the
+    // share windows hold the VM too, and go with `inner`).
+    _vm: Arc<Vm>,
 }
 
 struct State {
@@ -80,6 +84,8 @@ struct Inner {
     /// boot area in chunk 0 (for memory dumps).
     kernel_span: u64,
     boot_area_end: u64,
+    /// Host files shared with LWK processes (share.rs).
+    windows: share::ShareWindows,
     /// Set between ihk_os_freeze and ihk_os_thaw (freeze.rs).
     freeze_requested: std::sync::atomic::AtomicBool,
     started: Instant,
@@ -101,6 +107,8 @@ impl MasterHandler for Inner {
                 s.booted_after = Some(self.started.elapsed());
             }
             self.cond.notify_all();
+        } else if p.msg == MSG_WINDOW_RELEASE {
+            self.windows.release(p.args[0]);
         } else {
             tracing::debug!("master channel: packet {p:?}");
             self.cond.notify_all();
@@ -240,7 +248,7 @@ impl Partition {
             })
             .collect();
 
-        let vm = Vm::new()?;
+        let vm = Arc::new(Vm::new()?);
         if let Some(&a) = apic_ids.iter().find(|&&a| a as usize >= vm.max_vcpu_id()) {
             return Err(VmError::invalid(
                 "APIC id",
@@ -357,6 +365,7 @@ impl Partition {
             numa_linux,
             kernel_span: image.span,
             boot_area_end: area_end,
+            windows: share::ShareWindows::new(vm.clone(), regions.len() as u32),
             freeze_requested: std::sync::atomic::AtomicBool::new(false),
             started,
             state: Mutex::new(State {
@@ -501,6 +510,7 @@ impl Partition {
         *done = true;
         // Attachments must not touch guest memory from now on.
         self.offload.shut();
+        self.inner.windows.close();
         let graceful = {
             let mut s = self.inner.state.lock().unwrap();
             s.shutting_down = true;
@@ -570,5 +580,25 @@ impl Partition {
 impl Drop for Partition {
     fn drop(&mut self) {
         let _ = self.teardown(Duration::from_millis(500));
+    }
+}
+
+impl Partition {
+    /// Make `len` bytes of the host file `fd` at `offset` the share window
+    /// at guest-physical `gpa` (`partition/share.rs`). mcexec asks, on
+    /// behalf of the LWK, which chose `gpa`.
+    pub fn share_window(&self, backing: ShareBacking, gpa: u64, len: u64, offset: u64, writable: bool) -> Result<(), VmError> {
+        self.inner.windows.create(backing, gpa, len, offset, writable)
+    }
+
+    /// Remove the share window at `gpa` (its creation could not be
+    /// reported to the LWK).
+    pub fn unshare_window(&self, gpa: u64) {
+        self.inner.windows.release(gpa)
+    }
+
+    /// Share windows in place.
+    pub fn share_windows(&self) -> usize {
+        self.inner.windows.count()
     }
 }

@@ -111,9 +111,9 @@ fn remove_range_over_several_vmas_and_gaps() {
 #[test]
 fn find_free_in_an_empty_space_is_top_down() {
     let s = VmaSet::new();
-    assert_eq!(s.find_free(P, 0), Some(MMAP_TOP - P));
+    assert_eq!(s.find_free(P, 0, P, false), Some(MMAP_TOP - P));
     let big = 3 * LARGE + P;
-    let at = s.find_free(big, 0).unwrap();
+    let at = s.find_free(big, 0, P, false).unwrap();
     assert_eq!(at % LARGE, 0, "2 MiB and more: 2 MiB aligned");
     assert!(at + big <= MMAP_TOP);
     assert!(at + big + LARGE > MMAP_TOP, "as high as alignment allows");
@@ -124,9 +124,9 @@ fn find_free_honours_a_free_hint_only() {
     let b = base();
     let mut s = VmaSet::new();
     s.insert_vma(b, vma(b + 4 * P, RW, VmaKind::Anon));
-    assert_eq!(s.find_free(2 * P, b + 8 * P + 123), Some(b + 8 * P), "hint page aligned down");
-    assert_eq!(s.find_free(2 * P, b - P), Some(MMAP_TOP - 2 * P), "hint overlaps: top down");
-    assert_eq!(s.find_free(2 * P, USER_START - P), Some(MMAP_TOP - 2 * P), "hint below user space");
+    assert_eq!(s.find_free(2 * P, b + 8 * P + 123, P, false), Some(b + 8 * P), "hint page aligned down");
+    assert_eq!(s.find_free(2 * P, b - P, P, false), Some(MMAP_TOP - 2 * P), "hint overlaps: top down");
+    assert_eq!(s.find_free(2 * P, USER_START - P, P, false), Some(MMAP_TOP - 2 * P), "hint below user space");
 }
 
 #[test]
@@ -137,16 +137,41 @@ fn find_free_takes_the_highest_gap_that_fits() {
     s.insert_vma(top - 4 * P, vma(top, RW, VmaKind::Anon));
     s.insert_vma(top - 10 * P, vma(top - 6 * P, RW, VmaKind::Anon));
     s.insert_vma(top - 20 * P, vma(top - 18 * P, RW, VmaKind::Anon));
-    assert_eq!(s.find_free(2 * P, 0), Some(top - 6 * P));
-    assert_eq!(s.find_free(3 * P, 0), Some(top - 13 * P));
-    assert_eq!(s.find_free(9 * P, 0), Some(top - 29 * P));
+    assert_eq!(s.find_free(2 * P, 0, P, false), Some(top - 6 * P));
+    assert_eq!(s.find_free(3 * P, 0, P, false), Some(top - 13 * P));
+    assert_eq!(s.find_free(9 * P, 0, P, false), Some(top - 29 * P));
 }
 
 #[test]
 fn find_free_fails_when_nothing_fits() {
     let s = VmaSet::new();
-    assert_eq!(s.find_free(MMAP_TOP, 0), None);
+    assert_eq!(s.find_free(MMAP_TOP, 0, P, false), None);
     let mut s = VmaSet::new();
     s.insert_vma(USER_START, vma(MMAP_TOP, RW, VmaKind::Anon));
-    assert_eq!(s.find_free(P, 0), None);
+    assert_eq!(s.find_free(P, 0, P, false), None);
+}
+
+#[test]
+fn share_windows_own_their_mirror_granules() {
+    const G: u64 = LARGE;
+    let mut s = VmaSet::new();
+    // A private page just below the top granule's end.
+    let top = align_down(MMAP_TOP, G);
+    s.insert_vma(top - P, vma(top, RW, VmaKind::Anon));
+    // A window goes to a granule of its own, granule aligned, rounded up.
+    let w = s.find_free(3 * P, 0, G, true).unwrap();
+    assert_eq!(w, top - 2 * G, "skips the granule that holds the private page");
+    s.insert_vma(w, vma(w + 3 * P, RW, VmaKind::Shared));
+    // Private mappings keep out of the window's granule...
+    let p = s.find_free(P, 0, G, false).unwrap();
+    assert!(p + P <= w || p >= w + G, "{p:#x} in the window's granule {w:#x}");
+    assert_eq!(p, top - 2 * P, "but may share the private page's granule");
+    // ...even when asked for with a hint inside it.
+    assert_ne!(s.find_free(P, w + 4 * P, G, false), Some(w + 4 * P));
+    assert!(s.overlaps_extent(w + 8 * P, w + 9 * P, G, false));
+    assert!(!s.overlaps_extent(w + G, w + G + P, G, false));
+    // A second window never shares a granule with the first.
+    let w2 = s.find_free(G + P, 0, G, true).unwrap();
+    assert_eq!(w2 % G, 0);
+    assert!(w2 + 2 * G <= w || w2 >= w + G);
 }

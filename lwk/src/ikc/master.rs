@@ -5,7 +5,7 @@
 
 use crate::arch::x86_64 as cpu;
 use ihk_abi::doorbell::{IKC_DOORBELL_PORT, IKC_MASTER_CHANNEL_ID};
-use ihk_abi::master::{MasterPacket, MSG_BOOTED, MSG_FREEZE, MSG_SHUTDOWN, MSG_THAW};
+use ihk_abi::master::{MasterPacket, MSG_BOOTED, MSG_FREEZE, MSG_SHUTDOWN, MSG_THAW, MSG_WINDOW_RELEASE};
 use ihk_abi::ring::{Consumer, Producer};
 use ihk_abi::BootParams;
 use spin::Mutex;
@@ -53,6 +53,36 @@ pub fn send(p: &MasterPacket) {
     if need_doorbell {
         cpu::outl(IKC_DOORBELL_PORT, IKC_MASTER_CHANNEL_ID);
     }
+}
+
+/// Tell the host that no process maps the share window at `gpa` (`len`
+/// bytes) any more. Waits for room when the ring is full: a lost release
+/// would keep the host file mapped until shutdown.
+pub fn send_window_release(gpa: u64, len: u64) {
+    let mut p = MasterPacket::new(MSG_WINDOW_RELEASE, crate::smp::cpu_id());
+    p.args[0] = gpa;
+    p.args[1] = len;
+    for _ in 0..1_000_000 {
+        let r = TX.lock().as_mut().map(|t| t.send(&p));
+        match r {
+            Some(Ok(sleeping)) => {
+                if sleeping {
+                    cpu::outl(IKC_DOORBELL_PORT, IKC_MASTER_CHANNEL_ID);
+                }
+                return;
+            }
+            Some(Err(ihk_abi::ring::RingError::Full)) => {
+                cpu::outl(IKC_DOORBELL_PORT, IKC_MASTER_CHANNEL_ID);
+                core::hint::spin_loop();
+            }
+            Some(Err(e)) => {
+                crate::printk!("IKC: releasing share window {:#x}: {:?}", gpa, e);
+                return;
+            }
+            None => return,
+        }
+    }
+    crate::printk!("IKC: master channel full; share window {:#x} stays mapped on the host", gpa);
 }
 
 pub fn send_booted(cpus_online: u32) {

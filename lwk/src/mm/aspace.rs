@@ -11,18 +11,24 @@
 //! ranges and the stack's growth area, which fault in. A block is freed when
 //! no VMA touches it any more; frees wait while an offloaded call of the
 //! process is in flight, since its proxy may still use the old mirror.
+//!
+//! Shared mappings of host files (and shared anonymous memory) are pieces
+//! of share windows (`window`): their pages map the window's guest-physical
+//! pages, not the process's backing, and their mirror granules hold nothing
+//! else (`VmaSet::find_free`), since mcexec mirrors them with the file.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MMAP_TOP, USER_END, USER_START};
+use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MAP_ENTRY_WINDOW, MAP_ENTRY_WRITE, MMAP_TOP, USER_END, USER_START};
 
 use super::pagetable::{PageTable, Perm, LARGE};
 use super::phys::{self, PAGE};
 pub use super::vma::{align_down, align_up, Vma, VmaKind};
 use super::vma::{subtract, VmaSet};
+use super::window::{self, Piece, ShareMaps};
 use crate::errno::*;
 
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +66,8 @@ pub struct AddressSpace {
     pub backed_bytes: u64,
     /// File-backed ranges (`filemap.rs`).
     pub files: super::filemap::FileMaps,
+    /// Pieces of share windows (`window.rs`).
+    shares: ShareMaps,
 }
 
 // SAFETY: the MapTable pointers point into the process's proxy area in the
@@ -86,6 +94,7 @@ impl AddressSpace {
             in_flight,
             backed_bytes: 0,
             files: super::filemap::FileMaps::new(),
+            shares: ShareMaps::new(),
         })
     }
 
@@ -119,7 +128,42 @@ impl AddressSpace {
 
     /// A free range of `len` bytes (see [`VmaSet::find_free`]).
     pub fn find_free(&self, len: u64, hint: u64) -> Option<u64> {
-        self.vmas.find_free(len, hint)
+        self.vmas.find_free(len, hint, self.granule, false)
+    }
+
+    /// A free range for a share window of `len` bytes: granule aligned, in
+    /// granules of its own.
+    pub fn find_free_share(&self, len: u64, hint: u64) -> Option<u64> {
+        self.vmas.find_free(len, hint, self.granule, true)
+    }
+
+    /// Whether a share window can go at `[start, start+len)` (after the
+    /// range was unmapped): its granules hold no other VMA and no backing.
+    pub fn share_fits(&self, start: u64, len: u64) -> bool {
+        let g = self.granule;
+        let (s, e) = (align_down(start, g), align_up(start + len, g));
+        !self.vmas.overlaps_extent(start, start + len, g, true) && self.unbacked(s, e) == alloc::vec![(s, e)]
+    }
+
+    /// Whether a share window could replace `[start, start+len)` (MAP_FIXED):
+    /// the granules it touches hold no VMA outside the range.
+    pub fn share_fits_replacing(&self, start: u64, len: u64) -> bool {
+        let g = self.granule;
+        let Some(end) = start.checked_add(len) else { return false };
+        let (s, e) = (align_down(start, g), align_up(end, g));
+        let outside = |vs: u64, v: &Vma| vs < e && v.end > s && (vs < start || v.end > end);
+        self.vmas.range(..s).next_back().is_none_or(|(&vs, v)| !outside(vs, v))
+            && self.vmas.range(s..e).all(|(&vs, v)| !outside(vs, v))
+    }
+
+    /// Whether a share window piece lies in `[start, end)`.
+    pub fn has_share_in(&self, start: u64, end: u64) -> bool {
+        self.shares.iter().any(|(s, p)| s < end && p.end > start)
+    }
+
+    /// The window piece at `addr`, if the VMA there is shared.
+    pub fn share_at(&self, addr: u64) -> Option<(u64, Piece)> {
+        self.shares.at(addr)
     }
 
     // ----- backing ------------------------------------------------------
@@ -142,6 +186,15 @@ impl AddressSpace {
     fn populate(&mut self, start: u64, end: u64) -> Result<(), Errno> {
         let g = self.granule;
         let (s, e) = (align_down(start, g), align_up(end, g));
+        if self.vmas.meets_share(s, e, g) {
+            crate::printk!(
+                "mm: {:#x}-{:#x} shares a {} KiB mirror block with a shared mapping; refused",
+                start,
+                end,
+                g >> 10
+            );
+            return Err(ENOMEM);
+        }
         for (gs, ge) in self.unbacked(s, e) {
             let mut v = gs;
             while v < ge {
@@ -191,6 +244,7 @@ impl AddressSpace {
         self.heap_ext = parent.heap_ext;
         self.stack_top = parent.stack_top;
         self.stack_limit = parent.stack_limit;
+        self.shares = parent.shares.fork();
         for (&va, x) in &parent.backing {
             let end = va + x.len;
             let mut v = va;
@@ -218,6 +272,15 @@ impl AddressSpace {
                 continue;
             }
             let (a, b) = (vs_.max(start), v.end.min(end));
+            if v.kind == VmaKind::Shared {
+                let pieces: Vec<(u64, Piece)> = self.shares.iter().filter(|(s, p)| *s < b && p.end > a).collect();
+                for (ps, p) in pieces {
+                    let (ms, me) = (ps.max(a), p.end.min(b));
+                    let perm = Perm { write: v.perm.write && p.writable, ..v.perm };
+                    self.pt.map(ms, p.gpa + (ms - ps), me - ms, perm).map_err(|_| ENOMEM)?;
+                }
+                continue;
+            }
             let mut exts: Vec<(u64, Extent)> = Vec::new();
             if let Some((&va, &x)) = self.backing.range(..a).next_back() {
                 exts.push((va, x));
@@ -239,12 +302,14 @@ impl AddressSpace {
         let (s, e) = (align_down(start, g), align_up(end, g));
         let mut used = Vec::new();
         if let Some((&vs, v)) = self.vmas.range(..s).next_back() {
-            if v.end > s {
+            if v.end > s && v.kind != VmaKind::Shared {
                 used.push((align_down(vs, g), align_up(v.end, g)));
             }
         }
         for (&vs, v) in self.vmas.range(s..e) {
-            used.push((align_down(vs, g), align_up(v.end, g)));
+            if v.kind != VmaKind::Shared {
+                used.push((align_down(vs, g), align_up(v.end, g)));
+            }
         }
         for (fs, fe) in subtract(s, e, &used) {
             self.release_backing(fs, fe);
@@ -295,8 +360,14 @@ impl AddressSpace {
                     continue;
                 }
             }
-            merged.push(MapEntry { va, len: x.len, gpa: x.pa, _reserved: 0 });
+            merged.push(MapEntry { va, len: x.len, gpa: x.pa, flags: 0 });
         }
+        // Window pieces: mcexec mirrors them with its own mapping of the file.
+        for (va, p) in self.shares.iter() {
+            let flags = MAP_ENTRY_WINDOW | if p.writable { MAP_ENTRY_WRITE } else { 0 };
+            merged.push(MapEntry { va, len: p.end - va, gpa: p.gpa, flags });
+        }
+        merged.sort_unstable_by_key(|m| m.va);
         if merged.len() > self.map.capacity as usize {
             crate::printk!(
                 "process: {} mirrored ranges exceed the map table ({}); offloaded calls may fail",
@@ -353,13 +424,49 @@ impl AddressSpace {
             return Ok(());
         }
         self.pt.unmap(start, end - start).map_err(|_| ENOMEM)?;
+        // No CPU maps the pieces any more (the unmap shot the TLBs down).
+        for base in self.shares.remove(start, end) {
+            window::put(base);
+        }
         self.release_unused(start, end);
         // Blocks shared with a neighbouring VMA stay backed: clear what the
         // removed VMAs held, so a later mapping there starts zeroed.
         for (s, v) in removed {
-            self.zero_backed(s, v.end);
+            if v.kind != VmaKind::Shared {
+                self.zero_backed(s, v.end);
+            }
         }
         self.publish()
+    }
+
+    /// Map a piece of a share window at `start` (free space, placed by
+    /// [`AddressSpace::find_free_share`] or checked by
+    /// [`AddressSpace::share_fits`]): `len` bytes onto guest-physical `gpa`
+    /// of window `base`, whose reference the caller hands over.
+    /// Only the first `covered` bytes map the window (the rest lies past
+    /// the end of the file: a fault there is SIGBUS/SIGSEGV).
+    #[allow(clippy::too_many_arguments)]
+    pub fn map_share(&mut self, start: u64, len: u64, covered: u64, perm: Perm, gpa: u64, base: u64, writable: bool) -> Result<(), Errno> {
+        let end = start.checked_add(len).ok_or(ENOMEM)?;
+        if start < USER_START
+            || end > USER_END
+            || start % PAGE != 0
+            || len % PAGE != 0
+            || len == 0
+            || covered == 0
+            || covered > len
+            || self.overlaps(start, end)
+        {
+            window::put(base);
+            return Err(if self.overlaps(start, end) { EEXIST } else { EINVAL });
+        }
+        self.insert_vma(start, Vma { end, perm, kind: VmaKind::Shared, lazy: false });
+        self.shares.insert(start, Piece { end: start + covered, gpa, base, writable });
+        let r = self.map_pages(start, end).and_then(|_| self.publish());
+        if r.is_err() {
+            let _ = self.unmap(start, len);
+        }
+        r
     }
 
     /// Zero the backed parts of `[start, end)`.
@@ -383,10 +490,14 @@ impl AddressSpace {
         if start % PAGE != 0 {
             return Err(EINVAL);
         }
-        // Every page must be mapped (Linux: ENOMEM otherwise).
+        // Every page must be mapped (Linux: ENOMEM otherwise), and a shared
+        // mapping of a file opened read-only cannot become writable.
         let mut cur = start;
         while cur < end {
             let (_, v) = self.vma_at(cur).ok_or(ENOMEM)?;
+            if v.kind == VmaKind::Shared && perm.write && self.shares.at(cur).is_some_and(|(_, p)| !p.writable) {
+                return Err(EACCES);
+            }
             cur = v.end;
         }
         self.split_at(start);
@@ -395,7 +506,7 @@ impl AddressSpace {
         let mut newly_accessible = false;
         for k in keys {
             let v = self.vmas.get_mut(&k).unwrap();
-            if v.perm.is_none() && !perm.is_none() && !v.lazy {
+            if v.perm.is_none() && !perm.is_none() && !v.lazy && v.kind != VmaKind::Shared {
                 newly_accessible = true;
             }
             v.perm = perm;
@@ -405,7 +516,15 @@ impl AddressSpace {
             return Ok(());
         }
         if newly_accessible {
-            self.populate(start, end)?;
+            let private: Vec<(u64, u64)> = self
+                .vmas
+                .range(start..end)
+                .filter(|(_, v)| v.kind != VmaKind::Shared)
+                .map(|(&s, v)| (s, v.end))
+                .collect();
+            for (s, e) in private {
+                self.populate(s, e)?;
+            }
             self.publish()?;
         }
         self.map_pages(start, end)?;
@@ -521,6 +640,11 @@ impl AddressSpace {
                         return true;
                     }
                 }
+                if v.kind == VmaKind::Shared {
+                    // Window pages are mapped from the start; past the
+                    // window (beyond the end of the file) is a fault.
+                    return false;
+                }
                 let g = self.granule;
                 let (bs, be) = (align_down(addr, g).max(s), align_up(addr + 1, g).min(v.end));
                 self.populate(bs, be).and_then(|_| self.map_pages(bs, be)).and_then(|_| self.publish()).is_ok()
@@ -545,6 +669,10 @@ impl AddressSpace {
                 self.unmap(old + new_len, old_len - new_len)?;
             }
             return Ok(old);
+        }
+        if v.kind == VmaKind::Shared {
+            // Growing a window would need a new one from the host.
+            return Err(ENOMEM);
         }
         let grow_end = old + new_len;
         if old + old_len == v.end && grow_end <= MMAP_TOP && !self.overlaps(v.end, grow_end) {
@@ -585,11 +713,14 @@ impl AddressSpace {
     pub fn reset(&mut self) {
         self.files.clear();
         self.vmas.clear();
+        self.pt.clear_user();
+        for base in self.shares.clear() {
+            window::put(base);
+        }
         let all: Vec<(u64, u64)> = self.backing.iter().map(|(&va, x)| (va, va + x.len)).collect();
         for (s, e) in all {
             self.release_backing(s, e);
         }
-        self.pt.clear_user();
         self.brk_start = 0;
         self.brk = 0;
         self.brk_end = 0;
@@ -601,6 +732,11 @@ impl AddressSpace {
     /// Free everything (the process is gone and so is its proxy).
     pub fn teardown(&mut self) {
         self.vmas.clear();
+        // The process's threads are gone: nothing maps the windows through
+        // this page table any more.
+        for base in self.shares.clear() {
+            window::put(base);
+        }
         let all: Vec<(u64, u64)> = self.backing.iter().map(|(&va, x)| (va, va + x.len)).collect();
         for (s, e) in all {
             self.release_backing(s, e);

@@ -3,7 +3,8 @@
 //! direct map and aligned allocation on top of it (`phys`), the kernel heap
 //! (`heap`), x86-64 page tables (`pagetable`), and user address spaces:
 //! VMAs, their backing and the map table `mcexec` mirrors (`aspace`), with
-//! the file-backed ranges (`filemap`).
+//! the file-backed ranges (`filemap`), and the share windows through which
+//! processes map host files `MAP_SHARED` (`window`).
 //!
 //! Below `process/`: it knows nothing of threads or offloading. The one
 //! thing it needs from above, zeroing and copying user memory by the
@@ -18,6 +19,7 @@ pub mod pagetable;
 pub mod phys;
 pub mod region;
 pub mod vma;
+pub mod window;
 
 use ihk_abi::BootParams;
 

@@ -18,6 +18,10 @@ pub enum VmaKind {
     Heap,
     Stack,
     Image,
+    /// A piece of a share window (`window`): mapped onto a host file's
+    /// pages, never backed by the process's own memory. Its 2 MiB mirror
+    /// granules hold nothing else.
+    Shared,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -106,28 +110,68 @@ impl VmaSet {
         self.map.insert(start, v);
     }
 
+    /// `[s, v.end)` widened to whole granules `g` where the VMA owns them
+    /// (every VMA when placing a share window, else share windows only).
+    fn extent(s: u64, v: &Vma, g: u64, share: bool) -> (u64, u64) {
+        if share || v.kind == VmaKind::Shared {
+            (align_down(s, g), align_up(v.end, g))
+        } else {
+            (s, v.end)
+        }
+    }
+
+    /// Whether `[start, end)` meets a VMA's extent (see `extent`).
+    pub fn overlaps_extent(&self, start: u64, end: u64, g: u64, share: bool) -> bool {
+        let hit = |(&s, v): (&u64, &Vma)| {
+            let (a, b) = Self::extent(s, v, g, share);
+            a < end && start < b
+        };
+        // VMAs are sorted and disjoint: the last one before `start` reaches
+        // furthest up; the ones after it start below `end`'s granule end.
+        self.map.range(..start).next_back().is_some_and(hit) || self.map.range(start..align_up(end, g)).any(hit)
+    }
+
+    /// Whether the granules (`g`) of a share window meet `[start, end)`.
+    pub fn meets_share(&self, start: u64, end: u64, g: u64) -> bool {
+        let hit = |(&s, v): (&u64, &Vma)| v.kind == VmaKind::Shared && align_down(s, g) < end && start < align_up(v.end, g);
+        // Ends rise with starts: walking down, stop at the first VMA whose
+        // widened end is below `start`.
+        self.map.range(..start).rev().take_while(|(_, v)| align_up(v.end, g) > start).any(hit)
+            || self.map.range(start..align_up(end, g)).any(hit)
+    }
+
     /// A free range of `len` bytes: at `hint` if free, else top-down below
-    /// the mmap top. Ranges of 2 MiB and more are 2 MiB aligned.
-    pub fn find_free(&self, len: u64, hint: u64) -> Option<u64> {
-        let align = if len >= LARGE { LARGE } else { PAGE };
+    /// the mmap top. Ranges of 2 MiB and more are 2 MiB aligned. No range
+    /// shares a mirror granule `g` with a share window; a range for a share
+    /// window (`share`) is granule aligned and shares its granules with
+    /// nothing.
+    pub fn find_free(&self, len: u64, hint: u64, g: u64, share: bool) -> Option<u64> {
+        let align = if share { g.max(PAGE) } else if len >= LARGE { LARGE } else { PAGE };
+        let need = if share { align_up(len, g) } else { len };
         if hint != 0 {
             let h = align_down(hint, PAGE);
-            if h >= USER_START && h.checked_add(len).is_some_and(|e| e <= MMAP_TOP) && !self.overlaps(h, h + len) {
+            if h % align == 0
+                && h >= USER_START
+                && h.checked_add(need).is_some_and(|e| e <= MMAP_TOP)
+                && !self.overlaps(h, h + len)
+                && !self.overlaps_extent(h, h + need, g, share)
+            {
                 return Some(h);
             }
         }
         let mut top = MMAP_TOP;
         for (&s, v) in self.map.range(..MMAP_TOP).rev() {
-            if v.end <= top {
-                if let Some(cand) = top.checked_sub(len).map(|c| align_down(c, align)) {
-                    if cand >= v.end && cand >= USER_START {
+            let (a, b) = Self::extent(s, v, g, share);
+            if b <= top {
+                if let Some(cand) = top.checked_sub(need).map(|c| align_down(c, align)) {
+                    if cand >= b && cand >= USER_START {
                         return Some(cand);
                     }
                 }
             }
-            top = top.min(s);
+            top = top.min(a);
         }
-        let cand = align_down(top.checked_sub(len)?, align);
+        let cand = align_down(top.checked_sub(need)?, align);
         (cand >= USER_START).then_some(cand)
     }
 }

@@ -23,6 +23,7 @@ pub mod futex_queue;
 pub mod offload;
 pub mod sched;
 pub mod service;
+pub mod share;
 pub mod sigframe;
 pub mod signal;
 pub mod sync;

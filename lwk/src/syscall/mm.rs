@@ -1,12 +1,15 @@
-//! Memory system calls, all local (ARCHITECTURE.md §6): brk, mmap (anonymous,
-//! and private file mappings read through the proxy), munmap, mprotect,
-//! mremap, madvise, and the calls McKernel answers without doing anything
-//! (mlock family, memory policies).
+//! Memory system calls, local (ARCHITECTURE.md §6): brk, mmap (anonymous;
+//! private file mappings read through the proxy; shared file mappings and
+//! shared anonymous memory as share windows, `process/share.rs`), munmap,
+//! mprotect, mremap, madvise, msync (offloaded for the share windows in its
+//! range), and the calls McKernel answers without doing anything (mlock
+//! family, memory policies).
 
 use super::errno::*;
 use ihk_abi::linux::sys;
 use super::{args, current, offload};
-use crate::process::filemap_io;
+use crate::process::{filemap_io, share};
+use crate::mm::window;
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::mm::aspace::{align_up, VmaKind};
 use crate::mm::filemap::FileMap;
@@ -20,6 +23,7 @@ const MAP_FIXED: u64 = 0x10;
 const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_NORESERVE: u64 = 0x4000;
 const MAP_POPULATE: u64 = 0x8000;
+const MAP_HUGETLB: u64 = 0x40000;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 const PROT_MASK: u64 = 0x7;
 
@@ -51,6 +55,12 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
     // A file mapping: what the descriptor is, and whether the mapping
     // writes back (process/filemap_io.rs).
     let file = if anon { None } else { Some(filemap_io::describe(t, fd)?) };
+    // MAP_HUGETLB of a file needs a hugetlbfs file, which the host's pages
+    // behind a window are not: EINVAL as Linux (callers fall back to small
+    // pages; anonymous MAP_HUGETLB is ordinary LWK memory, large pages anyway).
+    if file.is_some() && flags & MAP_HUGETLB != 0 {
+        return Err(EINVAL);
+    }
     let mut shared_fd = None;
     if let Some((info, _)) = &file {
         let acc = info.status_flags & 3;
@@ -64,12 +74,22 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
             if acc == 0 && perm.write {
                 return Err(EACCES);
             }
-            if acc == 2 && perm.write {
-                // Written back from this mapping (read-only shared mappings
-                // are never written back, so they cannot overwrite others'
-                // changes to the file).
-                shared_fd = Some(filemap_io::dup(t, fd)?);
-            }
+        }
+    }
+    if kind != MAP_PRIVATE && window::available() {
+        if let Some(start) = map_shared(t, addr, len, perm, flags, fd, off, file.as_ref())? {
+            return Ok(start);
+        }
+        // Does not fit a window (MAP_FIXED into a 2 MiB block that holds
+        // other mappings, or nothing of the file to share): a private copy
+        // written back on msync/munmap, as without windows.
+    }
+    if let Some((info, _)) = &file {
+        if kind != MAP_PRIVATE && info.status_flags & 3 == 2 && perm.write {
+            // Written back from this mapping (read-only shared mappings are
+            // never written back, so they cannot overwrite others' changes
+            // to the file).
+            shared_fd = Some(filemap_io::dup(t, fd)?);
         }
     }
     if flags & MAP_FIXED != 0 {
@@ -138,6 +158,138 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
     Ok(start)
 }
 
+/// mmap of a share window (`MAP_SHARED` of a regular file or memfd at
+/// file offset `off`, or `MAP_SHARED|MAP_ANONYMOUS`). `Ok(None)`: the
+/// mapping cannot be a window (see the caller).
+#[allow(clippy::too_many_arguments)]
+fn map_shared(
+    t: &crate::process::Thread,
+    addr: u64,
+    len: u64,
+    perm: Perm,
+    flags: u64,
+    fd: u64,
+    off: u64,
+    file: Option<&(ihk_abi::offload::FdInfo, alloc::string::String)>,
+) -> Result<Option<u64>, Errno> {
+    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    // Checked before asking the host, so a refusal changes nothing.
+    if fixed && !t.process.aspace.lock().share_fits_replacing(addr, len) {
+        return Ok(None);
+    }
+    let (sh, covered, fm) = match file {
+        Some((info, path)) => {
+            // Only whole pages of the file: past its end is SIGBUS on Linux
+            // and a fault here.
+            let in_file = align_up(info.size, PAGE).saturating_sub(off);
+            let covered = len.min(in_file);
+            if covered == 0 {
+                return Ok(None);
+            }
+            let writable = info.status_flags & 3 == 2;
+            let sh = share::file(t, fd, info.dev, info.ino, off, covered, writable)?;
+            let fm = FileMap { end: 0, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: true, shared_fd: None };
+            (sh, covered, fm)
+        }
+        None => {
+            let sh = share::anon(t, len)?;
+            let fm = FileMap { end: 0, off: 0, dev: 0, ino: 0, path: "/dev/zero (deleted)".into(), shared: true, shared_fd: None };
+            (sh, len, fm)
+        }
+    };
+    if flags & MAP_FIXED != 0 {
+        // Shared file bytes being replaced go back to their file first.
+        let _ = filemap_io::write_back_range(t, addr, addr.saturating_add(len), false);
+    }
+    let mut handed_over = false;
+    let placed = (|| {
+        let mut a = t.process.aspace.lock();
+        let start = if fixed {
+            if flags & MAP_FIXED != 0 {
+                a.unmap(addr, len)?;
+            }
+            addr
+        } else {
+            a.find_free_share(len, addr).ok_or(ENOMEM)?
+        };
+        // map_share takes the window reference over, also on failure.
+        handed_over = true;
+        a.map_share(start, len, covered, perm, sh.gpa, sh.base, sh.writable)?;
+        a.files.insert(start, FileMap { end: start + len, ..fm });
+        Ok(start)
+    })();
+    if placed.is_err() && !handed_over {
+        window::put(sh.base);
+    }
+    filemap_io::close_orphans(t);
+    placed.map(Some)
+}
+
+/// Device number of SysV segments in /proc/self/maps (Linux's shm mount).
+const SYSV_SHM_DEV: u64 = 1;
+
+/// shmat(shmid, shmaddr, shmflg): the segment as a share window.
+pub fn shmat(f: &mut TrapFrame) -> SysResult {
+    let [shmid, addr, shmflg, ..] = args(f);
+    const SHM_RDONLY: u64 = 0o10000;
+    const SHM_RND: u64 = 0o20000;
+    const SHM_REMAP: u64 = 0o40000;
+    const SHM_EXEC: u64 = 0o100000;
+    if (shmid as i64) < 0 || shmid > i32::MAX as u64 {
+        return Err(EINVAL);
+    }
+    let addr = if shmflg & SHM_RND != 0 { addr & !(PAGE - 1) } else { addr };
+    if addr % PAGE != 0 || (shmflg & SHM_REMAP != 0 && addr == 0) {
+        return Err(EINVAL);
+    }
+    if !window::available() {
+        return Err(ENOSYS);
+    }
+    let t = current();
+    let writable = shmflg & SHM_RDONLY == 0;
+    let (sh, size) = share::sysv(t, shmid, shmflg, writable)?;
+    let len = align_up(size.max(1), PAGE);
+    let perm = Perm { read: true, write: writable, exec: shmflg & SHM_EXEC != 0 };
+    let mut handed_over = false;
+    let placed = (|| {
+        let mut a = t.process.aspace.lock();
+        let start = if addr != 0 {
+            if shmflg & SHM_REMAP != 0 {
+                a.unmap(addr, len)?;
+            }
+            if !a.share_fits(addr, len) {
+                return Err(EINVAL);
+            }
+            addr
+        } else {
+            a.find_free_share(len, 0).ok_or(ENOMEM)?
+        };
+        handed_over = true;
+        a.map_share(start, len, len, perm, sh.gpa, sh.base, sh.writable)?;
+        let path = alloc::format!("/SYSV{:08x} (deleted)", shmid);
+        a.files.insert(start, FileMap { end: start + len, off: 0, dev: SYSV_SHM_DEV, ino: shmid, path, shared: true, shared_fd: None });
+        Ok(start)
+    })();
+    if placed.is_err() && !handed_over {
+        // map_share gives the reference back on its own failures.
+        window::put(sh.base);
+    }
+    placed
+}
+
+/// shmdt(shmaddr): the whole segment attached at `shmaddr`.
+pub fn shmdt(f: &mut TrapFrame) -> SysResult {
+    let addr = f.rdi;
+    let t = current();
+    let mut a = t.process.aspace.lock();
+    let end = match a.files.at(addr) {
+        Some((s, m)) if s == addr && m.dev == SYSV_SHM_DEV && m.path.starts_with("/SYSV") => m.end,
+        _ => return Err(EINVAL),
+    };
+    a.unmap(addr, end - addr)?;
+    Ok(0)
+}
+
 pub fn munmap(f: &mut TrapFrame) -> SysResult {
     let [addr, len, ..] = args(f);
     if addr % PAGE != 0 || len == 0 {
@@ -190,6 +342,14 @@ pub fn msync(f: &mut TrapFrame) -> SysResult {
         }
     }
     filemap_io::write_back_range(t, addr, addr + len, flags & MS_SYNC != 0)?;
+    // Share windows are the file's own pages: the proxy's msync of its
+    // mirror (the same file mapping) flushes them.
+    if t.process.aspace.lock().has_share_in(addr, addr + len) {
+        let r = offload::call(t, sys::SYS_msync, [addr, len, flags, 0, 0, 0]);
+        if r < 0 {
+            return Err(Errno((-r) as i32));
+        }
+    }
     Ok(0)
 }
 

@@ -48,11 +48,11 @@ routes! {
     SYS_select                  => Offload,
     SYS_sched_yield             => Local(thread::sched_yield),
     SYS_mremap                  => Local(mm::mremap),
-    SYS_msync                   => Local(mm::msync),
+    SYS_msync                   => LocalOrOffload(mm::msync),                    // copies written back here; share windows by the proxy
     SYS_mincore                 => Local(mm::mincore),
     SYS_madvise                 => Local(mm::madvise),
     SYS_shmget                  => Offload,
-    SYS_shmat                   => Refused(ENOSYS, "SysV shm would attach to mcexec's memory, not the LWK program's"),
+    SYS_shmat                   => Local(mm::shmat),                             // a share window of the segment
     SYS_shmctl                  => Offload,
     SYS_dup                     => Offload,
     SYS_dup2                    => Offload,
@@ -89,7 +89,7 @@ routes! {
     SYS_semget                  => Offload,
     SYS_semop                   => Offload,
     SYS_semctl                  => Offload,
-    SYS_shmdt                   => Refused(ENOSYS, "SysV shm would detach from mcexec's memory, not the LWK program's"),
+    SYS_shmdt                   => Local(mm::shmdt),
     SYS_msgget                  => Offload,
     SYS_msgsnd                  => Offload,
     SYS_msgrcv                  => Offload,

@@ -164,6 +164,19 @@ pub enum Request {
         local_rank: Option<u32>,
         per_node: Option<u32>,
     },
+    /// mcexec, for its LWK process: map `len` bytes of the file passed as
+    /// the message's descriptor, from `offset` (or of SysV segment `shmid`,
+    /// then without a descriptor, which the caller must be allowed to
+    /// attach), as the share window at guest-physical `gpa` (which the LWK
+    /// chose). Replies `Done`; the window stays until the LWK releases it.
+    OsShareWindow {
+        gpa: u64,
+        len: u64,
+        offset: u64,
+        writable: bool,
+        #[serde(default)]
+        shmid: Option<i32>,
+    },
 }
 
 impl Request {
@@ -204,6 +217,7 @@ impl Request {
                 | OsClearKmsg
                 | OsQueryFreeMem
                 | OsAttach { .. }
+                | OsShareWindow { .. }
                 | OsGetRusage
                 | OsInfo
         )
