@@ -522,13 +522,22 @@ pub unsafe extern "C" fn slurm_spank_job_epilog(
         if report.clean() {
             return OK;
         }
-        // Slurm drains the node for the failed hook ("Epilog error"); say why.
-        if let Some(node) = node_name() {
-            match drain::drain_node(&node, &drain::reason(job_id, &report.problems)) {
-                Ok(()) => log::info(&format!("epilog of job {job_id}: drained {node}")),
-                Err(e) => log::error(&format!("epilog of job {job_id}: {e}")),
+        // Drained with the reason, the node gets no job; failing the hook
+        // instead would have Slurm drain it as "Epilog error", which says
+        // nothing (and replaces our reason). If the drain fails, Slurm's
+        // is the fallback.
+        match node_name().map(|node| {
+            drain::drain_node(&node, &drain::reason(job_id, &report.problems)).map(|()| node)
+        }) {
+            Some(Ok(node)) => {
+                log::info(&format!("epilog of job {job_id}: drained {node}"));
+                OK
             }
+            Some(Err(e)) => {
+                log::error(&format!("epilog of job {job_id}: {e}"));
+                FAIL
+            }
+            None => FAIL,
         }
-        FAIL
     })
 }

@@ -7,10 +7,10 @@
 //! (also set by slurmd) or `--node <name>` for a site file that uses `%n`,
 //! and the site file from `--config <path>` or `MCKERNEL_SLURM_CONFIG`
 //! (default /etc/slurm/mckernel.toml). Prints what it did; on failure prints
-//! what it could not restore and exits 1, so that slurmd logs it and drains
-//! the node instead of giving it to the next job dirty; it drains the node
-//! itself first (`scontrol update`, mckernel_slurm::drain) with the problem
-//! as the reason, so that `sinfo -R` says what is wrong.
+//! what it could not restore and drains the node (`scontrol update`,
+//! mckernel_slurm::drain) with the problem as the reason, so that `sinfo -R`
+//! says what is wrong and the node gets no job; if it cannot drain it, it
+//! exits 1, and slurmd drains the node for the failed epilogue.
 //!
 //! Owns nothing but its command line; the work is mckernel_slurm::lifecycle.
 
@@ -71,13 +71,19 @@ fn run() -> Result<ExitCode, String> {
     if report.clean() {
         return Ok(ExitCode::SUCCESS);
     }
+    // Drained with the reason, the node gets no job and the epilogue has
+    // done its part: exit 0, or Slurm would replace the reason with
+    // "Epilog error". Without a drain, fail: Slurm drains the node itself.
     match node.as_deref() {
         Some(node) => match drain::drain_node(node, &drain::reason(job_id, &report.problems)) {
-            Ok(()) => println!("mckernel-epilog: job {job_id}: drained {node}"),
+            Ok(()) => {
+                println!("mckernel-epilog: job {job_id}: drained {node}");
+                return Ok(ExitCode::SUCCESS);
+            }
             Err(e) => eprintln!("mckernel-epilog: job {job_id}: could not drain {node}: {e}"),
         },
         None => eprintln!(
-            "mckernel-epilog: job {job_id}: not drained by name (no SLURMD_NODENAME or --node); Slurm drains it for the failed epilogue"
+            "mckernel-epilog: job {job_id}: no node name (SLURMD_NODENAME or --node) to drain"
         ),
     }
     Ok(ExitCode::from(1))
