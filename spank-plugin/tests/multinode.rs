@@ -74,6 +74,78 @@ fn batch(c: &Nodes, name: &str, sbatch_args: &[&str], body: &str) -> (String, St
     (job, std::fs::read_to_string(&out).unwrap_or_default())
 }
 
+/// examples/mpi/allreduce.c built with MPICH and with Open MPI.
+fn allreduce_programs(c: &Nodes) -> (PathBuf, PathBuf) {
+    let src = repo().join("examples/mpi/allreduce.c");
+    (
+        mpicc(c, "mpicc.mpich", &src, "allreduce-mpich", &[]),
+        mpicc(c, "mpicc.openmpi", &src, "allreduce-ompi", &[]),
+    )
+}
+
+/// What allreduce prints from 4 ranks over the 2 nodes (sorted).
+const FOUR_RANKS: [&str; 4] = [
+    "rank 0 of 4 on n1: sum 10 (expected 10), ring from 3: ok",
+    "rank 1 of 4 on n1: sum 10 (expected 10), ring from 0: ok",
+    "rank 2 of 4 on n2: sum 10 (expected 10), ring from 1: ok",
+    "rank 3 of 4 on n2: sum 10 (expected 10), ring from 2: ok",
+];
+
+/// Open MPI through PMIx across the nodes (TCP on loopback, see
+/// native_mpi_across_nodes), with `extra` srun options.
+fn srun_openmpi(c: &Nodes, extra: &[&str], program: &Path) -> Output {
+    let mut cmd = c.cmd("/usr/bin/timeout");
+    cmd.args(["300", "/usr/bin/srun", "-N", "2", "-n", "4", "--mpi=pmix"])
+        .args(extra)
+        .arg(program)
+        .env("OMPI_MCA_btl", "self,tcp")
+        .env("OMPI_MCA_btl_tcp_if_include", "lo");
+    cmd.output().unwrap()
+}
+
+/// tests/programs/ql_nodes.c built with MPICH and libqlmpi.
+fn ql_program(c: &Nodes) -> PathBuf {
+    let lib = &c.tools.dir;
+    assert!(lib.join("libqlmpi.so").exists(), "libqlmpi.so not built in {}", lib.display());
+    mpicc(
+        c,
+        "mpicc.mpich",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/ql_nodes.c").as_path(),
+        "ql_nodes",
+        &[
+            format!("-I{}", repo().join("ql/include").display()),
+            format!("-L{}", lib.display()),
+            "-lqlmpi".into(),
+            format!("-Wl,-rpath,{}", lib.display()),
+        ],
+    )
+}
+
+/// The start of a job script that quick-launches with srun.
+fn ql_env(c: &Nodes) -> String {
+    format!(
+        "export PATH={bin}:$PATH QL_MPIEXEC='srun --mpi=pmi2' QL_SOCKET_DIR={sock}\n\
+         mkdir -m 700 -p $QL_SOCKET_DIR\n",
+        bin = c.tools.dir.display(),
+        sock = c.path("ql").display(),
+    )
+}
+
+/// The three rounds a1, a2, a3, each from rank 0 on n1 and rank 1 on n2.
+fn assert_three_rounds(out: &str) {
+    for r in ["a1", "a2", "a3"] {
+        assert_eq!(
+            lines_with(out, &format!("round {r}:")),
+            [
+                format!("round {r}: rank 0 of 2 on n1: sum 3"),
+                format!("round {r}: rank 1 of 2 on n2: sum 3"),
+            ],
+            "{out}"
+        );
+    }
+    assert_eq!(out.matches("round ").count(), 6, "{out}");
+}
+
 /// `srun -N 2 -n 2 --mckernel` from the shell, then a batch job whose step
 /// runs on both LWKs and whose script reads each node's kmsg.
 fn lwk_on_both_nodes(c: &Nodes) {
@@ -131,30 +203,16 @@ fn lwk_on_both_nodes(c: &Nodes) {
 /// Slurm's pmi2, Open MPI through PMIx. On one machine the two nodes'
 /// Open MPI shared-memory segments would meet, so Open MPI uses TCP on
 /// loopback between all ranks here (docs/slurm.md).
-fn native_mpi_across_nodes(c: &Nodes) -> (PathBuf, PathBuf) {
-    let src = repo().join("examples/mpi/allreduce.c");
-    let mpich = mpicc(c, "mpicc.mpich", &src, "allreduce-mpich", &[]);
-    let ompi = mpicc(c, "mpicc.openmpi", &src, "allreduce-ompi", &[]);
-    let expect = [
-        "rank 0 of 4 on n1: sum 10 (expected 10), ring from 3: ok",
-        "rank 1 of 4 on n1: sum 10 (expected 10), ring from 0: ok",
-        "rank 2 of 4 on n2: sum 10 (expected 10), ring from 1: ok",
-        "rank 3 of 4 on n2: sum 10 (expected 10), ring from 2: ok",
-    ];
+fn native_mpi_across_nodes(c: &Nodes) -> PathBuf {
+    let (mpich, ompi) = allreduce_programs(c);
     let o = c.srun(&["-N", "2", "-n", "4", "--mpi=pmi2", mpich.to_str().unwrap()]);
     check(&o, "MPICH over srun --mpi=pmi2", c);
-    assert_eq!(lines_with(&stdout(&o), "rank"), expect);
-
-    let mut cmd = c.cmd("/usr/bin/timeout");
-    cmd.args(["120", "/usr/bin/srun", "-N", "2", "-n", "4", "--mpi=pmix"])
-        .arg(&ompi)
-        .env("OMPI_MCA_btl", "self,tcp")
-        .env("OMPI_MCA_btl_tcp_if_include", "lo");
-    let o = cmd.output().unwrap();
+    assert_eq!(lines_with(&stdout(&o), "rank"), FOUR_RANKS);
+    let o = srun_openmpi(c, &[], &ompi);
     check(&o, "Open MPI over srun --mpi=pmix", c);
-    assert_eq!(lines_with(&stdout(&o), "rank"), expect);
+    assert_eq!(lines_with(&stdout(&o), "rank"), FOUR_RANKS);
     c.assert_clean(None);
-    (mpich, ompi)
+    mpich
 }
 
 /// An sbatch job over both nodes calls ql_mpiexec_start three times with
@@ -162,49 +220,21 @@ fn native_mpi_across_nodes(c: &Nodes) -> (PathBuf, PathBuf) {
 /// ssh); it also times the rounds against a fresh srun of an MPI program
 /// (a benchmark line, printed, not asserted).
 fn quick_launch_batch_job(c: &Nodes, mpich: &Path) {
-    let lib = &c.tools.dir;
-    assert!(lib.join("libqlmpi.so").exists(), "libqlmpi.so not built in {}", lib.display());
-    let prog = mpicc(
-        c,
-        "mpicc.mpich",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/ql_nodes.c").as_path(),
-        "ql_nodes",
-        &[
-            format!("-I{}", repo().join("ql/include").display()),
-            format!("-L{}", lib.display()),
-            "-lqlmpi".into(),
-            format!("-Wl,-rpath,{}", lib.display()),
-        ],
-    );
+    let prog = ql_program(c);
     let body = format!(
-        "export PATH={bin}:$PATH QL_MPIEXEC='srun --mpi=pmi2' QL_SOCKET_DIR={sock}\n\
-         mkdir -m 700 -p $QL_SOCKET_DIR\n\
-         ns() {{ date +%s%N; }}\n\
+        "{env}ns() {{ date +%s%N; }}\n\
          for r in a1 a2 a3; do\n\
            t=$(ns); ql_mpiexec_start -n 2 {prog} $r || exit 1; echo \"time ql $r $(( $(ns) - t ))\"\n\
          done\n\
          ql_mpiexec_finalize {prog} || exit 1\n\
          t=$(ns); srun -n 2 --mpi=pmi2 {mpich} > /dev/null || exit 1; echo \"time srun $(( $(ns) - t ))\"\n",
-        bin = c.tools.dir.display(),
-        sock = c.path("ql").display(),
+        env = ql_env(c),
         prog = prog.display(),
         mpich = mpich.display(),
     );
     let (job, out) = batch(c, "ql", &["-N", "2"], &body);
     assert_eq!(c.job_state(&job), "COMPLETED", "{out}\n{}", c.logs());
-    for r in ["a1", "a2", "a3"] {
-        assert_eq!(
-            lines_with(&out, &format!("round {r}:")),
-            [
-                format!("round {r}: rank 0 of 2 on n1: sum 3"),
-                format!("round {r}: rank 1 of 2 on n2: sum 3"),
-            ],
-            "{out}"
-        );
-    }
-    // One MPI_Init for the three rounds: the resident ranks are gone after
-    // finalize, and nothing of the job is left.
-    assert_eq!(out.matches("round ").count(), 6, "{out}");
+    assert_three_rounds(&out);
     let ns = |what: &str| -> u64 {
         out.lines()
             .find_map(|l| l.strip_prefix(&format!("time {what} ")))
@@ -346,7 +376,7 @@ fn two_nodes_lwk_mpi_quick_launch_and_faults() {
     }
     let c = Nodes::up(2, "lock_timeout_secs = 5");
     lwk_on_both_nodes(&c);
-    let (mpich, _) = native_mpi_across_nodes(&c);
+    let mpich = native_mpi_across_nodes(&c);
     quick_launch_batch_job(&c, &mpich);
     faults_leave_clean_nodes(&c);
     unfinished_cleanup_drains_the_node(&c);
@@ -363,21 +393,13 @@ fn mpi_ranks_on_the_lwks_of_two_nodes() {
         return;
     }
     let c = Nodes::up(2, "");
-    let src = repo().join("examples/mpi/allreduce.c");
-    let mpich = mpicc(&c, "mpicc.mpich", &src, "allreduce-mpich", &[]);
-    let ompi = mpicc(&c, "mpicc.openmpi", &src, "allreduce-ompi", &[]);
-    let expect = [
-        "rank 0 of 4 on n1: sum 10 (expected 10), ring from 3: ok",
-        "rank 1 of 4 on n1: sum 10 (expected 10), ring from 0: ok",
-        "rank 2 of 4 on n2: sum 10 (expected 10), ring from 1: ok",
-        "rank 3 of 4 on n2: sum 10 (expected 10), ring from 2: ok",
-    ];
+    let (mpich, ompi) = allreduce_programs(&c);
     // Two LWK CPUs per node would be --mckernel-cpus=2 on a bigger machine;
     // here each node has one, shared by its two ranks.
     let lwk = [LWK, "--mckernel-kargs=allow_oversubscribe"];
     let o = c.srun(&[&["-N", "2", "-n", "4", "--mpi=pmi2"], &lwk[..], &[mpich.to_str().unwrap()]].concat());
     check(&o, "MPICH on the LWKs", &c);
-    assert_eq!(lines_with(&stdout(&o), "rank"), expect);
+    assert_eq!(lines_with(&stdout(&o), "rank"), FOUR_RANKS);
     let job = c.last_job();
     for n in &c.names {
         assert!(
@@ -388,56 +410,26 @@ fn mpi_ranks_on_the_lwks_of_two_nodes() {
     }
     c.assert_clean(Some(&job));
 
-    let mut cmd = c.cmd("/usr/bin/timeout");
-    cmd.args(["300", "/usr/bin/srun", "-N", "2", "-n", "4", "--mpi=pmix"])
-        .args(lwk)
-        .arg(&ompi)
-        .env("OMPI_MCA_btl", "self,tcp")
-        .env("OMPI_MCA_btl_tcp_if_include", "lo");
-    let o = cmd.output().unwrap();
+    let o = srun_openmpi(&c, &lwk, &ompi);
     check(&o, "Open MPI on the LWKs", &c);
-    assert_eq!(lines_with(&stdout(&o), "rank"), expect);
+    assert_eq!(lines_with(&stdout(&o), "rank"), FOUR_RANKS);
     c.assert_clean(None);
 
     // Quick launch with the ranks on the LWKs: every srun of the job
     // script gets --mckernel from sbatch.
-    let lib = &c.tools.dir;
-    let prog = mpicc(
-        &c,
-        "mpicc.mpich",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/ql_nodes.c").as_path(),
-        "ql_nodes",
-        &[
-            format!("-I{}", repo().join("ql/include").display()),
-            format!("-L{}", lib.display()),
-            "-lqlmpi".into(),
-            format!("-Wl,-rpath,{}", lib.display()),
-        ],
-    );
+    let prog = ql_program(&c);
     let (job, out) = batch(
         &c,
         "ql-lwk",
         &["-N", "2", LWK],
         &format!(
-            "export PATH={bin}:$PATH QL_MPIEXEC='srun --mpi=pmi2' QL_SOCKET_DIR={sock}\n\
-             mkdir -m 700 -p $QL_SOCKET_DIR\n\
-             for r in a1 a2 a3; do ql_mpiexec_start -n 2 {prog} $r || exit 1; done\n\
+            "{env}for r in a1 a2 a3; do ql_mpiexec_start -n 2 {prog} $r || exit 1; done\n\
              ql_mpiexec_finalize {prog} || exit 1\n",
-            bin = lib.display(),
-            sock = c.path("ql").display(),
+            env = ql_env(&c),
             prog = prog.display(),
         ),
     );
     assert_eq!(c.job_state(&job), "COMPLETED", "{out}\n{}", c.logs());
-    for r in ["a1", "a2", "a3"] {
-        assert_eq!(
-            lines_with(&out, &format!("round {r}:")),
-            [
-                format!("round {r}: rank 0 of 2 on n1: sum 3"),
-                format!("round {r}: rank 1 of 2 on n2: sum 3"),
-            ],
-            "{out}"
-        );
-    }
+    assert_three_rounds(&out);
     c.assert_clean(Some(&job));
 }
