@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use mckernel_slurm::config::{config_path_from_args, SiteConfig};
+use mckernel_slurm::drain;
 use mckernel_slurm::launch;
 use mckernel_slurm::lifecycle::{self, Acquired};
 use mckernel_slurm::options::{JobOptions, OptionId, OPTIONS};
@@ -96,6 +97,12 @@ fn guarded(hook: &str, body: impl FnOnce() -> c_int) -> c_int {
 }
 
 impl Plugin {
+    /// The site file as it applies to this node (`%n`, see
+    /// `SiteConfig::for_node`), for the processes that run on a node.
+    fn node_config(&self) -> Result<SiteConfig, String> {
+        self.load_config()?.for_node(node_name().as_deref())
+    }
+
     fn load_config(&self) -> Result<SiteConfig, String> {
         if let Some(e) = &self.arg_error {
             return Err(format!("plugstack.conf: {e}"));
@@ -106,6 +113,15 @@ impl Plugin {
             .unwrap_or_else(|| PathBuf::from(mckernel_slurm::config::DEFAULT_CONFIG_PATH));
         SiteConfig::load(&path).map_err(|e| e.to_string())
     }
+}
+
+/// This node's Slurm name, from this process's own environment: slurmd
+/// sets SLURMD_NODENAME for the epilogue (`slurmstepd spank epilog`), and
+/// slurmstepd inherits slurmd's environment, where a host running several
+/// slurmd sets it for each (scripts/cluster.sh). Never from the job's
+/// environment: an srun inside a batch script passes on the batch node's.
+fn node_name() -> Option<String> {
+    std::env::var("SLURMD_NODENAME").ok()
 }
 
 /// The plugstack.conf arguments, which Slurm passes to every hook.
@@ -307,7 +323,7 @@ fn remote_post_opt(sp: Spank) {
 
 /// slurmstepd, as root, before the tasks exist: plan and boot (or reuse).
 fn prepare_step(sp: Spank, st: &Plugin, step_id: u32) -> Result<Active, String> {
-    let config = st.load_config()?;
+    let config = st.node_config()?;
     let step = StepInfo {
         job_id: sp.get_u32(ffi::S_JOB_ID, "S_JOB_ID")?,
         step_id,
@@ -487,7 +503,7 @@ pub unsafe extern "C" fn slurm_spank_job_epilog(
                 return FAIL;
             }
         };
-        let config = match plugin().load_config() {
+        let config = match plugin().node_config() {
             Ok(c) => c,
             Err(e) => {
                 log::error(&format!("epilog of job {job_id}: {e}"));
@@ -504,9 +520,24 @@ pub unsafe extern "C" fn slurm_spank_job_epilog(
             ));
         }
         if report.clean() {
-            OK
-        } else {
-            FAIL
+            return OK;
+        }
+        // Drained with the reason, the node gets no job; failing the hook
+        // instead would have Slurm drain it as "Epilog error", which says
+        // nothing (and replaces our reason). If the drain fails, Slurm's
+        // is the fallback.
+        match node_name().map(|node| {
+            drain::drain_node(&node, &drain::reason(job_id, &report.problems)).map(|()| node)
+        }) {
+            Some(Ok(node)) => {
+                log::info(&format!("epilog of job {job_id}: drained {node}"));
+                OK
+            }
+            Some(Err(e)) => {
+                log::error(&format!("epilog of job {job_id}: {e}"));
+                FAIL
+            }
+            None => FAIL,
         }
     })
 }

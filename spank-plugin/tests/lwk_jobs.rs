@@ -12,55 +12,12 @@ mod cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cluster::{profile_dir, skip_reason, Cluster, SERIAL};
-
-/// The IHK tools as cargo built them (mcreboot finds ihkd and
-/// mckernel.img next to itself).
-struct Tools {
-    dir: PathBuf,
-}
-
-impl Tools {
-    /// `MCKERNEL_TEST_TOOLS_DIR` may name another directory with the same
-    /// files (for example a release build).
-    fn find() -> Tools {
-        let dir = std::env::var_os("MCKERNEL_TEST_TOOLS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(profile_dir);
-        for name in [
-            "mcreboot",
-            "mcstop-release",
-            "ihkconfig",
-            "ihkosctl",
-            "ihkd",
-            "mcexec",
-            "mckernel.img",
-        ] {
-            assert!(
-                dir.join(name).exists(),
-                "{} is missing: build the whole workspace first (cargo build --workspace, as scripts/test.sh does)",
-                dir.join(name).display()
-            );
-        }
-        Tools { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-fn skip_without_kvm() -> Option<String> {
-    if let Some(r) = skip_reason() {
-        return Some(r);
-    }
-    if !Path::new("/dev/kvm").exists() {
-        return Some("needs /dev/kvm".into());
-    }
-    None
-}
+use cluster::{
+    can_boot_partitions, is_zombie, job_processes, stderr, stdout, wait_for, wait_job_end, Cluster, Tools,
+    SERIAL,
+};
 
 fn site(tools: &Tools, dir: &Path, release: &str) -> String {
     format!(
@@ -118,11 +75,6 @@ fn hugepages() -> Vec<(PathBuf, String)> {
     out
 }
 
-/// Pids of processes running `exe` with `SLURM_JOB_ID=<job>`.
-fn job_processes(exe: &Path, job: &str) -> Vec<i32> {
-    mckernel_slurm::procs::job_mcexecs(Path::new("/proc"), exe, job.parse().expect("a job id"))
-}
-
 /// The node is as before the job: checked after every scenario.
 fn assert_node_clean(
     c: &mut Cluster,
@@ -175,41 +127,13 @@ fn foreign_ihkd(c: Option<&Cluster>) -> Option<String> {
     })
 }
 
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_string()
-}
-
-/// The id of the last job slurmctld accepted (for srun, which prints none).
-fn last_job(c: &Cluster) -> String {
-    let o = c
-        .cmd("/usr/bin/scontrol")
-        .args(["show", "jobs", "-o"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix("JobId="))
-                .map(String::from)
-        })
-        .filter_map(|id| id.parse::<u32>().ok())
-        .max()
-        .map(|n| n.to_string())
-        .unwrap_or_default()
-}
-
 #[test]
 fn steps_run_on_the_lwk_and_the_node_is_given_back() {
-    if let Some(why) = skip_without_kvm() {
-        eprintln!("skipped: {why}");
+    if !can_boot_partitions("steps_run_on_the_lwk_and_the_node_is_given_back") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _partitions = mck_tests::partition_lock();
     let tools = Tools::find();
     let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "job"));
@@ -223,7 +147,7 @@ fn steps_run_on_the_lwk_and_the_node_is_given_back() {
         c.slurmd_log_tail(40)
     );
     assert_eq!(stdout(&o), c.node);
-    let job = last_job(&c);
+    let job = c.last_job();
     assert!(
         c.slurmd_log().contains(&format!(
             "mckernel: job {job} step 0: booted the LWK partition (CPUs 1 and memory 512M@0)"
@@ -264,11 +188,11 @@ fn steps_run_on_the_lwk_and_the_node_is_given_back() {
 
 #[test]
 fn a_batch_job_boots_once_for_its_three_steps() {
-    if let Some(why) = skip_without_kvm() {
-        eprintln!("skipped: {why}");
+    if !can_boot_partitions("a_batch_job_boots_once_for_its_three_steps") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _partitions = mck_tests::partition_lock();
     let tools = Tools::find();
     let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "job"));
@@ -331,11 +255,11 @@ fn a_batch_job_boots_once_for_its_three_steps() {
 
 #[test]
 fn scancel_and_a_killed_slurmstepd_leave_the_node_clean() {
-    if let Some(why) = skip_without_kvm() {
-        eprintln!("skipped: {why}");
+    if !can_boot_partitions("scancel_and_a_killed_slurmstepd_leave_the_node_clean") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _partitions = mck_tests::partition_lock();
     let tools = Tools::find();
     let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "job"));
@@ -363,9 +287,9 @@ fn scancel_and_a_killed_slurmstepd_leave_the_node_clean() {
         .spawn()
         .unwrap();
     wait_for("the step's mcexec", Duration::from_secs(120), || {
-        !last_job(&c).is_empty() && !job_processes(&mcexec, &last_job(&c)).is_empty()
+        !c.last_job().is_empty() && !job_processes(&mcexec, &c.last_job()).is_empty()
     });
-    let job = last_job(&c);
+    let job = c.last_job();
     let stepd = slurmstepd_of(&format!("{job}.0")).expect("the step's slurmstepd");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(stepd),
@@ -389,11 +313,11 @@ fn scancel_and_a_killed_slurmstepd_leave_the_node_clean() {
 
 #[test]
 fn a_boot_failure_fails_the_step_and_reserves_nothing() {
-    if let Some(why) = skip_without_kvm() {
-        eprintln!("skipped: {why}");
+    if !can_boot_partitions("a_boot_failure_fails_the_step_and_reserves_nothing") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _partitions = mck_tests::partition_lock();
     let tools = Tools::find();
     let before = hugepages_if_alone(None);
     // The site allows all of a NUMA node's memory, more than ihkd can take
@@ -424,11 +348,11 @@ fn a_boot_failure_fails_the_step_and_reserves_nothing() {
 /// and the next step boots again; the epilogue then finds nothing to do.
 #[test]
 fn release_at_step_end_when_the_site_asks() {
-    if let Some(why) = skip_without_kvm() {
-        eprintln!("skipped: {why}");
+    if !can_boot_partitions("release_at_step_end_when_the_site_asks") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _partitions = mck_tests::partition_lock();
     let tools = Tools::find();
     let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "step"));
@@ -468,11 +392,11 @@ fn release_at_step_end_when_the_site_asks() {
 /// the journal the dead daemon left, and the node is as before.
 #[test]
 fn a_killed_ihkd_is_cleaned_up_by_the_epilogue() {
-    if let Some(why) = skip_without_kvm() {
-        eprintln!("skipped: {why}");
+    if !can_boot_partitions("a_killed_ihkd_is_cleaned_up_by_the_epilogue") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _partitions = mck_tests::partition_lock();
     let tools = Tools::find();
     let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "job"));
@@ -507,11 +431,11 @@ fn a_killed_ihkd_is_cleaned_up_by_the_epilogue() {
 /// with the IHK sockets owned by nobody, and runs its steps as nobody.
 #[test]
 fn the_partition_belongs_to_the_jobs_user() {
-    if let Some(why) = skip_without_kvm() {
-        eprintln!("skipped: {why}");
+    if !can_boot_partitions("the_partition_belongs_to_the_jobs_user") {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _partitions = mck_tests::partition_lock();
     let tools = Tools::find();
     let before = hugepages_if_alone(None);
     let mut c = Cluster::start(|d| site(&tools, d, "job"));
@@ -557,32 +481,6 @@ stat -c '%u %U' {}
         "job {job} step 0: booted the LWK partition (CPUs 1 and memory 512M@0) for uid 65534"
     )));
     assert_node_clean(&mut c, &tools, &before, Some(&job));
-}
-
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn wait_job_end(c: &Cluster, job: &str, limit: Duration) {
-    wait_for(&format!("job {job} to end"), limit, || {
-        matches!(
-            c.job_state(job).as_str(),
-            "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" | "GONE"
-        )
-    });
 }
 
 /// The slurmstepd serving `<job>.<step>` (its command line names the step).

@@ -142,6 +142,7 @@ fn epilogue_program_arguments() {
         let mut c = std::process::Command::new(epilog);
         c.args(args)
             .env_remove("SLURM_JOB_ID")
+            .env_remove("SLURMD_NODENAME")
             .env_remove("MCKERNEL_SLURM_CONFIG");
         if let Some(j) = job {
             c.env("SLURM_JOB_ID", j);
@@ -172,4 +173,29 @@ fn epilogue_program_arguments() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert!(o.stdout.is_empty() && o.stderr.is_empty());
     }
+
+    // A site file of nodes that share a machine (%n): the node's name is
+    // needed, from SLURMD_NODENAME (slurmd sets it) or --node.
+    let per_node = dir.path().join("per-node.toml");
+    std::fs::write(
+        &per_node,
+        format!(
+            "runtime_dir = \"{d}/%n/ihk\"\nstate_dir = \"{d}/%n/state\"\nprefix = \"{d}\"\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let o = run(&["--job", "7", "--config", per_node.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("does not know its node name (SLURMD_NODENAME)"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(
+        &["--job", "7", "--node", "n1", "--config", per_node.to_str().unwrap()],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dir.path().join("n1/state/lock").exists(), "the epilogue did not use n1's state");
 }

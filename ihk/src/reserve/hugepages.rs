@@ -5,10 +5,15 @@
 //! and the increase, and lowers it by the same increase on release. Lowering
 //! by the increase (rather than writing the old value back) keeps two
 //! daemons that share a node (tests of different runtime directories) from
-//! undoing each other.
+//! undoing each other. Each read-modify-write of a pool holds an flock on
+//! its `nr_hugepages` file, so that two daemons raising or lowering the
+//! same pool at the same moment (the nodes of scripts/cluster.sh booting
+//! together) do not both count the same pages as theirs.
 
 use std::fs;
 use std::path::PathBuf;
+
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{IhkError, IhkResult};
 use crate::journal::{Journal, Record};
@@ -51,6 +56,16 @@ fn write_nr(roots: &Roots, node: u32, page_kb: u64, n: u64) -> IhkResult<()> {
         .map_err(|e| IhkError::os(e, format!("writing {n} to {}", p.display())))
 }
 
+/// Held while a pool is read and changed: an flock on its `nr_hugepages`
+/// (every process that opens the file shares its inode, so the lock is
+/// machine-wide, and it goes with the descriptor if the daemon dies).
+fn lock_pool(roots: &Roots, node: u32, page_kb: u64) -> IhkResult<Flock<fs::File>> {
+    let p = pool_file(roots, node, page_kb, "nr_hugepages");
+    let f = fs::File::open(&p).map_err(|e| IhkError::os(e, format!("opening {}", p.display())))?;
+    Flock::lock(f, FlockArg::LockExclusive)
+        .map_err(|(_, e)| IhkError::io(format!("locking {}: {e}", p.display())))
+}
+
 /// An increase of a node's pool that ihkd owes back.
 #[derive(Debug)]
 pub struct Raise {
@@ -72,6 +87,7 @@ pub fn raise(
     if want == 0 || !has_pool(roots, node, page_kb) {
         return Ok(None);
     }
+    let _lock = lock_pool(roots, node, page_kb)?;
     let old = nr_hugepages(roots, node, page_kb)?;
     let seq = journal.append(Record::HugePages {
         node,
@@ -117,6 +133,7 @@ pub fn lower(journal: &mut Journal, roots: &Roots, r: &Raise) -> IhkResult<()> {
 
 /// Lower a pool by `added` pages (journal replay and release).
 pub fn undo(roots: &Roots, node: u32, page_kb: u64, added: u64) -> Result<(), String> {
+    let _lock = lock_pool(roots, node, page_kb).map_err(|e| e.to_string())?;
     let cur = nr_hugepages(roots, node, page_kb).map_err(|e| e.to_string())?;
     let target = cur.saturating_sub(added);
     write_nr(roots, node, page_kb, target).map_err(|e| e.to_string())?;
@@ -127,4 +144,39 @@ pub fn undo(roots: &Roots, node: u32, page_kb: u64, added: u64) -> Result<(), St
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two daemons (own journals) raising and lowering one pool at once:
+    /// the pool lock keeps every read-modify-write whole, so no increase is
+    /// lost or given back twice. (A fake pool: the "kernel" grants all.)
+    #[test]
+    fn two_daemons_change_one_pool_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let roots = Roots {
+            proc_root: d.path().into(),
+            sys_root: d.path().into(),
+        };
+        let nr = pool_file(&roots, 0, KB_2M, "nr_hugepages");
+        fs::create_dir_all(nr.parent().unwrap()).unwrap();
+        fs::write(&nr, "0\n").unwrap();
+        std::thread::scope(|s| {
+            for daemon in 0..2 {
+                let (roots, d) = (&roots, d.path());
+                s.spawn(move || {
+                    let mut j = Journal::open(&d.join(format!("journal{daemon}"))).unwrap();
+                    let raises: Vec<Raise> = (0..200)
+                        .map(|_| raise(&mut j, roots, 0, KB_2M, 1).unwrap().unwrap())
+                        .collect();
+                    for r in &raises[..100] {
+                        lower(&mut j, roots, r).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(nr_hugepages(&roots, 0, KB_2M).unwrap(), 200);
+    }
 }

@@ -17,33 +17,12 @@ pub struct Baseline {
 
 impl Baseline {
     pub fn capture(config: &SiteConfig) -> Result<Self, String> {
-        let mut hugepages = BTreeMap::new();
-        let mut pools = vec![config.sys_path("/sys/kernel/mm/hugepages")];
-        if let Ok(nodes) = std::fs::read_dir(config.sys_path("/sys/devices/system/node")) {
-            let mut nodes: Vec<_> = nodes
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("node"))
-                .map(|e| e.path().join("hugepages"))
-                .collect();
-            nodes.sort();
-            pools.extend(nodes);
-        }
-        for pool in pools {
-            let Ok(sizes) = std::fs::read_dir(&pool) else {
-                continue;
-            };
-            for size in sizes.flatten() {
-                let file = size.path().join("nr_hugepages");
-                let Ok(text) = std::fs::read_to_string(&file) else {
-                    continue;
-                };
-                let value = text
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|e| format!("{}: {e}", file.display()))?;
-                hugepages.insert(relative(&file, &config.sys_root), value);
-            }
-        }
+        // On a shared host the pools are not this node's (SiteConfig::shared_host).
+        let hugepages = if config.shared_host {
+            BTreeMap::new()
+        } else {
+            hugepage_pools(config)?
+        };
         let online = config.sys_path("/sys/devices/system/cpu/online");
         let online_cpus = std::fs::read_to_string(&online)
             .map_err(|e| format!("cannot read {}: {e}", online.display()))?
@@ -73,6 +52,38 @@ impl Baseline {
         }
         out
     }
+}
+
+/// Every `nr_hugepages` of the machine (global and per NUMA node).
+fn hugepage_pools(config: &SiteConfig) -> Result<BTreeMap<String, u64>, String> {
+    let mut hugepages = BTreeMap::new();
+    let mut pools = vec![config.sys_path("/sys/kernel/mm/hugepages")];
+    if let Ok(nodes) = std::fs::read_dir(config.sys_path("/sys/devices/system/node")) {
+        let mut nodes: Vec<_> = nodes
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("node"))
+            .map(|e| e.path().join("hugepages"))
+            .collect();
+        nodes.sort();
+        pools.extend(nodes);
+    }
+    for pool in pools {
+        let Ok(sizes) = std::fs::read_dir(&pool) else {
+            continue;
+        };
+        for size in sizes.flatten() {
+            let file = size.path().join("nr_hugepages");
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let value = text
+                .trim()
+                .parse::<u64>()
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            hugepages.insert(relative(&file, &config.sys_root), value);
+        }
+    }
+    Ok(hugepages)
 }
 
 fn relative(path: &Path, root: &Path) -> String {
@@ -122,6 +133,18 @@ mod tests {
             diffs[1].contains("online CPUs are 0-2, were 0-3"),
             "{diffs:?}"
         );
+
+        // A node sharing the machine leaves the pools out, not the CPUs.
+        let shared = SiteConfig {
+            shared_host: true,
+            ..config
+        };
+        let before = Baseline::capture(&shared).unwrap();
+        assert!(before.hugepages.is_empty());
+        fs::write(n.join("nr_hugepages"), "512\n").unwrap();
+        fs::write(root.join("sys/devices/system/cpu/online"), "0-1\n").unwrap();
+        let diffs = before.differences(&Baseline::capture(&shared).unwrap());
+        assert_eq!(diffs, ["online CPUs are 0-1, were 0-2 before the job"]);
     }
 
     #[test]

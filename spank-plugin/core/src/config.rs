@@ -65,9 +65,11 @@ pub struct SiteConfig {
     pub ihkconfig: Option<PathBuf>,
     pub ihkosctl: Option<PathBuf>,
     pub mcexec: Option<PathBuf>,
-    /// `IHK_RUNTIME_DIR` of the node's ihkd.
+    /// `IHK_RUNTIME_DIR` of the node's ihkd. `%n` stands for the node's
+    /// Slurm name (see [`SiteConfig::for_node`]).
     pub runtime_dir: PathBuf,
-    /// Where the plugin keeps its lock and the record of the node's partition.
+    /// Where the plugin keeps its lock and the record of the node's
+    /// partition; `%n` as in `runtime_dir`.
     pub state_dir: PathBuf,
     pub isolation: Isolation,
     /// CPUs never given to the LWK, even when the job holds them (they keep
@@ -91,6 +93,13 @@ pub struct SiteConfig {
     /// so that a proctrack/cgroup step end does not kill the node's ihkd and
     /// the job's memory cgroup is not charged for the LWK's memory.
     pub daemon_cgroup: Option<PathBuf>,
+    /// This node shares its machine with other Slurm nodes (several slurmd
+    /// on one host, as scripts/cluster.sh runs them): the hugepage pools are
+    /// the machine's, changed by the other nodes' partitions too, so the
+    /// cleanup does not compare them with their values before the job (it
+    /// still requires ihkd's journal, which holds this node's own increases,
+    /// to be replayed).
+    pub shared_host: bool,
     /// Root of /sys and /proc (tests point it at a fake tree).
     pub sys_root: PathBuf,
 }
@@ -117,6 +126,7 @@ impl Default for SiteConfig {
             kill_grace_secs: 10,
             lock_timeout_secs: 600,
             daemon_cgroup: None,
+            shared_host: false,
             sys_root: PathBuf::from("/"),
         }
     }
@@ -183,6 +193,32 @@ impl SiteConfig {
             }
         }
         Ok(config)
+    }
+
+    /// The configuration of node `node` (its Slurm NodeName): `%n` in
+    /// `runtime_dir` and `state_dir` becomes the name, as Slurm expands it in
+    /// `SlurmdSpoolDir`, so nodes that share a machine keep apart. Without a
+    /// name, a file that uses `%n` is an error.
+    pub fn for_node(mut self, node: Option<&str>) -> Result<Self, String> {
+        for (key, p) in [
+            ("runtime_dir", &mut self.runtime_dir),
+            ("state_dir", &mut self.state_dir),
+        ] {
+            let text = p.to_string_lossy();
+            if !text.contains("%n") {
+                continue;
+            }
+            let Some(node) = node.filter(|n| !n.is_empty()) else {
+                return Err(format!(
+                    "{key} = {text} names the node (%n), but this process does not know its node name (SLURMD_NODENAME)"
+                ));
+            };
+            if node.contains('/') || node == "." || node == ".." {
+                return Err(format!("node name '{node}' cannot be part of a path ({key})"));
+            }
+            *p = PathBuf::from(text.replace("%n", node));
+        }
+        Ok(self)
     }
 
     pub fn tools(&self) -> Tools {
@@ -288,6 +324,27 @@ mod tests {
         assert!(config_path_from_args(["conf=/a"])
             .unwrap_err()
             .contains("conf=/a"));
+    }
+}
+
+#[cfg(test)]
+mod per_node {
+    use super::*;
+
+    #[test]
+    fn percent_n_is_the_node_name() {
+        let text = "runtime_dir = \"/c/nodes/%n/ihk\"\nstate_dir = \"/c/%n-state\"\nshared_host = true";
+        let c = SiteConfig::parse(text, Path::new("x")).unwrap();
+        assert!(c.shared_host);
+        let n2 = c.clone().for_node(Some("n2")).unwrap();
+        assert_eq!(n2.runtime_dir, PathBuf::from("/c/nodes/n2/ihk"));
+        assert_eq!(n2.state_dir, PathBuf::from("/c/n2-state"));
+        let e = c.clone().for_node(None).unwrap_err();
+        assert!(e.contains("runtime_dir = /c/nodes/%n/ihk") && e.contains("SLURMD_NODENAME"), "{e}");
+        assert!(c.for_node(Some("../x")).unwrap_err().contains("cannot be part of a path"));
+        // Without %n the name does not matter, and none is needed.
+        let plain = SiteConfig::parse("", Path::new("x")).unwrap();
+        assert_eq!(plain.clone().for_node(None).unwrap().runtime_dir, plain.runtime_dir);
     }
 }
 

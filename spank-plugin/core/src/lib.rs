@@ -14,6 +14,7 @@
 pub mod baseline;
 pub mod command;
 pub mod config;
+pub mod drain;
 pub mod launch;
 pub mod lifecycle;
 pub mod lists;

@@ -40,6 +40,16 @@ pub fn skip_reason() -> Option<String> {
     None
 }
 
+/// Whether a test that boots partitions through Slurm can run here (root,
+/// Slurm's daemons, /dev/kvm); if not it skips, or fails under CI=true
+/// (mck_tests::cannot_run).
+pub fn can_boot_partitions(test: &str) -> bool {
+    if let Some(why) = skip_reason() {
+        return mck_tests::cannot_run(test, &why);
+    }
+    mck_tests::can_boot_partitions(test)
+}
+
 /// The cargo profile directory holding this test's build (target/debug).
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -76,7 +86,7 @@ fn mem_total_mb() -> u64 {
 
 pub struct Cluster {
     pub dir: tempfile::TempDir,
-    pub conf: PathBuf,
+    client: Client,
     pub site: PathBuf,
     pub node: String,
     daemons: Vec<(&'static str, Child)>,
@@ -86,6 +96,119 @@ pub struct Cluster {
 
 /// Temporary directories of this suite are named `<tmp>/spank-mckernel-*`.
 const DIR_PREFIX: &str = "spank-mckernel-";
+
+
+/// Slurm's client commands for one cluster (its slurm.conf), run in its
+/// directory.
+pub struct Client {
+    pub conf: PathBuf,
+    pub cwd: PathBuf,
+}
+
+impl Client {
+    /// A Slurm client command with this cluster's configuration.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        // Jobs work (and sbatch writes slurm-<id>.out) in the cluster's directory.
+        c.env("SLURM_CONF", &self.conf)
+            .env_remove("SLURM_JOB_ID")
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `srun <args>` with a time limit; returns its output.
+    pub fn srun(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd("/usr/bin/timeout");
+        c.args(["120", "/usr/bin/srun"]).args(args);
+        c.output().expect("srun")
+    }
+
+    /// Ids of jobs slurmctld still knows as not finished.
+    pub fn jobs(&self) -> Vec<String> {
+        let o = self
+            .cmd("/usr/bin/squeue")
+            .args(["-h", "-o", "%i"])
+            .output()
+            .expect("squeue");
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+
+    /// `sbatch --parsable <args>`: the job id.
+    pub fn sbatch(&self, args: &[&str]) -> String {
+        let o = self
+            .cmd("/usr/bin/sbatch")
+            .arg("--parsable")
+            .args(args)
+            .output()
+            .expect("sbatch");
+        assert!(
+            o.status.success(),
+            "sbatch failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Job state from scontrol (PENDING, RUNNING, COMPLETED, FAILED, ...).
+    pub fn job_state(&self, id: &str) -> String {
+        let o = self
+            .cmd("/usr/bin/scontrol")
+            .args(["show", "job", id])
+            .output()
+            .expect("scontrol");
+        let text = String::from_utf8_lossy(&o.stdout);
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix("JobState="))
+            .unwrap_or("GONE")
+            .to_string()
+    }
+
+    pub fn scontrol_job(&self, id: &str) -> String {
+        let o = self
+            .cmd("/usr/bin/scontrol")
+            .args(["show", "job", id])
+            .output()
+            .expect("scontrol");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+
+    /// The id of the last job slurmctld accepted (for srun, which prints none).
+    pub fn last_job(&self) -> String {
+        let o = self
+            .cmd("/usr/bin/scontrol")
+            .args(["show", "jobs", "-o"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("JobId="))
+                    .map(String::from)
+            })
+            .filter_map(|id| id.parse::<u32>().ok())
+            .max()
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
 
 impl Cluster {
     /// Starts munged, slurmctld and slurmd with `site_toml` as the plugin's
@@ -202,8 +325,11 @@ impl Cluster {
         .unwrap();
 
         let mut cluster = Cluster {
+            client: Client {
+                conf,
+                cwd: d.clone(),
+            },
             dir,
-            conf,
             site,
             node: node.clone(),
             daemons: Vec::new(),
@@ -284,24 +410,6 @@ impl Cluster {
         }
     }
 
-    /// A Slurm client command with this cluster's configuration.
-    pub fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        // Jobs work (and sbatch writes slurm-<id>.out) in the cluster's directory.
-        c.env("SLURM_CONF", &self.conf)
-            .env_remove("SLURM_JOB_ID")
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
-        c
-    }
-
-    /// `srun <args>` with a time limit; returns its output.
-    pub fn srun(&self, args: &[&str]) -> Output {
-        let mut c = self.cmd("/usr/bin/timeout");
-        c.args(["120", "/usr/bin/srun"]).args(args);
-        c.output().expect("srun")
-    }
-
     /// The node's state as sinfo prints it (idle, alloc, drain, ...).
     pub fn node_state(&self) -> String {
         let o = self
@@ -349,63 +457,6 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-    }
-
-    /// Ids of jobs slurmctld still knows as not finished.
-    pub fn jobs(&self) -> Vec<String> {
-        let o = self
-            .cmd("/usr/bin/squeue")
-            .args(["-h", "-o", "%i"])
-            .output()
-            .expect("squeue");
-        String::from_utf8_lossy(&o.stdout)
-            .split_whitespace()
-            .map(String::from)
-            .collect()
-    }
-
-    /// `sbatch --parsable <args>`: the job id.
-    pub fn sbatch(&self, args: &[&str]) -> String {
-        let o = self
-            .cmd("/usr/bin/sbatch")
-            .arg("--parsable")
-            .args(args)
-            .output()
-            .expect("sbatch");
-        assert!(
-            o.status.success(),
-            "sbatch failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .to_string()
-    }
-
-    /// Job state from scontrol (PENDING, RUNNING, COMPLETED, FAILED, ...).
-    pub fn job_state(&self, id: &str) -> String {
-        let o = self
-            .cmd("/usr/bin/scontrol")
-            .args(["show", "job", id])
-            .output()
-            .expect("scontrol");
-        let text = String::from_utf8_lossy(&o.stdout);
-        text.split_whitespace()
-            .find_map(|w| w.strip_prefix("JobState="))
-            .unwrap_or("GONE")
-            .to_string()
-    }
-
-    pub fn scontrol_job(&self, id: &str) -> String {
-        let o = self
-            .cmd("/usr/bin/scontrol")
-            .args(["show", "job", id])
-            .output()
-            .expect("scontrol");
-        String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
     pub fn slurmd_log(&self) -> String {
@@ -556,6 +607,15 @@ fn sweep_crashed_runs() {
             _ => continue,
         }
         eprintln!("cleaning up after a crashed test run in {}", dir.display());
+        if dir.join("cluster.sh.dir").exists() {
+            let tools = std::env::var_os("MCKERNEL_TEST_TOOLS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(profile_dir);
+            let o = script_in(&dir, "down", &tools, "", 0);
+            eprintln!("{}{}", stdout(&o), stderr(&o));
+            let _ = fs::remove_dir_all(&dir);
+            continue;
+        }
         let conf = dir.join("slurm.conf");
         for pid in processes_with_env(&format!("SLURM_CONF={}", conf.display())) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -577,5 +637,314 @@ fn sweep_crashed_runs() {
             .map(PathBuf::from);
         release_partition(&dir, mcstop.as_deref());
         let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+// ---- Shared by the test binaries: tools, waiting, processes of a job.
+
+/// The IHK tools as cargo built them (mcreboot finds ihkd and
+/// mckernel.img next to itself).
+pub struct Tools {
+    pub dir: PathBuf,
+}
+
+impl Tools {
+    /// `MCKERNEL_TEST_TOOLS_DIR` may name another directory with the same
+    /// files (for example a release build).
+    pub fn find() -> Tools {
+        let dir = std::env::var_os("MCKERNEL_TEST_TOOLS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(profile_dir);
+        for name in [
+            "mcreboot",
+            "mcstop-release",
+            "ihkconfig",
+            "ihkosctl",
+            "ihkd",
+            "mcexec",
+            "mckernel.img",
+        ] {
+            assert!(
+                dir.join(name).exists(),
+                "{} is missing: build the whole workspace first (cargo build --workspace, as scripts/test.sh does)",
+                dir.join(name).display()
+            );
+        }
+        Tools { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Pids of processes running `exe` with `SLURM_JOB_ID=<job>`.
+pub fn job_processes(exe: &Path, job: &str) -> Vec<i32> {
+    mckernel_slurm::procs::job_mcexecs(Path::new("/proc"), exe, job.parse().expect("a job id"))
+}
+
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+pub fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn wait_job_end(c: &Client, job: &str, limit: Duration) {
+    wait_for(&format!("job {job} to end"), limit, || {
+        matches!(
+            c.job_state(job).as_str(),
+            "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" | "GONE"
+        )
+    });
+}
+
+
+// ---- A cluster of several nodes, started by scripts/cluster.sh.
+
+/// The repository's scripts/cluster.sh.
+fn cluster_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/cluster.sh")
+}
+
+/// `scripts/cluster.sh up` in a temporary directory, with the tools of this
+/// cargo profile and the plugin built with this test; `down` on drop. The
+/// partition lock is held from before `up` until after `down`: the nodes'
+/// partitions exist only in between.
+pub struct Nodes {
+    pub dir: tempfile::TempDir,
+    client: Client,
+    pub names: Vec<String>,
+    pub tools: Tools,
+    _partitions: mck_tests::PartitionLock,
+}
+
+impl std::ops::Deref for Nodes {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Nodes {
+    /// `site_extra`: lines added to the site file (mckernel.toml).
+    pub fn up(count: usize, site_extra: &str) -> Nodes {
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(sweep_crashed_runs);
+        let tools = Tools::find();
+        let partitions = mck_tests::partition_lock();
+        let dir = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()
+            .expect("tempdir");
+        fs::write(dir.path().join("owner.pid"), std::process::id().to_string()).unwrap();
+        fs::write(dir.path().join("cluster.sh.dir"), "").unwrap();
+        let nodes = Nodes {
+            client: Client {
+                conf: dir.path().join("slurm.conf"),
+                cwd: dir.path().to_path_buf(),
+            },
+            names: (1..=count).map(|i| format!("n{i}")).collect(),
+            tools,
+            dir,
+            _partitions: partitions,
+        };
+        let o = nodes.script("up", site_extra);
+        assert!(
+            o.status.success(),
+            "cluster.sh up failed:\n{}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        nodes
+    }
+
+    fn script(&self, what: &str, site_extra: &str) -> Output {
+        script_in(self.dir.path(), what, &self.tools.dir, site_extra, self.names.len())
+    }
+
+    /// A path under the node's directory: `nodes/<node>/<rel>`.
+    pub fn node_path(&self, node: &str, rel: &str) -> PathBuf {
+        self.dir.path().join("nodes").join(node).join(rel)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn slurmd_log(&self, node: &str) -> String {
+        fs::read_to_string(self.node_path(node, "slurmd.log")).unwrap_or_default()
+    }
+
+    /// (node, state) as sinfo prints them: idle, alloc, drain, ...
+    pub fn states(&self) -> Vec<(String, String)> {
+        let o = self
+            .cmd("/usr/bin/sinfo")
+            .args(["-h", "-N", "-o", "%N %T"])
+            .output()
+            .expect("sinfo");
+        let mut v: Vec<(String, String)> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, s)| (n.to_string(), s.trim().to_string()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The reason a node is down or drained for (sinfo -R), if it is.
+    pub fn reason(&self, node: &str) -> Option<String> {
+        let o = self
+            .cmd("/usr/bin/sinfo")
+            .args(["-h", "-R", "-N", "-o", "%N|%E"])
+            .output()
+            .expect("sinfo");
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('|'))
+            .find(|(n, _)| *n == node)
+            .map(|(_, r)| r.trim().to_string())
+    }
+
+    /// The plugin's lines and Slurm's errors from every node's log.
+    pub fn logs(&self) -> String {
+        self.names
+            .iter()
+            .map(|n| {
+                let log = self.slurmd_log(n);
+                let lines: Vec<&str> = log
+                    .lines()
+                    .filter(|l| l.contains("mckernel") || l.contains("error"))
+                    .filter(|l| !l.contains("appending plugin option"))
+                    .collect();
+                format!("--- {n}\n{}", lines[lines.len().saturating_sub(30)..].join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Waits until every node is idle with no job left; fails with the
+    /// reason if one was drained.
+    pub fn wait_idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let states = self.states();
+            if states.len() == self.names.len()
+                && states.iter().all(|(_, s)| s == "idle")
+                && self.jobs().is_empty()
+            {
+                return;
+            }
+            if let Some((n, _)) = states.iter().find(|(_, s)| s.contains("drain")) {
+                panic!(
+                    "{n} was drained: {}\n{}",
+                    self.reason(n).unwrap_or_default(),
+                    self.logs()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nodes {states:?} after 120 s\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Every node given back: idle, no partition record, no ihkd, nothing
+    /// reserved, no mcexec of `job`.
+    pub fn assert_clean(&self, job: Option<&str>) {
+        self.wait_idle();
+        for n in &self.names {
+            let record = self.node_path(n, "state/partition.json");
+            assert!(
+                !record.exists(),
+                "{n}: partition record left: {}",
+                fs::read_to_string(&record).unwrap_or_default()
+            );
+            assert!(!self.node_path(n, "ihk/mcd0").exists(), "{n}: ihkd's socket is still there");
+            assert!(!self.node_path(n, "ihk/ihkd.pid").exists(), "{n}: ihkd's pid file is still there");
+            let q = Command::new(self.tools.path("ihkconfig"))
+                .args(["0", "query", "cpu"])
+                .env("IHK_RUNTIME_DIR", self.node_path(n, "ihk"))
+                .output()
+                .unwrap();
+            assert!(stdout(&q).is_empty(), "{n}: ihkconfig 0 query cpu: {}", stdout(&q));
+        }
+        if let Some(job) = job {
+            let left = job_processes(&self.tools.path("mcexec"), job);
+            assert!(left.is_empty(), "mcexec of job {job} left: {left:?}");
+        }
+    }
+
+    /// Pids of processes of `exe` (full path) whose environment says they
+    /// run for `job` on `node`.
+    pub fn job_processes_on(&self, exe: &Path, job: &str, node: &str) -> Vec<i32> {
+        let node_var = format!("SLURMD_NODENAME={node}");
+        job_processes(exe, job)
+            .into_iter()
+            .filter(|pid| env_has(*pid, &node_var))
+            .collect()
+    }
+
+    /// The slurmstepd of `job`'s step on `node`: the parent of its mcexec
+    /// there (slurmstepd's own environment is overwritten by its process
+    /// title, so it does not say which node it serves).
+    pub fn slurmstepd_of(&self, job: &str, node: &str) -> Option<i32> {
+        let mcexec = self.job_processes_on(&self.tools.path("mcexec"), job, node);
+        let stat = fs::read_to_string(format!("/proc/{}/stat", mcexec.first()?)).ok()?;
+        let ppid: i32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        let cmd = fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&cmd)
+            .starts_with("slurmstepd")
+            .then_some(ppid)
+    }
+}
+
+fn env_has(pid: i32, var: &str) -> bool {
+    fs::read(format!("/proc/{pid}/environ"))
+        .map(|env| env.split(|b| *b == 0).any(|v| v == var.as_bytes()))
+        .unwrap_or(false)
+}
+
+fn script_in(dir: &Path, what: &str, tools: &Path, site_extra: &str, nodes: usize) -> Output {
+    Command::new(cluster_script())
+        .arg(what)
+        .env("MCK_CLUSTER_DIR", dir)
+        .env("MCK_CLUSTER_NODES", nodes.to_string())
+        .env("MCK_TOOLS_DIR", tools)
+        .env("MCK_SPANK_PLUGIN", plugin_so())
+        .env("MCK_CLUSTER_SITE_EXTRA", site_extra)
+        .env_remove("SLURM_CONF")
+        .stdin(Stdio::null())
+        .output()
+        .expect("scripts/cluster.sh")
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        let o = self.script("down", "");
+        if !o.status.success() {
+            eprintln!("cluster.sh down failed:\n{}\n{}", stdout(&o), stderr(&o));
+        }
     }
 }
