@@ -16,8 +16,8 @@ import sys
 import xml.etree.ElementTree as ET
 
 # "test_x (test.test_os.Class.test_x) ... ok" (regrtest -v); the result
-# may come after output the test printed.
-LINE = re.compile(r"^(test\w*) \(([\w.]+)\) \.\.\. ", re.M)
+# may come after output the test printed, the name before a docstring line.
+LINE = re.compile(r"^(test\w*) \(([\w.]+)\)(?:\n[^\n]*?)? \.\.\. ", re.M)
 STATUS = re.compile(r"\b(ok|FAIL|ERROR|skipped|expected failure|unexpected success)\b")
 
 
