@@ -2,11 +2,12 @@
 # Installs what building and testing need on a fresh Debian 12 machine:
 # the x86_64-unknown-none Rust target (for the LWK image) and the Debian
 # packages used by the tests (real busybox, hwloc, Open MPI, MPICH, Slurm, munge,
-# g++ and libgomp for the thread tests, stress-ng).
+# g++ and libgomp for the thread tests, stress-ng, CPython's test suite for
+# the compatibility runs).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
-PKGS=(busybox-static coreutils python3 gcc g++ libc6-dev pkg-config clang libclang-dev stress-ng
+PKGS=(busybox-static coreutils python3 libpython3.11-testsuite gcc g++ libc6-dev pkg-config clang libclang-dev stress-ng
       hwloc libhwloc-dev libudev-dev numactl gdb fonts-dejavu-core
       openmpi-bin libopenmpi-dev mpich libmpich-dev gfortran
       slurm-wlm slurmctld slurmd libslurm-dev munge)

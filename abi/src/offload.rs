@@ -53,7 +53,7 @@ pub const OFFLOAD_MAGIC: u64 = u64::from_le_bytes(*b"MCOFFLD\0");
 /// "MCPROXY\0".
 pub const PROXY_AREA_MAGIC: u64 = u64::from_le_bytes(*b"MCPROXY\0");
 /// Bumped on any layout change in this module.
-pub const OFFLOAD_VERSION: u32 = 1;
+pub const OFFLOAD_VERSION: u32 = 2;
 
 // ---------------------------------------------------------------------------
 // The LWK user address space, as both the LWK and mcexec see it.
@@ -389,10 +389,12 @@ pub enum OffloadCall {
     /// `(dst_gpa, src_gpa, len)`: copy guest-physical memory (a fork
     /// child's copy of its parent's memory). Returns 0 or -errno.
     CopyPhys = OFFLOAD_CALL_BASE + 7,
-    /// `(gpa, len)`: open the file whose path (`len` bytes, no NUL) is at
-    /// guest-physical `gpa`, read-only, close-on-exec, relative to the
-    /// proxy's working directory, for execution (execve): the file must be
-    /// a regular file the caller may execute. Returns the fd or -errno.
+    /// `(gpa, len, dirfd, flags)`: open the file whose path (`len` bytes,
+    /// no NUL) is at guest-physical `gpa`, read-only, close-on-exec,
+    /// relative to `dirfd` (AT_FDCWD: the proxy's working directory), for
+    /// execution (execve, execveat with its `flags`: AT_EMPTY_PATH,
+    /// AT_SYMLINK_NOFOLLOW): the file must be a regular file the caller
+    /// may execute. Returns the fd or -errno.
     OpenExec = OFFLOAD_CALL_BASE + 8,
     /// Close the descriptors marked close-on-exec (execve). Returns 0.
     CloseOnExec = OFFLOAD_CALL_BASE + 9,

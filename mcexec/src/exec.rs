@@ -171,11 +171,14 @@ impl Executor {
                 }
             }
             OffloadCall::OpenExec => {
-                let (gpa, len) = (a[0], a[1]);
+                let (gpa, len, dirfd, flags) = (a[0], a[1], a[2] as i32, a[3]);
+                if dirfd >= 0 && self.reserved(dirfd as u64) {
+                    return EBADF.neg();
+                }
                 let Ok(p) = self.guest.ptr(gpa, len) else { return EFAULT.neg() };
                 // SAFETY: `len` bytes in the guest window, stable during the call.
                 let path = unsafe { std::slice::from_raw_parts(p, len as usize) }.to_vec();
-                open_exec(&path)
+                open_exec(&path, dirfd, flags)
             }
             OffloadCall::CloseOnExec => {
                 close_on_exec(&self.reserved_fds);
@@ -252,26 +255,58 @@ impl Executor {
     }
 }
 
-/// Open `path` for execve: a regular file with execute permission.
-fn open_exec(path: &[u8]) -> i64 {
-    let Ok(c) = std::ffi::CString::new(path) else { return errno::ENOENT.neg() };
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+const AT_EMPTY_PATH: u64 = 0x1000;
+
+/// Open `path` for execve and execveat: relative to `dirfd` (AT_FDCWD:
+/// the working directory), the file `dirfd` names itself with an empty
+/// path and AT_EMPTY_PATH, not through a final symbolic link with
+/// AT_SYMLINK_NOFOLLOW (ELOOP, as Linux). It must be a regular file the
+/// caller may execute.
+fn open_exec(path: &[u8], dirfd: i32, flags: u64) -> i64 {
     let errno = || -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64);
-    // SAFETY: plain libc calls on a NUL-terminated path and local buffers.
+    let fd = if path.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return errno::ENOENT.neg();
+        }
+        // The file behind the descriptor (also one opened O_PATH); the
+        // working directory for AT_FDCWD (EACCES: a directory).
+        let name = if dirfd == libc::AT_FDCWD { ".".to_string() } else { format!("/proc/self/fd/{dirfd}") };
+        let Ok(c) = std::ffi::CString::new(name) else { return EBADF.neg() };
+        // SAFETY: a NUL-terminated path; the descriptor is ours until returned.
+        unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) }
+    } else {
+        let Ok(c) = std::ffi::CString::new(path) else { return errno::ENOENT.neg() };
+        let nofollow = if flags & AT_SYMLINK_NOFOLLOW != 0 { libc::O_NOFOLLOW } else { 0 };
+        // SAFETY: as above.
+        unsafe { libc::openat(dirfd, c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | nofollow) }
+    };
+    if fd < 0 {
+        let e = errno();
+        // An empty path's descriptor that is not open: EBADF, as Linux.
+        return if path.is_empty() && e == errno::ENOENT.neg() { EBADF.neg() } else { e };
+    }
+    // SAFETY: fstat and faccessat2 on our fresh descriptor into a local.
     unsafe {
-        if libc::access(c.as_ptr(), libc::X_OK) != 0 {
-            return errno();
-        }
-        let fd = libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return errno();
-        }
         let mut st: libc::stat = std::mem::zeroed();
         if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
             libc::close(fd);
             return errno::EACCES.neg();
         }
-        fd as i64
+        let x = libc::syscall(
+            libc::SYS_faccessat2,
+            fd,
+            c"".as_ptr(),
+            libc::X_OK,
+            libc::AT_EMPTY_PATH | libc::AT_EACCESS,
+        );
+        if x != 0 {
+            let e = errno();
+            libc::close(fd);
+            return e;
+        }
     }
+    fd as i64
 }
 
 /// Close every descriptor marked close-on-exec, except mcexec's own.

@@ -161,10 +161,12 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     reserve_user_range().map_err(|e| Failure::new(1, e.to_string()))?;
 
     let path = program::resolve(&opts.program, std::env::var_os("PATH").as_deref())?;
-    let prog = program::open(&path)?;
+    let argv: Vec<OsString> = std::iter::once(opts.program.clone()).chain(opts.args.iter().cloned()).collect();
+    let launch = program::open_launch(&path, argv)?;
+    let prog = launch.program;
     let interp = match &prog.interp {
         Some(i) => Some(std::fs::File::open(i).map_err(|e| {
-            Failure::new(126, format!("{}: cannot open its ELF interpreter {}: {e}", path.display(), i.display()))
+            Failure::new(126, format!("{}: cannot open its ELF interpreter {}: {e}", prog.path.display(), i.display()))
         })?),
         None => None,
     };
@@ -200,7 +202,7 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     let memfds = memfds.into_iter().map(relocate).collect::<std::io::Result<Vec<_>>>().map_err(fd_err)?;
     let guest = Arc::new(GuestMemory::map(regions.collect(), memfds).map_err(|e| Failure::new(1, e.to_string()))?);
 
-    let blob = args_blob(path.as_os_str(), &opts.program, &opts.args);
+    let blob = args_blob(launch.execfn.as_os_str(), &launch.argv);
     let stack_limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK)
         .map(|(soft, _)| soft)
         .unwrap_or(DEFAULT_STACK_MAX);
@@ -220,7 +222,7 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
         euid: nix::unistd::geteuid().as_raw(),
         gid: nix::unistd::getgid().as_raw(),
         egid: nix::unistd::getegid().as_raw(),
-        argc: 1 + opts.args.len() as u32,
+        argc: launch.argv.len() as u32,
         envc: std::env::vars_os().count() as u32,
         args_len: blob.len() as u64,
         exe_fd: exe_fd.as_raw_fd(),
@@ -628,9 +630,9 @@ fn relocate(fd: OwnedFd) -> std::io::Result<OwnedFd> {
 }
 
 /// `execfn\0 argv..\0 envp..\0`.
-fn args_blob(execfn: &OsStr, argv0: &OsStr, args: &[OsString]) -> Vec<u8> {
+fn args_blob(execfn: &OsStr, argv: &[OsString]) -> Vec<u8> {
     let mut b = Vec::new();
-    for s in std::iter::once(execfn).chain(std::iter::once(argv0)).chain(args.iter().map(|a| a.as_os_str())) {
+    for s in std::iter::once(execfn).chain(argv.iter().map(|a| a.as_os_str())) {
         b.extend_from_slice(s.as_bytes());
         b.push(0);
     }

@@ -14,5 +14,6 @@ extern crate alloc;
 pub mod errno;
 
 pub mod elf;
+pub mod lwkfs;
 pub mod mm;
 pub mod process;

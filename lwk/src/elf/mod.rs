@@ -196,6 +196,15 @@ pub fn load(t: &Thread, img: &Image) -> Result<TrapFrame, Errno> {
     Ok(crate::process::trap::initial_frame(start_ip, user_sp))
 }
 
+/// The first bytes of host fd `fd` (a file of `size` bytes) that execve
+/// looks at to tell its format: ENOEXEC for an empty file.
+pub fn head(t: &Thread, fd: i32, size: u64) -> Result<Vec<u8>, Errno> {
+    if size == 0 {
+        return Err(ENOEXEC);
+    }
+    read_host(t, fd, 0, size.min(ihk_abi::linux::script::BUF_SIZE as u64) as usize)
+}
+
 /// The PT_INTERP path of the executable at host fd `fd`, if any.
 pub fn interp_path(t: &Thread, fd: i32, size: u64) -> Result<Option<Vec<u8>>, Errno> {
     let (_, _, _, ph) = headers(t, fd, size)?;

@@ -6,10 +6,13 @@
 //! [`lookup`] maps an absolute path to what the LWK shows there: synthesized
 //! contents (served by the proxy as a memfd), the partition's subset of
 //! Linux's /proc/cpuinfo, a path redirected to the Linux object behind an
-//! LWK CPU or node, a path that does not exist in the partition, or Linux's
-//! own file. Owns no state; reads the boot parameters, the frame allocator
-//! and the process.
+//! LWK CPU or node (or to the program's file, `/proc/self/exe`), a path
+//! that does not exist in the partition, a directory whose listing the LWK
+//! rewrites ([`dir_entry`]: its CPUs, nodes and threads instead of
+//! Linux's), or Linux's own file. Owns no state; reads the boot
+//! parameters, the frame allocator and the process.
 
+pub mod dirents;
 mod procfs;
 mod sysfs;
 
@@ -30,6 +33,50 @@ pub enum View {
     Redirect(String),
     /// Not there in the partition (ENOENT).
     Missing,
+    /// Linux's directory, listed the LWK's way.
+    Dir(DirKind),
+}
+
+/// The directories of the view whose listings the LWK rewrites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DirKind {
+    /// /sys/devices/system/cpu: `cpuN` for the LWK's CPUs.
+    Cpus = 1,
+    /// /sys/devices/system/node: `nodeN` for the LWK's NUMA nodes.
+    Nodes = 2,
+    /// /proc/<pid>/task of an LWK process: its threads.
+    Tasks = 3,
+}
+
+impl DirKind {
+    pub fn from_u8(v: u8) -> Option<DirKind> {
+        [DirKind::Cpus, DirKind::Nodes, DirKind::Tasks].into_iter().find(|k| *k as u8 == v)
+    }
+}
+
+/// What the LWK lists for an entry `name` of Linux's directory `kind`:
+/// the name it shows (an LWK CPU or node number for Linux's), or `None`
+/// to leave the entry out.
+pub fn dir_entry(t: &Thread, kind: DirKind, name: &[u8]) -> Option<Vec<u8>> {
+    let renumber = |prefix: &str, lwk: Option<u32>| lwk.map(|n| alloc::format!("{prefix}{n}").into_bytes());
+    match kind {
+        DirKind::Cpus => match dirents::numbered(name, b"cpu") {
+            Some(linux) => renumber("cpu", cpus().iter().find(|c| c.1 == linux).map(|c| c.0)),
+            None => Some(name.to_vec()),
+        },
+        DirKind::Nodes => match dirents::numbered(name, b"node") {
+            Some(linux) => {
+                let nodes = crate::boot_params::get().numa_nodes();
+                renumber("node", nodes.iter().position(|n| n.linux_id == linux).map(|i| i as u32))
+            }
+            None => Some(name.to_vec()),
+        },
+        DirKind::Tasks => match core::str::from_utf8(name).ok().and_then(|s| s.parse::<u32>().ok()) {
+            Some(tid) => t.process.thread(tid).map(|_| name.to_vec()),
+            None => Some(name.to_vec()),
+        },
+    }
 }
 
 /// Collapse repeated and trailing slashes; `None` if `path` is relative or

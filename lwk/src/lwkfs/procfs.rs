@@ -1,5 +1,6 @@
-//! /proc: cpuinfo, meminfo, and the process's own maps, status, stat
-//! (as `self`, `thread-self` or its pid); the rest is Linux's.
+//! /proc: cpuinfo, meminfo, and the process's own maps, status, stat,
+//! exe and task list (as `self`, `thread-self` or its pid); the rest is
+//! Linux's.
 
 use alloc::format;
 use alloc::string::String;
@@ -28,6 +29,11 @@ pub fn lookup(t: &Thread, rest: &str) -> View {
         "maps" => View::Content(maps(t).into_bytes()),
         "status" => View::Content(status(t).into_bytes()),
         "stat" => View::Content(stat(t).into_bytes()),
+        "exe" => match crate::process::exec::exe_path(t) {
+            Ok(path) => View::Redirect(path),
+            Err(_) => View::Linux,
+        },
+        "task" if who != "thread-self" => View::Dir(super::DirKind::Tasks),
         _ => View::Linux,
     }
 }

@@ -12,6 +12,11 @@ fn text(s: String) -> View {
 
 /// `rest`: the path after `/sys/devices/system/`.
 pub fn lookup(rest: &str) -> View {
+    match rest {
+        "cpu" => return View::Dir(super::DirKind::Cpus),
+        "node" => return View::Dir(super::DirKind::Nodes),
+        _ => {}
+    }
     let all: Vec<u32> = cpus().iter().map(|c| c.0).collect();
     if let Some(cpu) = rest.strip_prefix("cpu/") {
         return match cpu {

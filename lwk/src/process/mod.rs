@@ -95,6 +95,23 @@ pub struct Process {
     /// Code of the latest `exit` of a thread: the process's exit code when
     /// its last thread ends that way.
     pub last_exit_code: AtomicU32,
+    /// The path of the program an execve loaded (`/proc/self/exe`, see
+    /// `exec::exe_path`); `None`: the one mcexec started (`start.exe_fd`).
+    pub exe_path: Mutex<Option<String>>,
+    /// Descriptors of directories the LWK's /proc and /sys view lists.
+    pub view_dirs: Mutex<alloc::vec::Vec<ViewDir>>,
+}
+
+/// A descriptor of a directory that the LWK's /proc and /sys view lists
+/// its own way (`lwkfs` says how, by `kind`), and the directory it was
+/// opened on: a number closed and reused for another file on Linux no
+/// longer matches, so no close needs to be watched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViewDir {
+    pub fd: i32,
+    pub kind: u8,
+    pub dev: u64,
+    pub ino: u64,
 }
 
 // SAFETY: `threads_ptr` points into the proxy area (direct map) owned by

@@ -155,6 +155,12 @@ fn start_process(i: usize) {
     }
     match create(i, s, &sp) {
         Ok(p) => {
+            if let Some(parent) = &parent {
+                // A fork child runs its parent's program, with copies of
+                // its descriptors.
+                *p.exe_path.lock() = parent.exe_path.lock().clone();
+                *p.view_dirs.lock() = parent.view_dirs.lock().clone();
+            }
             let cpu = crate::smp::cpu_id();
             let res = match ThreadRes::new(&p, Some(0)) {
                 Ok(r) => r,
@@ -262,6 +268,8 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
         cpu_set,
         threads: Mutex::new(Vec::new()),
         last_exit_code: AtomicU32::new(0),
+        exe_path: Mutex::new(None),
+        view_dirs: Mutex::new(Vec::new()),
     }))
 }
 

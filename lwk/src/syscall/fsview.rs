@@ -1,6 +1,7 @@
-//! open, openat, readlink, readlinkat: paths in the LWK's /proc and /sys
-//! view (`lwkfs`) are answered from the LWK; every other path, and every
-//! relative path, is offloaded unchanged.
+//! open, openat, readlink, readlinkat, getdents64: paths in the LWK's
+//! /proc and /sys view (`lwkfs`) are answered from the LWK, and listings
+//! of the view's directories are rewritten by it; every other path, and
+//! every relative path, is offloaded unchanged.
 
 use alloc::vec::Vec;
 
@@ -10,14 +11,18 @@ use super::errno::*;
 use super::{args, current, offload};
 use crate::process::filemap_io;
 use crate::arch::x86_64::idt::TrapFrame;
-use crate::lwkfs::{self, View};
+use crate::lwkfs::{self, dirents, DirKind, View};
 use crate::mm::phys;
-use crate::process::Thread;
+use crate::process::{Thread, ViewDir};
+use ihk_abi::linux::sys;
 
 const AT_FDCWD: u64 = -100i64 as u64;
 const O_ACCMODE: u64 = 3;
 const O_CLOEXEC: u64 = 0o2000000;
 const PATH_MAX: usize = 4096;
+const SEEK_SET: u64 = 0;
+/// Most view-directory descriptors a process keeps track of.
+const MAX_VIEW_DIRS: usize = 64;
 
 /// The NUL-terminated path at user address `va`, if it could be in the
 /// view (reading stops early for other paths).
@@ -67,6 +72,11 @@ fn open_view(f: &mut TrapFrame, dirfd: u64, path_va: u64, flags: u64, mode: u64)
     match lwkfs::lookup(t, &path) {
         View::Linux => offload::syscall(f),
         View::Missing => Err(ENOENT),
+        View::Dir(kind) => {
+            let fd = offload::syscall(f)?;
+            note_view_dir(t, fd, kind);
+            Ok(fd)
+        }
         View::Redirect(p) => with_phys(t, OffloadCall::OpenPhys, p.as_bytes(), flags, mode),
         View::Content(data) => {
             if flags & O_ACCMODE != 0 {
@@ -116,7 +126,7 @@ fn readlink_view(f: &mut TrapFrame, path_va: u64, buf: u64, size: u64) -> SysRes
     if size as i64 <= 0 {
         return Err(EINVAL);
     }
-    let (_, name) = filemap_io::describe(t, t.process.start.exe_fd as u64)?;
+    let name = crate::process::exec::exe_path(t)?;
     let n = name.len().min(size as usize);
     t.process.aspace.lock().write(buf, &name.as_bytes()[..n])?;
     Ok(n as u64)
@@ -130,4 +140,58 @@ pub fn readlink(f: &mut TrapFrame) -> SysResult {
 pub fn readlinkat(f: &mut TrapFrame) -> SysResult {
     let [_dirfd, path, buf, size, ..] = args(f);
     readlink_view(f, path, buf, size)
+}
+
+/// Remember that descriptor `fd` lists a directory of the view.
+fn note_view_dir(t: &Thread, fd: u64, kind: DirKind) {
+    // Without its identity it cannot be told from a later file: Linux's listing.
+    let Ok((info, _)) = filemap_io::describe(t, fd) else { return };
+    let mut dirs = t.process.view_dirs.lock();
+    dirs.retain(|d| d.fd != fd as i32);
+    if dirs.len() >= MAX_VIEW_DIRS {
+        dirs.remove(0);
+    }
+    dirs.push(ViewDir { fd: fd as i32, kind: kind as u8, dev: info.dev, ino: info.ino });
+}
+
+/// The view's kind of directory `fd` lists, if it still is the directory
+/// it was opened on.
+fn view_dir(t: &Thread, fd: u64) -> Option<DirKind> {
+    let d = t.process.view_dirs.lock().iter().find(|d| d.fd == fd as i32).copied()?;
+    match filemap_io::describe(t, fd) {
+        Ok((info, _)) if info.dev == d.dev && info.ino == d.ino => DirKind::from_u8(d.kind),
+        _ => {
+            t.process.view_dirs.lock().retain(|x| *x != d);
+            None
+        }
+    }
+}
+
+/// getdents64(fd, buf, count): Linux's listing, rewritten for a directory
+/// of the view (`lwkfs::dir_entry`).
+pub fn getdents64(f: &mut TrapFrame) -> SysResult {
+    let [fd, buf, count, ..] = args(f);
+    let t = current();
+    let Some(kind) = view_dir(t, fd) else { return offload::syscall(f) };
+    loop {
+        let n = offload::syscall(f)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut raw = alloc::vec![0u8; n as usize];
+        t.process.aspace.lock().read(buf, &mut raw)?;
+        let r = dirents::rewrite(&raw, count as usize, |name| lwkfs::dir_entry(t, kind, name))?;
+        if let Some(off) = r.resume {
+            // Records that did not fit are read again by the next call.
+            let s = offload::call(t, sys::SYS_lseek, [fd, off as u64, SEEK_SET, 0, 0, 0]);
+            if s < 0 {
+                return Err(Errno((-s) as i32));
+            }
+        }
+        if !r.out.is_empty() {
+            t.process.aspace.lock().write(buf, &r.out)?;
+            return Ok(r.out.len() as u64);
+        }
+        // Every record was left out: read on.
+    }
 }

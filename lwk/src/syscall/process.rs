@@ -1,12 +1,14 @@
 //! Process and thread creation and replacement: clone and clone3 (threads
 //! go to `process::thread`, fork-like flag sets to `process::fork`), fork,
-//! vfork, and execve (`process::exec`).
+//! vfork, execve and execveat (`process::exec`; a path of the LWK's view,
+//! `/proc/self/exe`, runs the file the view names there).
 
 use super::errno::*;
 use super::{args, current};
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::process::fork::{self, CLONE_VFORK, CLONE_VM};
-use crate::process::thread;
+use crate::process::{exec, thread};
+use crate::lwkfs::{self, View};
 
 const SIGCHLD: u64 = 17;
 
@@ -68,7 +70,30 @@ pub fn clone3(f: &mut TrapFrame) -> SysResult {
 /// execve(path, argv, envp): returns only on failure.
 pub fn execve(f: &mut TrapFrame) -> SysResult {
     let [path, argv, envp, ..] = args(f);
-    crate::process::exec::execve(current(), path, argv, envp)
+    exec(exec::AT_FDCWD, path, argv, envp, 0)
+}
+
+/// execveat(dirfd, path, argv, envp, flags): returns only on failure.
+pub fn execveat(f: &mut TrapFrame) -> SysResult {
+    let [dirfd, path, argv, envp, flags, _] = args(f);
+    exec(dirfd as i32, path, argv, envp, flags)
+}
+
+fn exec(dirfd: i32, path_va: u64, argv: u64, envp: u64, flags: u64) -> SysResult {
+    let t = current();
+    let path = exec::read_cstr(t, path_va, exec::PATH_MAX)?;
+    // Only an absolute path (or one relative to the working directory,
+    // which the view leaves to Linux) can be in the view.
+    let open = if dirfd == exec::AT_FDCWD || path.first() == Some(&b'/') {
+        match lwkfs::lookup(t, &path) {
+            View::Redirect(p) => Some(p.into_bytes()),
+            View::Missing => return Err(ENOENT),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    exec::execve(t, exec::Target { dirfd, path, flags, open }, argv, envp)
 }
 
 pub fn fork(f: &mut TrapFrame) -> SysResult {

@@ -17,7 +17,8 @@ const MAXRSS: usize = 32;
 
 pub fn getrusage(f: &mut TrapFrame) -> SysResult {
     let [who, usage, ..] = args(f);
-    match who as i64 {
+    // `who` is a C int: -1 arrives as 0xffff_ffff in the 64-bit register.
+    match who as i32 as i64 {
         RUSAGE_CHILDREN => return offload::syscall(f),
         RUSAGE_SELF | RUSAGE_THREAD => {}
         _ => return Err(EINVAL),

@@ -239,7 +239,7 @@ routes! {
     SYS_epoll_ctl_old           => Offload,
     SYS_epoll_wait_old          => Offload,
     SYS_remap_file_pages        => Refused(ENOSYS, "would remap mcexec's memory, not the LWK program's"),
-    SYS_getdents64              => Offload,
+    SYS_getdents64              => LocalOrOffload(fsview::getdents64),           // LWK /proc, /sys directory listings; others offloaded
     SYS_set_tid_address         => Local(thread::set_tid_address),
     SYS_restart_syscall         => Offload,
     SYS_semtimedop              => Offload,
@@ -344,7 +344,7 @@ routes! {
     SYS_memfd_create            => Offload,
     SYS_kexec_file_load         => Offload,
     SYS_bpf                     => Offload,
-    SYS_execveat                => Refused(ENOSYS, "execveat: not supported yet"),
+    SYS_execveat                => Local(process::execveat),
     SYS_userfaultfd             => Refused(ENOSYS, "LWK page faults are not Linux's to report"),
     SYS_membarrier              => Local(mm::membarrier),
     SYS_mlock2                  => Local(mm::mlock_family),
