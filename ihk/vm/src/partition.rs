@@ -42,8 +42,10 @@ mod offload;
 mod dump;
 mod freeze;
 mod stats;
+mod trace;
 pub use dump::{DumpLevel, DumpSummary};
 pub use stats::{KmsgChunk, Rusage};
+pub use trace::{CpuTrace, TraceEntry, TraceInfo};
 pub use offload::{AttachRegion, OffloadAttachment};
 
 /// A booted (or booting) OS instance. `Send + Sync`; dropping it tears the
