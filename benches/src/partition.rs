@@ -74,6 +74,15 @@ impl Node {
         Ok(f.stdout)
     }
 
+    /// `ihkosctl 0 trace`: the LWK's noise trace and steal time.
+    pub fn trace(&self) -> Result<String> {
+        let mut c = self.command(&self.tools.ihkosctl);
+        c.args(["0", "trace"]);
+        let shown = show(&c);
+        let f = run_command_with(c, Duration::from_secs(20), true, false).context(shown)?;
+        Ok(f.stdout)
+    }
+
     /// Whether an earlier run left state in our runtime directory.
     pub fn has_leftovers(&self) -> bool {
         ["ihkd.pid", "mcd0", "mcos0", "journal"]
