@@ -233,32 +233,42 @@ fn fwq_section(s: &mut String, o: &Options, lwk: Option<&SideResults>, linux: &S
             }
         }
     }
-    let Some(Ok(f)) = lwk.map(|x| &x.fwq) else { return };
     *s += &format!(
-        "\n### Where the LWK's stalls come from\n\nEvery LWK quantum more than {STALL_US} us above the run's \
-         shortest, matched by TSC with the LWK's noise trace (`ihkosctl 0 trace`: every kernel entry from \
-         user mode, its cause and duration). A stall during which the CPU entered the kernel is the LWK's \
-         (by cause); one without any kernel entry happened outside the LWK: the host took the CPU from the \
-         vCPU (its Linux scheduler, which KVM counts as steal time, or a host interrupt or exit, which it \
-         does not).\n\n| run | stalls > {STALL_US} us | in LWK kernel entries (cause: stalls) | \
-         outside the LWK | their time above min (ms) | longest (us) | steal (ms) |\n|--:|--:|---|--:|--:|--:|--:|\n"
+        "\n### Where the stalls come from\n\nEvery quantum more than {STALL_US} us above its run's shortest. \
+         On the LWK it is matched by TSC with the LWK's noise trace (`ihkosctl 0 trace`: every kernel entry \
+         from user mode, its cause and duration): a stall during which the CPU entered the kernel is the \
+         LWK's own, by cause. A stall without a kernel entry (natively: every stall) is then matched with \
+         the host's scheduler: if the thread that runs the program (the LWK's vCPU thread, or the native \
+         program) waited on its host run queue for at least half the stall (`run_delay` of its \
+         /proc/<pid>/task/<tid>/schedstat, sampled every 0.2 ms), the host's Linux ran another task on the \
+         CPU (for the LWK that is KVM steal time). The rest are host interrupts and this machine's own \
+         hypervisor (its steal shows only in /proc/stat, in 10 ms units).\n\n\
+         | side | run | stalls > {STALL_US} us | in LWK kernel entries (cause: stalls) | without kernel entry | \
+         of which host preemption | other (ms above min) | longest other (us) | steal (ms) |\n\
+         |---|--:|--:|---|--:|--:|--:|--:|--:|\n"
     );
-    for (i, r) in f.runs.iter().enumerate() {
-        let Some(st) = &r.stalls else { continue };
-        let causes = if st.in_kernel.is_empty() {
-            "none".to_string()
-        } else {
-            st.in_kernel.iter().map(|(c, (n, _))| format!("{c}: {n}")).collect::<Vec<_>>().join(", ")
-        };
-        *s += &format!(
-            "| {} | {} | {causes} | {} | {} | {} | {} |\n",
-            i + 1,
-            st.count,
-            st.outside.0,
-            report::num(st.outside.1 / 1000.0),
-            report::num(st.outside_max_us),
-            report::num(r.steal_us / 1000.0)
-        );
+    for (name, side) in [("LWK", lwk), ("Linux", Some(linux))] {
+        let Some(Ok(f)) = side.map(|x| &x.fwq) else { continue };
+        for (i, r) in f.runs.iter().enumerate() {
+            let st = &r.stalls;
+            let causes = if name == "Linux" {
+                "-".to_string()
+            } else if st.in_kernel.is_empty() {
+                "none".to_string()
+            } else {
+                st.in_kernel.iter().map(|(c, (n, _))| format!("{c}: {n}")).collect::<Vec<_>>().join(", ")
+            };
+            *s += &format!(
+                "| {name} | {} | {} | {causes} | {} | {} | {} | {} | {} |\n",
+                i + 1,
+                st.count,
+                st.outside.0,
+                st.preempted.0,
+                report::num((st.outside.1 - st.preempted.1) / 1000.0),
+                report::num(st.unexplained_max_us),
+                report::num(r.steal_us / 1000.0)
+            );
+        }
     }
 }
 
@@ -356,7 +366,7 @@ mod tests {
                     stats: Fwq::of(&q).unwrap(),
                     net_noise_pct: crate::stats::net_noise_pct(&q, 0.0).unwrap(),
                     steal_us: 0.0,
-                    stalls: None,
+                    stalls: Default::default(),
                     quanta_us: q,
                 }],
             }),

@@ -9,8 +9,11 @@
 //! [`STALL_US`] above the shortest is matched with the LWK's noise trace
 //! (`ihkosctl 0 trace`, same TSC as the quanta): a stall during which the
 //! CPU entered the kernel is attributed to those entries' causes; one
-//! without any kernel entry happened outside the LWK (the host took the
-//! CPU: preemption of the vCPU thread or a host interrupt).
+//! without any kernel entry happened outside the LWK. On both sides such a
+//! stall is matched with the host scheduler's run-queue wait of the thread
+//! that runs the program (the vCPU thread, or the native program), sampled
+//! during the run: host preemption if it waited for half the stall or
+//! more; the rest are host interrupts or this machine's own hypervisor.
 
 use super::Ctx;
 use crate::parse::{read_samples, Records};
@@ -19,6 +22,8 @@ use crate::runner::Runner;
 use crate::stats::{self, Fwq};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A quantum this far above the shortest is a stall to explain.
@@ -33,8 +38,8 @@ pub struct Run {
     pub steal_us: f64,
     /// Noise net of steal time, in percent.
     pub net_noise_pct: f64,
-    /// LWK side: where the stalls came from.
-    pub stalls: Option<Stalls>,
+    /// Where the stalls came from.
+    pub stalls: Stalls,
 }
 
 /// The stalls of one LWK run, by origin.
@@ -48,8 +53,15 @@ pub struct Stalls {
     pub in_kernel: BTreeMap<String, (usize, f64)>,
     /// Stalls without any kernel entry: (stalls, us above the shortest).
     pub outside: (usize, f64),
+    /// Of those, the stalls during which the host's scheduler kept the
+    /// program's thread (the LWK's vCPU thread, or the native program)
+    /// waiting on its run queue for at least half the stall: (stalls, us
+    /// above the shortest).
+    pub preempted: (usize, f64),
     /// The longest stall without a kernel entry (us above the shortest).
     pub outside_max_us: f64,
+    /// The longest stall neither in a kernel entry nor preempted.
+    pub unexplained_max_us: f64,
 }
 
 impl Stalls {
@@ -88,6 +100,82 @@ impl FwqResult {
     }
 }
 
+/// Samples one thread's run-queue wait (`run_delay` of
+/// /proc/<pid>/task/<tid>/schedstat, ns) with the TSC while a run lasts,
+/// from a thread of the harness (which runs off the benchmark CPU).
+struct DelayPoller {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<(u64, u64)>>,
+}
+
+/// Which thread the poller watches.
+#[derive(Clone)]
+enum Watched {
+    /// The LWK's vCPU thread `ihk-vcpu0` in this ihkd.
+    Vcpu { ihkd_pid: u32 },
+    /// The native program `fwq`, a child of the harness.
+    Child,
+}
+
+impl Watched {
+    /// Its schedstat file, once it exists.
+    fn find(&self) -> Option<std::path::PathBuf> {
+        match self {
+            Watched::Vcpu { ihkd_pid } => {
+                let dir = format!("/proc/{ihkd_pid}/task");
+                std::fs::read_dir(&dir).ok()?.flatten().map(|e| e.path()).find(|t| {
+                    std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "ihk-vcpu0")
+                })
+            }
+            Watched::Child => {
+                let me = std::process::id().to_string();
+                std::fs::read_dir("/proc").ok()?.flatten().map(|e| e.path()).find(|p| {
+                    std::fs::read_to_string(p.join("stat")).is_ok_and(|st| {
+                        // "pid (comm) state ppid ..."
+                        let Some((head, tail)) = st.rsplit_once(") ") else { return false };
+                        head.ends_with("(fwq") && tail.split_whitespace().nth(1) == Some(me.as_str())
+                    })
+                })
+            }
+        }
+        .map(|p| p.join("schedstat"))
+    }
+}
+
+impl DelayPoller {
+    fn start(w: Watched) -> DelayPoller {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let mut path = None;
+            let mut out = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                if path.is_none() {
+                    path = w.find();
+                }
+                if let Some(p) = &path {
+                    let d = std::fs::read_to_string(p)
+                        .ok()
+                        .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok());
+                    match d {
+                        // SAFETY: rdtsc has no memory effects.
+                        Some(d) => out.push((unsafe { core::arch::x86_64::_rdtsc() }, d)),
+                        None => path = None,
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            out
+        });
+        DelayPoller { stop, handle }
+    }
+
+    fn finish(self) -> Vec<(u64, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
 /// Where a side's steal time and kernel entries come from.
 pub enum Observer<'a> {
     /// Native Linux on this CPU.
@@ -97,6 +185,19 @@ pub enum Observer<'a> {
 }
 
 impl Observer<'_> {
+    /// The thread whose run-queue wait tells host preemption.
+    fn watched(&self) -> Result<Watched> {
+        match self {
+            Observer::Linux { .. } => Ok(Watched::Child),
+            Observer::Lwk { node, .. } => {
+                let f = node.runtime_dir.join("ihkd.pid");
+                let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+                let ihkd_pid = text.trim().parse().with_context(|| format!("{}: not a pid", f.display()))?;
+                Ok(Watched::Vcpu { ihkd_pid })
+            }
+        }
+    }
+
     /// Steal time so far (ns) and, on the LWK, the noise trace's text.
     fn look(&self) -> Result<(u64, Option<String>)> {
         match self {
@@ -170,11 +271,21 @@ pub fn parse_trace(text: &str) -> Result<Trace> {
 }
 
 /// Match each quantum longer than the shortest by more than [`STALL_US`]
-/// with the trace's kernel entries that overlap it. `ticks`, `starts`:
+/// with the trace's kernel entries that overlap it (`trace`: the LWK's, or
+/// none natively), and with the growth of the thread's run-queue wait
+/// (`delays`: (TSC, run_delay ns) samples, ascending). `ticks`, `starts`:
 /// each quantum's length and start (TSC); `hz`: the TSC frequency.
-pub fn attribute(ticks: &[f64], starts: &[u64], hz: f64, trace: &Trace) -> Stalls {
+pub fn attribute(
+    ticks: &[f64],
+    starts: &[u64],
+    hz: f64,
+    trace: Option<&Trace>,
+    delays: &[(u64, u64)],
+) -> Stalls {
     let mut s = Stalls::default();
     let Some(min) = ticks.iter().copied().reduce(f64::min) else { return s };
+    let none = Trace { tsc_khz: 1.0, steal_ns: None, recs: Vec::new() };
+    let trace = trace.unwrap_or(&none);
     let khz = trace.tsc_khz;
     for (&t, &start) in ticks.iter().zip(starts) {
         let excess_us = (t - min) / hz * 1e6;
@@ -195,6 +306,22 @@ pub fn attribute(ticks: &[f64], starts: &[u64], hz: f64, trace: &Trace) -> Stall
             s.outside.0 += 1;
             s.outside.1 += excess_us;
             s.outside_max_us = s.outside_max_us.max(excess_us);
+            // run_delay grows when the thread runs again: look from the
+            // last sample before the stall to the first one a poll period
+            // after it.
+            let slack = (hz * 2e-3) as u64;
+            let before = delays.iter().rev().find(|d| d.0 <= start).map(|d| d.1);
+            let after = delays.iter().find(|d| d.0 >= end + slack).map(|d| d.1);
+            let waited_us = match (before, after) {
+                (Some(b), Some(a)) => a.saturating_sub(b) as f64 / 1000.0,
+                _ => 0.0,
+            };
+            if waited_us >= excess_us / 2.0 {
+                s.preempted.0 += 1;
+                s.preempted.1 += excess_us;
+            } else {
+                s.unexplained_max_us = s.unexplained_max_us.max(excess_us);
+            }
         }
         for c in causes {
             let e = s.in_kernel.entry(c.to_string()).or_default();
@@ -217,7 +344,10 @@ pub fn run_one(r: &Runner, ctx: &Ctx, obs: &Observer, i: usize) -> Result<Run> {
         start_file.display().to_string(),
     ];
     let (steal0, _) = obs.look()?;
-    let f = r.run(&ctx.progs.fwq, &args, Duration::from_secs(120))?;
+    let poller = DelayPoller::start(obs.watched()?);
+    let f = r.run(&ctx.progs.fwq, &args, Duration::from_secs(120));
+    let delays = poller.finish();
+    let f = f?;
     let (steal1, trace_text) = obs.look()?;
     let rec = Records::new("fwq", &f.stdout);
     let hz = rec.f64("tsc_hz")?;
@@ -239,16 +369,21 @@ pub fn run_one(r: &Runner, ctx: &Ctx, obs: &Observer, i: usize) -> Result<Run> {
     };
     let steal_us = steal1.saturating_sub(steal0) as f64 / 1000.0;
     let net_noise_pct = stats::net_noise_pct(&quanta_us, steal_us).unwrap_or(f64::NAN);
-    let stalls = match trace_text {
+    let trace = match trace_text {
         Some(text) => {
             std::fs::write(ctx.raw_file(&format!("fwq{i}-trace"), r.side()), &text)?;
-            let starts: Vec<u64> = read_samples(&start_file)?.iter().map(|&s| s as u64).collect();
-            Some(attribute(&ticks, &starts, hz, &parse_trace(&text)?))
+            Some(parse_trace(&text)?)
         }
         None => None,
     };
+    if delays.is_empty() {
+        bail!("fwq: the thread's run-queue wait could not be sampled (schedstat)");
+    }
+    let starts: Vec<u64> = read_samples(&start_file)?.iter().map(|&s| s as u64).collect();
+    let stalls = attribute(&ticks, &starts, hz, trace.as_ref(), &delays);
     eprintln!(
-        "  [{}] fwq run {}/{}: min {:.2} us, max {:.2} us, noise {:.4} %, steal {:.0} us, net of steal {:.4} %{}",
+        "  [{}] fwq run {}/{}: min {:.2} us, max {:.2} us, noise {:.4} %, steal {:.0} us, net of steal {:.4} %; \
+         {} stalls > {STALL_US} us: {} in kernel entries {:?}, {} without ({:.0} us), of which {} preempted on the host",
         r.side().name(),
         i + 1,
         o.fwq_runs,
@@ -257,14 +392,12 @@ pub fn run_one(r: &Runner, ctx: &Ctx, obs: &Observer, i: usize) -> Result<Run> {
         stats.noise_pct,
         steal_us,
         net_noise_pct,
-        stalls.as_ref().map_or(String::new(), |s| format!(
-            "; {} stalls > {STALL_US} us: {} in kernel entries {:?}, {} outside the LWK ({:.0} us)",
-            s.count,
-            s.in_kernel_count(),
-            s.in_kernel,
-            s.outside.0,
-            s.outside.1
-        ))
+        stalls.count,
+        stalls.in_kernel_count(),
+        stalls.in_kernel,
+        stalls.outside.0,
+        stalls.outside.1,
+        stalls.preempted.0
     );
     Ok(Run { quanta_us, stats, steal_us, net_noise_pct, stalls })
 }
@@ -331,7 +464,7 @@ mod tests {
         //  [2_000_000, +150000): no entry -> outside.
         let ticks = [1000.0, 201_000.0, 400_000.0, 1000.0, 150_000.0];
         let starts = [0, 4000, 500_000, 1_000_000, 2_000_000];
-        let s = attribute(&ticks, &starts, 1e9, &t);
+        let s = attribute(&ticks, &starts, 1e9, Some(&t), &[]);
         assert_eq!(s.count, 3);
         assert_eq!(s.in_kernel_count(), 2);
         assert_eq!(s.in_kernel.get("timer").map(|x| x.0), Some(1));
@@ -339,6 +472,28 @@ mod tests {
         assert_eq!(s.outside.0, 1);
         assert!((s.outside.1 - 149.0).abs() < 1e-9, "{s:?}");
         assert!((s.outside_max_us - 149.0).abs() < 1e-9);
+        assert_eq!(s.preempted.0, 0);
+        assert!((s.unexplained_max_us - 149.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_stall_is_host_preemption_when_the_run_queue_wait_grew_through_it() {
+        // 1 GHz. Stall A [1_000_000, +300_000): run_delay grows by 280 us
+        // (seen 2 ms after); stall B [10_000_000, +300_000): by 50 us only.
+        let ticks = [1000.0, 301_000.0, 301_000.0];
+        let starts = [0, 1_000_000, 10_000_000];
+        let delays = [
+            (900_000, 5_000),
+            (4_000_000, 285_000),
+            (9_000_000, 285_000),
+            (13_000_000, 335_000),
+        ];
+        let s = attribute(&ticks, &starts, 1e9, None, &delays);
+        assert_eq!((s.count, s.outside.0, s.preempted.0), (2, 2, 1));
+        assert!((s.preempted.1 - 300.0).abs() < 1e-9, "{s:?}");
+        assert!((s.unexplained_max_us - 300.0).abs() < 1e-9);
+        // No samples: nothing is called preemption.
+        assert_eq!(attribute(&ticks, &starts, 1e9, None, &[]).preempted.0, 0);
     }
 
     #[test]
