@@ -2,7 +2,7 @@
 //! the lightweight kernel (`lwk`) share through guest memory.
 //!
 //! Owns: the guest-physical layout of the boot area, the boot parameters, the
-//! monitor / memory-info / rusage pages, the kmsg ring header, the generic
+//! monitor / memory-info / rusage pages, the noise trace, the kmsg ring header, the generic
 //! single-producer/single-consumer IKC ring, the master-channel packets, and
 //! the doorbell port and interrupt-vector numbers; Linux's system-call
 //! numbers, errno values and the routing of each call (`linux`), and pure
@@ -27,6 +27,7 @@ pub mod range;
 pub mod ring;
 pub mod rusage;
 pub mod status;
+pub mod trace;
 
 pub use boot_params::{BootParams, CoreInfo, MemChunk, NumaNode, PhysRegion};
 pub use monitor::{CpuMonitorSlot, MonitorPage};

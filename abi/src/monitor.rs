@@ -16,7 +16,10 @@ pub const PANIC_MSG_MAX: usize = 256;
 /// One CPU's slot.
 #[repr(C)]
 pub struct CpuMonitorSlot {
-    /// Incremented by the CPU's heartbeat tick; frozen when the CPU hangs.
+    /// Advanced by the CPU at every change of state (kernel entry, return
+    /// to user mode, halt, wake) and on every pass of its idle loop: it
+    /// stops moving only while the CPU stays in one place. No timer
+    /// drives it (a CPU running user code takes no interrupt for it).
     pub heartbeat: AtomicU64,
     /// A [`CpuState`] value.
     pub state: AtomicU32,
@@ -29,13 +32,17 @@ pub struct MonitorPage {
     pub nr_cpus: u32,
     /// An [`OsStatus`] value.
     pub status: AtomicU32,
-    /// Heartbeat period the LWK uses, in microseconds (0 before boot).
+    /// Shortest hang-detection window the LWK asks for, in microseconds
+    /// (`ihk_heartbeat_ms`; 0 before boot).
     pub heartbeat_period_us: AtomicU64,
     /// LWK id of the CPU that panicked (valid when status is PANIC).
     pub panic_cpu: AtomicU32,
     /// Length of `panic_msg` (written before status becomes PANIC).
     pub panic_msg_len: AtomicU32,
-    pub _reserved: [u64; 4],
+    /// Guest-physical address of CPU 0's noise-trace block (`crate::trace`;
+    /// 0: no trace).
+    pub trace_phys: AtomicU64,
+    pub _reserved: [u64; 3],
     pub panic_msg: [u8; PANIC_MSG_MAX],
     pub cpus: [CpuMonitorSlot; MAX_CPUS],
 }
@@ -85,6 +92,7 @@ mod tests {
         assert_eq!(offset_of!(MonitorPage, heartbeat_period_us), 16);
         assert_eq!(offset_of!(MonitorPage, panic_cpu), 24);
         assert_eq!(offset_of!(MonitorPage, panic_msg_len), 28);
+        assert_eq!(offset_of!(MonitorPage, trace_phys), 32);
         assert_eq!(offset_of!(MonitorPage, panic_msg), 64);
         assert_eq!(offset_of!(MonitorPage, cpus), 64 + PANIC_MSG_MAX);
         assert!(size_of::<MonitorPage>() as u64 <= MONITOR_SIZE);

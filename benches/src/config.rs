@@ -12,6 +12,9 @@ pub enum Phase {
     SingleCpu,
     /// Thread create+join and the futex ping-pong on two CPUs.
     Threads,
+    /// FWQ only (part of the single-CPU phase): the OS-noise runs, LWK
+    /// and Linux alternately, with steal time and the LWK's noise trace.
+    Fwq,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -124,7 +127,8 @@ pub struct Options {
     #[arg(long, default_value = "/bin/busybox")]
     pub busybox: PathBuf,
 
-    /// Run one phase only: `threads` (the 2-CPU thread benchmarks, on both
+    /// Run one phase only: `fwq` (FWQ alone, both sides alternately),
+    /// `threads` (the 2-CPU thread benchmarks, on both
     /// sides) or `single-cpu` (boot times and every other benchmark).
     #[arg(long, value_enum)]
     pub only: Option<Phase>,
@@ -227,9 +231,20 @@ impl Options {
         Ok(self)
     }
 
-    /// Whether this run includes `phase`.
+    /// Whether this run includes `phase` (FWQ is part of the single-CPU
+    /// phase).
     pub fn runs(&self, phase: Phase) -> bool {
-        !matches!(self.only, Some(p) if p != phase)
+        match (self.only, phase) {
+            (None, _) => true,
+            (Some(Phase::SingleCpu), Phase::Fwq) => true,
+            (Some(p), q) => p == q,
+        }
+    }
+
+    /// Whether the single-CPU partition is booted at all (everything on
+    /// one CPU, or FWQ alone).
+    pub fn runs_single_cpu_partition(&self) -> bool {
+        self.runs(Phase::SingleCpu) || self.runs(Phase::Fwq)
     }
 
     /// The CPUs of --thread-cpus, ascending.
@@ -393,7 +408,14 @@ mod tests {
         let o = Options::parse_from(["mck-bench", "--only", "threads", "--thread-cpus", "0-1"]);
         let o = o.resolve().unwrap();
         assert!(o.runs(Phase::Threads) && !o.runs(Phase::SingleCpu));
+        assert!(!o.runs(Phase::Fwq) && !o.runs_single_cpu_partition());
         assert_eq!(o.thread_cpus(), vec![0, 1]);
+        // FWQ is part of the single-CPU phase, and runs alone with --only fwq.
+        let o = Options::parse_from(["mck-bench", "--only", "fwq"]).resolve().unwrap();
+        assert!(o.runs(Phase::Fwq) && !o.runs(Phase::SingleCpu) && !o.runs(Phase::Threads));
+        assert!(o.runs_single_cpu_partition());
+        let o = Options::parse_from(["mck-bench", "--only", "single-cpu"]).resolve().unwrap();
+        assert!(o.runs(Phase::Fwq) && o.runs(Phase::SingleCpu));
         let o = Options::parse_from(["mck-bench", "--thread-round-trips", "0"]);
         assert!(o
             .resolve()

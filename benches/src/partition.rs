@@ -56,22 +56,28 @@ impl Node {
         })
     }
 
-    /// `ihkosctl 0 get status`, trimmed (RUNNING, BOOTING, ...).
-    pub fn status(&self) -> Result<String> {
+    /// `ihkosctl 0 <args>`: its standard output.
+    fn ihkosctl(&self, args: &[&str]) -> Result<String> {
         let mut c = self.command(&self.tools.ihkosctl);
-        c.args(["0", "get", "status"]);
+        c.arg("0").args(args);
         let shown = show(&c);
         let f = run_command_with(c, Duration::from_secs(20), true, false).context(shown)?;
-        Ok(f.stdout.trim().to_string())
+        Ok(f.stdout)
+    }
+
+    /// `ihkosctl 0 get status`, trimmed (RUNNING, BOOTING, ...).
+    pub fn status(&self) -> Result<String> {
+        Ok(self.ihkosctl(&["get", "status"])?.trim().to_string())
     }
 
     /// `ihkosctl 0 kmsg`: the LWK's kernel log.
     pub fn kmsg(&self) -> Result<String> {
-        let mut c = self.command(&self.tools.ihkosctl);
-        c.args(["0", "kmsg"]);
-        let shown = show(&c);
-        let f = run_command_with(c, Duration::from_secs(20), true, false).context(shown)?;
-        Ok(f.stdout)
+        self.ihkosctl(&["kmsg"])
+    }
+
+    /// `ihkosctl 0 trace`: the LWK's noise trace and steal time.
+    pub fn trace(&self) -> Result<String> {
+        self.ihkosctl(&["trace"])
     }
 
     /// Whether an earlier run left state in our runtime directory.

@@ -91,6 +91,18 @@ impl Fwq {
     }
 }
 
+/// FWQ noise net of `steal_us` microseconds the host took the CPU away:
+/// (sum - steal - n*min) / (sum - steal), in percent, at least 0. `None`
+/// for no samples.
+pub fn net_noise_pct(v: &[f64], steal_us: f64) -> Option<f64> {
+    let f = Fwq::of(v)?;
+    let sum: f64 = v.iter().sum::<f64>() - steal_us.max(0.0);
+    if sum <= 0.0 {
+        return Some(0.0);
+    }
+    Some(((sum - f.summary.n as f64 * f.summary.min) / sum * 100.0).max(0.0))
+}
+
 /// Empirical CDF: (value, fraction of samples <= value), at most `points`
 /// points spread evenly over the ranks, always including min and max.
 pub fn cdf(v: &[f64], points: usize) -> Vec<(f64, f64)> {
@@ -140,6 +152,17 @@ mod tests {
         assert_eq!(s.mean, 5.0);
         assert_eq!(s.stddev, 2.0);
         assert_eq!(s.median, 4.5);
+    }
+
+    #[test]
+    fn net_noise_takes_steal_time_out() {
+        let v = [10.0, 10.0, 30.0];
+        // 20 of 50 us above the minimum: 40 %; 10 us stolen: 10 of 40, 25 %.
+        assert!((net_noise_pct(&v, 0.0).unwrap() - 40.0).abs() < 1e-9);
+        assert!((net_noise_pct(&v, 10.0).unwrap() - 25.0).abs() < 1e-9);
+        assert_eq!(net_noise_pct(&v, 20.0), Some(0.0));
+        assert_eq!(net_noise_pct(&v, 1000.0), Some(0.0));
+        assert_eq!(net_noise_pct(&[], 1.0), None);
     }
 
     #[test]

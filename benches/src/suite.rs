@@ -2,11 +2,13 @@
 //! tools, take the workspace's partition lock, clear leftovers of a crashed
 //! run, time boots, boot the benchmark partition, run every single-CPU
 //! benchmark under mcexec, shut it down, boot the 2-CPU partition, run the
-//! thread benchmarks, shut it down, release the lock; then run the same
+//! thread benchmarks, shut it down, release the lock (FWQ runs first on
+//! the booted partition, LWK and Linux alternately); then run the same
 //! programs natively pinned to the same CPU (and to the same two CPUs for
 //! the thread benchmarks); then the table, the Markdown report and the
 //! plots. `--only` restricts the run to one of the two phases.
 
+use crate::bench::fwq::{FwqResult, Observer};
 use crate::bench::gups::Mode;
 use crate::bench::syscall::OPS;
 use crate::bench::threads::{Mode as ThreadMode, ThreadSide};
@@ -46,11 +48,13 @@ const LWK_GUPS: [Mode; 1] = [Mode::Default];
 
 pub fn run(o: &Options) -> Result<Summary> {
     let single = o.runs(Phase::SingleCpu);
+    let fwq = o.runs(Phase::Fwq);
+    let part = o.runs_single_cpu_partition();
     let threads = o.runs(Phase::Threads);
     // The affinity the harness started with: the thread phases (two CPUs)
     // run with it, the single-CPU phases keep the harness off their CPU.
     let all_cpus = affinity::current()?;
-    if single {
+    if part {
         keep_off_cpu(o.cpu())?;
     }
     interrupt::install().context("installing signal handlers")?;
@@ -66,7 +70,7 @@ pub fn run(o: &Options) -> Result<Summary> {
         raw_dir,
     };
     let cpu = o.cpu();
-    if single {
+    if part {
         eprintln!(
             "mck-bench: benchmark CPU {cpu}, output in {}",
             out.display()
@@ -80,16 +84,26 @@ pub fn run(o: &Options) -> Result<Summary> {
         );
     }
 
-    let mut res = if o.linux_only {
-        RunResults::default()
+    let (mut res, linux_fwq) = if o.linux_only {
+        (RunResults::default(), None)
     } else {
         lwk_phases(o, &ctx, &all_cpus)?
     };
 
-    if single {
+    if part {
         keep_off_cpu(cpu)?;
         eprintln!("mck-bench: Linux side, pinned to CPU {cpu}");
-        res.linux = Some(run_side(&Runner::linux(cpu), &ctx, &LINUX_GUPS, None)?);
+        let r = Runner::linux(cpu);
+        // FWQ ran alternately with the LWK's while the partition was up.
+        let fwq = match linux_fwq {
+            Some(f) => f,
+            None => outcome(bench::fwq::run(&r, &ctx, &Observer::Linux { cpu })),
+        };
+        res.linux = Some(if single {
+            run_side(&r, &ctx, &LINUX_GUPS, None, fwq)?
+        } else {
+            SideResults::fwq_only(fwq, &LINUX_GUPS)
+        });
     }
     if threads {
         affinity::set(&all_cpus)?;
@@ -105,7 +119,7 @@ pub fn run(o: &Options) -> Result<Summary> {
     }
 
     let boot_sizes: &[String] = if o.linux_only { &[] } else { &o.boot_sizes };
-    let rows = report::all_rows(&res, boot_sizes, single, threads);
+    let rows = report::all_rows(&res, boot_sizes, single, fwq, threads);
     print!("\n{}", report::console_table(&rows));
     let problems = report::problems(&rows);
     for p in &problems {
@@ -181,11 +195,16 @@ fn keep_off_cpu(cpu: usize) -> Result<()> {
 /// partition lock from the first partition to after the last. Errors that
 /// only affect measurements are recorded in the results; an interrupt ends
 /// the run (after the guards have released the partition).
-fn lwk_phases(o: &Options, ctx: &Ctx, all_cpus: &CpuSet) -> Result<RunResults> {
+fn lwk_phases(
+    o: &Options,
+    ctx: &Ctx,
+    all_cpus: &CpuSet,
+) -> Result<(RunResults, Option<Outcome<FwqResult>>)> {
     let single = o.runs(Phase::SingleCpu);
+    let part = o.runs_single_cpu_partition();
     let threads = o.runs(Phase::Threads);
     let fail_all = |why: String| RunResults {
-        lwk: single.then(|| SideResults::failed(&why, &LWK_GUPS)),
+        lwk: part.then(|| SideResults::failed(&why, &LWK_GUPS)),
         boots: if single {
             o.boot_sizes.iter().map(|_| Err(why.clone())).collect()
         } else {
@@ -195,13 +214,16 @@ fn lwk_phases(o: &Options, ctx: &Ctx, all_cpus: &CpuSet) -> Result<RunResults> {
         ..Default::default()
     };
     if !nix::unistd::geteuid().is_root() || !Path::new("/dev/kvm").exists() {
-        return Ok(fail_all(
-            "the LWK side needs root and /dev/kvm (run as root, or pass --linux-only)".into(),
+        return Ok((
+            fail_all(
+                "the LWK side needs root and /dev/kvm (run as root, or pass --linux-only)".into(),
+            ),
+            None,
         ));
     }
     let tools = match tools::locate(o.prefix.as_deref(), !o.no_build) {
         Ok(t) => t,
-        Err(e) => return Ok(fail_all(format!("{e:#}"))),
+        Err(e) => return Ok((fail_all(format!("{e:#}")), None)),
     };
     eprintln!(
         "mck-bench: tools: {} (runtime dir {})",
@@ -217,16 +239,21 @@ fn lwk_phases(o: &Options, ctx: &Ctx, all_cpus: &CpuSet) -> Result<RunResults> {
             o.runtime_dir.display()
         );
         if let Err(e) = node.stop_release() {
-            return Ok(fail_all(format!(
-                "cleaning up the earlier run's partition failed: {e:#}"
-            )));
+            return Ok((
+                fail_all(format!(
+                    "cleaning up the earlier run's partition failed: {e:#}"
+                )),
+                None,
+            ));
         }
     }
     let mut res = RunResults::default();
-    if single {
-        let (lwk, boots) = single_cpu_phase(o, ctx, &node)?;
+    let mut linux_fwq = None;
+    if part {
+        let (lwk, boots, fwq) = single_cpu_phase(o, ctx, &node)?;
         res.lwk = Some(lwk);
         res.boots = boots;
+        linux_fwq = fwq;
         check_restored(o, &node)?;
     }
     if threads {
@@ -234,7 +261,7 @@ fn lwk_phases(o: &Options, ctx: &Ctx, all_cpus: &CpuSet) -> Result<RunResults> {
         res.lwk_threads = Some(threads_phase(o, ctx, &node)?);
         check_restored(o, &node)?;
     }
-    Ok(res)
+    Ok((res, linux_fwq))
 }
 
 /// After mcstop+release nothing of the partition may be left.
@@ -272,15 +299,24 @@ fn save_kmsg(node: &Node, file: &Path) {
     }
 }
 
-/// Boot timings and the single-CPU benchmarks on the LWK.
+/// Boot timings and the single-CPU benchmarks on the LWK (or FWQ alone
+/// with `--only fwq`); FWQ runs alternately on the LWK and natively on
+/// the same CPU while the partition is up (its CPU halted in between),
+/// and the native runs are returned too.
+#[allow(clippy::type_complexity)]
 fn single_cpu_phase(
     o: &Options,
     ctx: &Ctx,
     node: &Node,
-) -> Result<(SideResults, Vec<Outcome<bench::boot::BootResult>>)> {
+) -> Result<(
+    SideResults,
+    Vec<Outcome<bench::boot::BootResult>>,
+    Option<Outcome<FwqResult>>,
+)> {
+    let single = o.runs(Phase::SingleCpu);
     let cpu = o.cpu().to_string();
     let mut boots = Vec::new();
-    for size in &o.boot_sizes {
+    for size in o.boot_sizes.iter().filter(|_| single) {
         eprintln!("mck-bench: boot time, mcreboot -c {cpu} -m {size}");
         boots.push(outcome(bench::boot::run(node, &cpu, size, o.boot_reps)));
         stop_if_interrupted()?;
@@ -288,26 +324,42 @@ fn single_cpu_phase(
 
     let mcexec = match node.mcexec(&o.mcexec_args) {
         Ok(m) => m,
-        Err(why) => return Ok((SideResults::failed(&why, &LWK_GUPS), boots)),
+        Err(why) => return Ok((SideResults::failed(&why, &LWK_GUPS), boots, None)),
     };
     eprintln!("mck-bench: LWK side, mcreboot -c {cpu} -m {}", o.lwk_mem);
-    let lwk = match node.boot(&cpu, &o.lwk_mem) {
-        Err(e) => SideResults::failed(
-            &format!("booting the benchmark partition: {e:#}"),
-            &LWK_GUPS,
+    let (lwk, linux_fwq) = match node.boot(&cpu, &o.lwk_mem) {
+        Err(e) => (
+            SideResults::failed(
+                &format!("booting the benchmark partition: {e:#}"),
+                &LWK_GUPS,
+            ),
+            None,
         ),
         Ok((partition, t)) => {
             eprintln!("  RUNNING after {:.3} s", t.as_secs_f64());
             let runner = Runner::lwk(o.cpu(), mcexec, Some(health_of(node)));
-            let r = run_side(&runner, ctx, &LWK_GUPS, Some(node))?;
+            let native = Runner::linux(o.cpu());
+            eprintln!("mck-bench: FWQ, {} runs per side, LWK and Linux alternately", o.fwq_runs);
+            let (lwk_fwq, linux_fwq) = bench::fwq::alternating(
+                (&runner, &Observer::Lwk { node, cpu: o.cpu() }),
+                (&native, &Observer::Linux { cpu: o.cpu() }),
+                ctx,
+            );
+            stop_if_interrupted()?;
+            let lwk_fwq = outcome(lwk_fwq);
+            let r = if single {
+                run_side(&runner, ctx, &LWK_GUPS, Some(node), lwk_fwq)?
+            } else {
+                SideResults::fwq_only(lwk_fwq, &LWK_GUPS)
+            };
             save_kmsg(node, &ctx.raw_dir.join("lwk-kmsg.txt"));
             partition
                 .shutdown()
                 .context("shutting down the benchmark partition")?;
-            r
+            (r, Some(outcome(linux_fwq)))
         }
     };
-    Ok((lwk, boots))
+    Ok((lwk, boots, linux_fwq))
 }
 
 /// The thread benchmarks on a 2-CPU partition (`mcreboot -c <thread-cpus>`).
@@ -377,15 +429,19 @@ impl Stepper<'_> {
     }
 }
 
-/// Every benchmark on one side, FWQ first (on a CPU that has been idle).
+/// Every benchmark on one side but FWQ (`fwq`: its runs, made first).
 fn run_side(
     r: &Runner,
     ctx: &Ctx,
     gups_modes: &[Mode],
     node: Option<&Node>,
+    fwq: Outcome<FwqResult>,
 ) -> Result<SideResults> {
     let mut st = Stepper { node, dead: None };
-    let fwq = st.run(|| bench::fwq::run(r, ctx))?;
+    if fwq.is_err() {
+        // A failed FWQ tells whether the partition is still usable.
+        let _ = st.run(|| fwq.clone().map_err(anyhow::Error::msg))?;
+    }
     let mut syscalls = Vec::new();
     for op in OPS {
         syscalls.push((op, st.run(|| bench::syscall::run(r, ctx, op))?));

@@ -4,9 +4,11 @@
  * quantum takes the same time; anything longer is OS noise (ticks,
  * interrupts, other tasks, host exits).
  *
- * usage: fwq <samples> <work> <out-file>
+ * usage: fwq <samples> <work> <out-file> [<start-file>]
  * stdout: tsc_hz, samples, work, and "done"; <out-file>: one quantum
- * length in TSC ticks per line, in order.
+ * length in TSC ticks per line, in order; <start-file>: the TSC at the
+ * start of each quantum, in order (to match stalls with the LWK's noise
+ * trace, `ihkosctl 0 trace`, which uses the same TSC).
  */
 #include "bench_common.h"
 
@@ -24,13 +26,14 @@ static inline uint64_t work(uint64_t iters, uint64_t x)
 
 int main(int argc, char **argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s <samples> <work> <out-file>\n", prog);
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: %s <samples> <work> <out-file> [<start-file>]\n", prog);
 		return 2;
 	}
 	uint64_t n = parse_count(prog, "samples", argv[1]);
 	uint64_t iters = parse_count(prog, "work", argv[2]);
 	uint64_t *s = alloc_samples(prog, n);
+	uint64_t *start = alloc_samples(prog, n);
 	double hz = calibrate_tsc_hz();
 
 	uint64_t x = 1;
@@ -41,8 +44,11 @@ int main(int argc, char **argv)
 		x = work(iters, x);
 		uint64_t t1 = tsc_end();
 		s[i] = t1 - t0;
+		start[i] = t0;
 	}
 	write_samples(prog, argv[3], s, n);
+	if (argc == 5)
+		write_samples(prog, argv[4], start, n);
 	printf("tsc_hz %.0f\nsamples %llu\nwork %llu\nsink %llu\ndone\n", hz,
 	       (unsigned long long)n, (unsigned long long)iters, (unsigned long long)(x & 1));
 	return 0;

@@ -60,19 +60,14 @@ fn freeze_thaw_rusage_and_dumps() {
     );
     assert_eq!(c.os_freeze().unwrap_err().errno, libc::EBUSY);
     assert!(c.os_kmsg().unwrap().contains("Freeze requested"));
-    // Frozen: CPU states say so, and heartbeats go on (not a hang).
+    // Frozen: CPU states say so (not a hang: ihkmond only suspects a CPU
+    // that is busy in the kernel).
     let w1 = c.os_watch(None).unwrap();
     assert!(
         w1.cpus
             .iter()
             .all(|x| x.state == ihk_vm::CpuState::Frozen as u32),
         "{w1:?}"
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let w2 = c.os_watch(None).unwrap();
-    assert!(
-        w2.cpus[0].heartbeat > w1.cpus[0].heartbeat,
-        "heartbeat goes on while frozen"
     );
     c.os_thaw().unwrap();
     assert_eq!(c.os_get_status().unwrap(), "RUNNING");

@@ -4,8 +4,9 @@
 //! during boot), `ihk_test_hang=<ms>` (a CPU spins with interrupts off and
 //! its heartbeat frozen after <ms>), `ihk_test_hang_cpu=<id>` (which CPU;
 //! default the last), `ihk_test_fault=<ms>` (CPU 0 reads an unmapped address
-//! <ms> after boot: a fatal page fault). `ihk_heartbeat_ms=<ms>` sets the heartbeat period
-//! (default 100 ms).
+//! <ms> after boot: a fatal page fault). `ihk_heartbeat_ms=<ms>` (default
+//! 100) is the shortest hang-detection window published for ihkmond; no
+//! timer runs for it (`timer.rs`).
 
 pub struct Kargs {
     pub hidos: bool,

@@ -2,9 +2,9 @@
 //!
 //! Owns everything that runs inside the partition's VM: CPU setup (`arch/`),
 //! the kernel message log (`kmsg`), boot parameters (`boot_params`), CPU
-//! bring-up (`smp`), the monitor page (`monitor`) and its heartbeat tick
-//! (`timer`), the master IKC channel (`ikc/`), memory (`mm/`), and panics
-//! (`panic`); user programs in `process/`, `elf/`, `syscall/`, `lwkfs/`.
+//! bring-up (`smp`), the monitor page (`monitor`), the timer (`timer`:
+//! deadlines only, no periodic tick), the master IKC channel (`ikc/`),
+//! memory (`mm/`), and panics (`panic`); user programs in `process/`, `elf/`, `syscall/`, `lwkfs/`.
 //! The layers and their one-way imports are drawn in `lwk/README.md`; this
 //! file, on top of them all, registers the handlers through which `arch/`
 //! calls up ([`HOOKS`]).
@@ -46,6 +46,7 @@ use ihk_abi::CpuState;
 
 /// What interrupts, exceptions and system calls run (`arch::x86_64::hooks`).
 static HOOKS: cpu::hooks::Hooks = cpu::hooks::Hooks {
+    entered_from_user,
     user_exception: process::trap::user_exception,
     return_to_user: process::trap::return_to_user,
     syscall: syscall::dispatch,
@@ -58,11 +59,40 @@ static HOOKS: cpu::hooks::Hooks = cpu::hooks::Hooks {
     resched: process::sched::note_resched,
 };
 
-/// The local timer: rusage sample, the heartbeat, the scheduler's deadline.
-fn timer_interrupt(from_user: bool) {
-    ikc::rusage::sample(from_user);
+/// The local timer: the scheduler's deadline and the test deadlines.
+fn timer_interrupt(_from_user: bool) {
     if timer::tick() {
         process::sched::note_resched();
+    }
+}
+
+/// An interrupt, exception or system call from user mode: the CPU is in
+/// the kernel (heartbeat, user time), and the memory figures of the rusage
+/// page are refreshed when due.
+fn entered_from_user() {
+    monitor::set_cpu_state(CpuState::RunningKernel);
+    ikc::rusage::refresh_if_due();
+}
+
+/// The noise-trace blocks (`arch::x86_64::trace`), one per CPU, published
+/// in the monitor page for the host.
+fn init_trace(nr_cpus: u64) {
+    let bytes = nr_cpus * ihk_abi::trace::TRACE_CPU_BYTES;
+    match mm::phys::alloc_zeroed(bytes, ihk_abi::layout::PAGE_SIZE) {
+        Some(pa) => {
+            cpu::trace::init(cpu::direct_map::to_virt(pa) as u64, pa, nr_cpus);
+            monitor::set_trace_phys(pa);
+        }
+        None => printk!("trace: no memory for {} bytes; kernel entries are not traced", bytes),
+    }
+}
+
+/// This CPU's trace block and KVM steal time.
+fn start_trace_this_cpu() {
+    if !cpu::trace::start_this_cpu() && smp::cpu_id() == 0 {
+        printk!("steal time: not offered by the hypervisor");
+    } else if smp::cpu_id() == 0 {
+        printk!("steal time: KVM steal-time accounting on (MSR_KVM_STEAL_TIME)");
     }
 }
 
@@ -121,6 +151,8 @@ fn bsp_main(bp_phys: u64) -> ! {
     mm::window::register_release(ikc::master::send_window_release);
     process::init();
     process::init_this_cpu();
+    init_trace(bp.cores().len() as u64);
+    start_trace_this_cpu();
 
     printk!("# of cpus : {}", bp.cores().len());
     for c in bp.cores() {
@@ -170,6 +202,7 @@ fn ap_main(id: u32) -> ! {
     smp::init_this_cpu(id);
     cpu::idt::load();
     process::init_this_cpu();
+    start_trace_this_cpu();
     monitor::set_cpu_state(CpuState::RunningKernel);
     cpu::x2apic::enable();
     smp::wait_go();
@@ -196,11 +229,14 @@ fn idle_loop() -> ! {
         if bsp {
             ikc::master::poll();
             if busy || !ikc::master::prepare_sleep() {
+                monitor::beat();
                 continue;
             }
         } else if busy {
+            monitor::beat();
             continue;
         }
+        ikc::rusage::refresh();
         monitor::set_cpu_state(CpuState::Idle);
         // `sti; hlt` is atomic with respect to interrupts: one that became
         // pending after the checks above still wakes the hlt.

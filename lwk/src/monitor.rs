@@ -1,11 +1,29 @@
 //! The monitor page: OS status word, per-CPU state and heartbeat, panic
-//! message (read by the host for `ihk_os_get_status` and `ihkmond`).
+//! message (read by the host for `ihk_os_get_status` and `ihkmond`), and
+//! each CPU's user and system time in the rusage page.
+//!
+//! No timer drives the heartbeat: every change of a CPU's state (entry
+//! into the kernel, return to user mode, halt, wake-up, freeze) advances
+//! it, and so does every pass of the idle loop ([`beat`]). A CPU running
+//! user code shows RUNNING_USER and takes no interrupt for the monitor; a
+//! hung CPU is one that shows RUNNING_KERNEL and whose heartbeat stopped
+//! (ihkmond). CPU time is charged at the same changes of state, exactly:
+//! the time since the previous change goes to user time when the CPU was
+//! in user mode, to system time when it was in the kernel.
 
 use core::sync::atomic::{AtomicU64, Ordering};
+use ihk_abi::boot_params::MAX_CPUS;
 use ihk_abi::monitor::{MonitorPage, MONITOR_MAGIC, PANIC_MSG_MAX};
+use ihk_abi::rusage::{RusagePage, RUSAGE_MAGIC};
 use ihk_abi::{BootParams, CpuState, OsStatus};
 
+use crate::arch::x86_64::{direct_map, tsc};
+
 static MONITOR: AtomicU64 = AtomicU64::new(0);
+static RUSAGE: AtomicU64 = AtomicU64::new(0);
+static TSC_KHZ: AtomicU64 = AtomicU64::new(1);
+/// Per CPU: TSC of its last change of state (0: none yet).
+static SINCE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 pub fn init(bp: &BootParams) {
     // SAFETY: the host initialised the page at this identity-mapped address.
@@ -15,6 +33,18 @@ pub fn init(bp: &BootParams) {
     if m.magic == MONITOR_MAGIC {
         MONITOR.store(virt, Ordering::Release);
     }
+    let r = direct_map::to_virt(bp.rusage.phys) as u64;
+    // SAFETY: as above; the host initialised the rusage page.
+    if unsafe { &*(r as *const RusagePage) }.magic == RUSAGE_MAGIC {
+        RUSAGE.store(r, Ordering::Release);
+    }
+    TSC_KHZ.store(bp.tsc_khz.max(1), Ordering::Relaxed);
+}
+
+fn rusage() -> Option<&'static RusagePage> {
+    let p = RUSAGE.load(Ordering::Acquire);
+    // SAFETY: validated in init; lives as long as the kernel.
+    (p != 0).then(|| unsafe { &*(p as *const RusagePage) })
 }
 
 fn page() -> Option<&'static MonitorPage> {
@@ -29,12 +59,27 @@ pub fn set_os_status(s: OsStatus) {
     }
 }
 
+/// This CPU changes state: charge the time since its previous change to
+/// the state it leaves, publish the new one and beat.
 pub fn set_cpu_state(s: CpuState) {
-    if let Some(slot) = page().and_then(|m| m.cpu(crate::smp::cpu_id() as usize)) {
-        slot.set_state(s);
+    let me = crate::smp::cpu_id() as usize;
+    let Some(slot) = page().and_then(|m| m.cpu(me)) else { return };
+    let now = tsc::now();
+    let last = SINCE[me].swap(now, Ordering::Relaxed);
+    if let (Some(r), true) = (rusage(), last != 0 && now > last) {
+        let ns = ((now - last) as u128 * 1_000_000 / TSC_KHZ.load(Ordering::Relaxed) as u128) as u64;
+        match slot.state() {
+            CpuState::RunningUser => r.cpu_user_ns[me].fetch_add(ns, Ordering::Relaxed),
+            CpuState::RunningKernel => r.cpu_system_ns[me].fetch_add(ns, Ordering::Relaxed),
+            _ => 0,
+        };
     }
+    slot.set_state(s);
+    slot.beat();
 }
 
+/// This CPU makes progress without changing state (a pass of its idle
+/// loop).
 pub fn beat() {
     if let Some(slot) = page().and_then(|m| m.cpu(crate::smp::cpu_id() as usize)) {
         slot.beat();
@@ -60,4 +105,19 @@ pub fn record_panic(cpu: u32, msg: &[u8]) {
     m.panic_cpu.store(cpu, Ordering::Relaxed);
     m.panic_msg_len.store(n as u32, Ordering::Release);
     m.set_os_status(OsStatus::Panic);
+}
+
+/// Publish where the noise-trace blocks are (`ihk_abi::trace`).
+pub fn set_trace_phys(phys: u64) {
+    if let Some(m) = page() {
+        m.trace_phys.store(phys, Ordering::Release);
+    }
+}
+
+/// (user, system) nanoseconds of LWK CPU `cpu` charged so far.
+pub fn cpu_times_ns(cpu: usize) -> (u64, u64) {
+    match rusage() {
+        Some(r) if cpu < MAX_CPUS => (r.cpu_user_ns[cpu].load(Ordering::Relaxed), r.cpu_system_ns[cpu].load(Ordering::Relaxed)),
+        _ => (0, 0),
+    }
 }

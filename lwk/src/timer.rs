@@ -1,18 +1,19 @@
-//! The per-CPU TSC-deadline timer: a low-rate heartbeat
-//! (`ihk_heartbeat_ms`, default 100 ms) that advances the CPU's heartbeat
-//! in the monitor page, the test-only deadlines (`ihk_test_panic`,
-//! `ihk_test_hang`), and the scheduler's one deadline per CPU
-//! (`arch::x86_64::deadline`: the end of a time slice when threads share
-//! the CPU, or the earliest timed wait). No periodic scheduler tick exists.
+//! The per-CPU TSC-deadline timer, armed only when something is due: the
+//! scheduler's one deadline per CPU (`arch::x86_64::deadline`: the end of
+//! a time slice when threads share the CPU, or the earliest timed wait)
+//! and the test-only deadlines (`ihk_test_panic`, `ihk_test_hang`,
+//! `ihk_test_fault`). There is no periodic tick, not even for the
+//! heartbeat: a CPU that runs one thread takes no timer interrupt at all.
+//! The heartbeat moves at the CPU's changes of state (`monitor`), and
+//! `ihk_heartbeat_ms` only sets the shortest hang-detection window the
+//! host may use.
 
 use crate::arch::x86_64::{self as cpu, deadline, tsc, x2apic};
 use crate::kargs::Kargs;
 use crate::monitor;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use ihk_abi::boot_params::MAX_CPUS;
 use ihk_abi::CpuState;
 
-static PERIOD_TICKS: AtomicU64 = AtomicU64::new(0);
 /// TSC value at which CPU 0 panics (0 = never).
 static PANIC_AT: AtomicU64 = AtomicU64::new(0);
 /// TSC value at which HANG_CPU hangs (0 = never).
@@ -20,11 +21,8 @@ static HANG_AT: AtomicU64 = AtomicU64::new(0);
 static HANG_CPU: AtomicU32 = AtomicU32::new(u32::MAX);
 /// TSC value at which CPU 0 takes a page fault (0 = never).
 static FAULT_AT: AtomicU64 = AtomicU64::new(0);
-/// Per CPU: when the heartbeat is due next.
-static BEAT_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 pub fn init(args: &Kargs) {
-    PERIOD_TICKS.store(tsc::ms_to_ticks(args.heartbeat_ms), Ordering::Relaxed);
     monitor::set_heartbeat_period_us(args.heartbeat_ms * 1000);
 }
 
@@ -45,38 +43,33 @@ pub fn boot_completed(args: &Kargs) {
         crate::printk!("ihk_test_hang: CPU {} hangs in {} ms", cpu, ms);
         HANG_CPU.store(cpu, Ordering::Relaxed);
         HANG_AT.store(now + tsc::ms_to_ticks(ms), Ordering::Relaxed);
+        // That CPU armed its timer before this deadline existed, and no
+        // periodic tick will look again: a timer interrupt sent to it now
+        // makes it arm the deadline (`tick`).
+        if cpu != crate::smp::cpu_id() {
+            let apic_id = crate::boot_params::get().cores()[cpu as usize].apic_id;
+            x2apic::send_ipi(apic_id, ihk_abi::doorbell::TIMER_VECTOR);
+        }
     }
 }
 
-/// Start the tick on this CPU.
+/// Put this CPU's timer in TSC-deadline mode, armed only for a test
+/// deadline of this CPU.
 pub fn start_this_cpu() {
     x2apic::timer_init();
     monitor::beat();
-    let now = tsc::now();
-    BEAT_AT[crate::smp::cpu_id() as usize].store(now + PERIOD_TICKS.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
-    deadline::set_kernel(next_deadline(now));
+    deadline::set_kernel(next_deadline());
 }
 
-fn next_deadline(now: u64) -> u64 {
+/// This CPU's earliest test deadline (TSC; 0: none).
+fn next_deadline() -> u64 {
     let me = crate::smp::cpu_id();
-    let mut next = BEAT_AT[me as usize].load(Ordering::Relaxed);
-    if next == 0 {
-        next = now + PERIOD_TICKS.load(Ordering::Relaxed).max(1);
-    }
-
-    let p = PANIC_AT.load(Ordering::Relaxed);
-    if me == 0 && p != 0 {
-        next = next.min(p);
-    }
-    let f = FAULT_AT.load(Ordering::Relaxed);
-    if me == 0 && f != 0 {
-        next = next.min(f);
-    }
-    let h = HANG_AT.load(Ordering::Relaxed);
-    if me == HANG_CPU.load(Ordering::Relaxed) && h != 0 {
-        next = next.min(h);
-    }
-    next.max(now + 1)
+    let mine = [
+        (me == 0, PANIC_AT.load(Ordering::Relaxed)),
+        (me == 0, FAULT_AT.load(Ordering::Relaxed)),
+        (me == HANG_CPU.load(Ordering::Relaxed), HANG_AT.load(Ordering::Relaxed)),
+    ];
+    mine.iter().filter(|&&(m, at)| m && at != 0).map(|&(_, at)| at).min().unwrap_or(0)
 }
 
 /// Timer interrupt (EOI already sent). Returns whether the scheduler's
@@ -84,11 +77,6 @@ fn next_deadline(now: u64) -> u64 {
 pub fn tick() -> bool {
     let now = tsc::now();
     let me = crate::smp::cpu_id();
-    let beat = &BEAT_AT[me as usize];
-    if now >= beat.load(Ordering::Relaxed) {
-        monitor::beat();
-        beat.store(now + PERIOD_TICKS.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
-    }
     let sched_due = deadline::take_sched_due(now);
     let p = PANIC_AT.load(Ordering::Relaxed);
     if me == 0 && p != 0 && now >= p {
@@ -102,7 +90,7 @@ pub fn tick() -> bool {
     if me == HANG_CPU.load(Ordering::Relaxed) && h != 0 && now >= h {
         hang();
     }
-    deadline::set_kernel(next_deadline(now));
+    deadline::set_kernel(next_deadline());
     sched_due
 }
 

@@ -20,7 +20,7 @@ const DEFAULT_BOOT_TIMEOUT_SECS: u64 = 30;
     name = "ihkosctl",
     version,
     about = "Configure, boot, inspect and shut down an IHK OS instance",
-    after_help = "Examples:\n  ihkosctl 0 assign cpu 1\n  ihkosctl 0 assign mem 512M@0\n  ihkosctl 0 load mckernel.img\n  ihkosctl 0 kargs \"hidos\"\n  ihkosctl 0 boot\n  ihkosctl 0 get status\n  ihkosctl 0 kmsg\n  ihkosctl 0 shutdown"
+    after_help = "Examples:\n  ihkosctl 0 assign cpu 1\n  ihkosctl 0 assign mem 512M@0\n  ihkosctl 0 load mckernel.img\n  ihkosctl 0 kargs \"hidos\"\n  ihkosctl 0 boot\n  ihkosctl 0 get status\n  ihkosctl 0 kmsg\n  ihkosctl 0 trace\n  ihkosctl 0 shutdown"
 )]
 struct Args {
     /// OS instance index (<runtime dir>/mcos<index>).
@@ -75,6 +75,14 @@ enum Action {
     Shutdown,
     /// Print the kernel message buffer.
     Kmsg,
+    /// Print the noise trace: every kernel entry from user mode still in
+    /// each LWK CPU's ring (TSC, microseconds in the kernel, cause), a
+    /// summary per cause, and the CPU's KVM steal time.
+    Trace {
+        /// Only entries that took at least this many microseconds.
+        #[arg(long, value_name = "us", default_value_t = 0.0)]
+        min_us: f64,
+    },
     /// Clear the kernel message buffer.
     #[command(name = "clear_kmsg")]
     ClearKmsg,
@@ -187,6 +195,7 @@ fn main() {
                 println!();
             }
         }),
+        Action::Trace { min_us } => c.os_trace().map(|t| print!("{}", format_trace(&t, *min_us))),
         Action::ClearKmsg => c.os_clear_kmsg(),
         Action::QueryFreeMem => c
             .os_query_free_mem()
@@ -245,10 +254,61 @@ fn describe(a: &Action) -> String {
         Action::Boot { .. } => "boot".into(),
         Action::Shutdown => "shutdown".into(),
         Action::Kmsg => "kmsg".into(),
+        Action::Trace { .. } => "trace".into(),
         Action::ClearKmsg => "clear_kmsg".into(),
         Action::QueryFreeMem => "query_free_mem".into(),
         Action::Dump { level, .. } => format!("dump -d {level}"),
     }
+}
+
+/// The trace as text: `#` lines (TSC frequency; per CPU its entries since
+/// boot, steal time, and per cause count, total and longest time), then
+/// one line per entry: LWK CPU, TSC at entry, microseconds in the kernel,
+/// cause, system-call number (or 0).
+fn format_trace(t: &ihk::proto::libihk::TraceInfo, min_us: f64) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    let us = |ticks: u32| ticks as f64 * 1000.0 / t.tsc_khz.max(1) as f64;
+    let mut s = format!("# tsc_khz {}\n", t.tsc_khz);
+    for c in &t.cpus {
+        let steal = c.steal_ns.map_or("-".to_string(), |n| n.to_string());
+        let _ = writeln!(
+            s,
+            "# cpu {} linux_cpu {} entries {} in_ring {} steal_ns {steal}",
+            c.lwk_cpu,
+            c.linux_cpu,
+            c.entries,
+            c.records.len()
+        );
+        let mut by_cause: BTreeMap<&str, (u64, f64, f64)> = BTreeMap::new();
+        for r in &c.records {
+            let e = by_cause.entry(ihk_abi::trace::cause_name(r.cause)).or_default();
+            e.0 += 1;
+            e.1 += us(r.ticks);
+            e.2 = e.2.max(us(r.ticks));
+        }
+        for (cause, (n, total, max)) in by_cause {
+            let _ = writeln!(
+                s,
+                "# cpu {} cause {cause} count {n} total_us {total:.1} max_us {max:.1}",
+                c.lwk_cpu
+            );
+        }
+    }
+    for c in &t.cpus {
+        for r in c.records.iter().filter(|r| us(r.ticks) >= min_us) {
+            let _ = writeln!(
+                s,
+                "{} {} {:.1} {} {}",
+                c.lwk_cpu,
+                r.tsc,
+                us(r.ticks),
+                ihk_abi::trace::cause_name(r.cause),
+                r.detail
+            );
+        }
+    }
+    s
 }
 
 /// `mcdump.YYYYmmddHHMMSS` in local time.

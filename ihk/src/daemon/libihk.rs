@@ -31,6 +31,7 @@ pub fn dispatch(
         Request::OsFreeze => ops::freeze(h()?).map(|_| Reply::Done),
         Request::OsThaw => ops::thaw(h()?).map(|_| Reply::Done),
         Request::OsGetRusage => ops::rusage(h()?).map(Reply::Rusage),
+        Request::OsTrace => ops::trace(h()?).map(Reply::Trace),
         Request::OsInfo => state.lock().unwrap().os_info(os).map(Reply::OsInfo),
         Request::OsDump { level, interactive } => {
             let fd =

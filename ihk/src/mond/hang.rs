@@ -1,7 +1,10 @@
 //! Hang detection (§1.3.2.18): a CPU that is busy in the kernel and whose
-//! heartbeat has not moved for two monitoring intervals is hung. The LWK
-//! advances each CPU's heartbeat from its timer tick (every 100 ms by
-//! default), idle or not, so only a CPU stuck with interrupts off stops it.
+//! heartbeat has not moved for two monitoring intervals is hung. No timer
+//! drives the heartbeat (a CPU running user code takes no interrupt for
+//! it): the LWK advances it at every change of a CPU's state (kernel entry,
+//! return to user mode, halt, wake-up) and every pass of its idle loop, so
+//! a CPU that stays in the kernel without getting anywhere stops it, while
+//! a CPU in user mode, idle or frozen is never suspected.
 //!
 //! The detector is fed every observation (ihkmond looks several times per
 //! interval to forward kmsg) and measures the time since each CPU's

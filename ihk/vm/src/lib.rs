@@ -29,7 +29,8 @@ pub use ihk_abi::{CpuState, OsStatus};
 pub use memory::GuestRegion;
 pub use monitor::CpuMonitor;
 pub use partition::{
-    AttachRegion, DumpLevel, DumpSummary, KmsgChunk, OffloadAttachment, Partition, Rusage, ShareBacking,
+    AttachRegion, CpuTrace, DumpLevel, DumpSummary, KmsgChunk, OffloadAttachment, Partition,
+    Rusage, ShareBacking, TraceEntry, TraceInfo,
 };
 pub use spec::{BootSpec, ChunkSpec, CpuSpec};
 

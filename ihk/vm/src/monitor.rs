@@ -11,7 +11,8 @@ pub struct CpuMonitor {
     pub lwk_cpu: u32,
     pub linux_cpu: u32,
     pub apic_id: u32,
-    /// Advances while the CPU's heartbeat tick runs; frozen when it hangs.
+    /// Advances at every change of the CPU's state and pass of its idle
+    /// loop; stops when the CPU stays in one place (hung, or in user mode).
     pub heartbeat: u64,
     pub state: CpuState,
 }
@@ -74,6 +75,11 @@ impl Monitor {
     /// The LWK's heartbeat period (0 before it started its tick).
     pub fn heartbeat_period_us(&self) -> u64 {
         self.page().heartbeat_period_us.load(Ordering::Relaxed)
+    }
+
+    /// Guest-physical address of CPU 0's noise-trace block (0: none yet).
+    pub fn trace_phys(&self) -> u64 {
+        self.page().trace_phys.load(Ordering::Acquire)
     }
 
     pub fn cpus(&self, ids: &[(u32, u32)]) -> Vec<CpuMonitor> {

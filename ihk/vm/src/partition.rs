@@ -44,8 +44,10 @@ mod freeze;
 // Share windows: host files mapped MAP_SHARED by LWK processes (share.rs).
 mod share;
 mod stats;
+mod trace;
 pub use dump::{DumpLevel, DumpSummary};
 pub use stats::{KmsgChunk, Rusage};
+pub use trace::{CpuTrace, TraceEntry, TraceInfo};
 pub use offload::{AttachRegion, OffloadAttachment};
 pub use share::ShareBacking;
 

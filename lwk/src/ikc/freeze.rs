@@ -5,8 +5,7 @@
 //! sets [`FROZEN`], sends `FREEZE_VECTOR` to every other CPU and freezes
 //! itself. A frozen CPU marks itself `Frozen` in the monitor page and halts
 //! with interrupts on until the flag clears: it runs no thread and returns
-//! to no user code meanwhile, while its heartbeat tick goes on (frozen is
-//! not hung). The BSP keeps serving the master channel while frozen, so
+//! to no user code meanwhile (its state says FROZEN: not hung). The BSP keeps serving the master channel while frozen, so
 //! `MSG_THAW` (clear the flag, wake the others) and `MSG_SHUTDOWN` work.
 //! Every CPU then continues exactly where it was interrupted.
 //!

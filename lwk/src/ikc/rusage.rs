@@ -1,25 +1,25 @@
-//! The rusage page the host reads for `ihk_os_get_rusage` (§1.2.2.28),
-//! updated at every heartbeat tick.
+//! The rusage page the host reads for `ihk_os_get_rusage` (§1.2.2.28):
+//! its memory figures.
 //!
-//! CPU time is sampled as Linux's tick-based accounting does: each tick
-//! charges the time since the previous tick of its CPU to user time when it
-//! interrupted user mode, to system time when it interrupted kernel code,
-//! and to neither when the CPU was idle or frozen. CPU 0 also refreshes the
-//! memory figures: user memory and threads summed over the processes,
+//! CPU times are charged exactly at each CPU's changes of state
+//! (`monitor::set_cpu_state`), not sampled by a tick (there is none).
+//! The memory figures are refreshed by a CPU before it halts, and at an
+//! entry into the kernel from user mode when the last refresh is older
+//! than [`REFRESH_MS`]: user memory and threads summed over the processes,
 //! kernel memory = frames in use (frame allocator) minus user memory, per
 //! NUMA node the frames in use, and the peaks.
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use ihk_abi::boot_params::{MAX_CPUS, MAX_NUMA_NODES};
+use ihk_abi::boot_params::MAX_NUMA_NODES;
 use ihk_abi::meminfo::MemInfoPage;
-use ihk_abi::monitor::MonitorPage;
 use ihk_abi::rusage::{RusagePage, RUSAGE_MAGIC};
-use ihk_abi::CpuState;
 
 use crate::arch::x86_64::tsc;
 
-/// TSC of each CPU's previous sample (0: none yet).
-static LAST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Longest age of the memory figures while a program makes system calls.
+const REFRESH_MS: u64 = 100;
+/// TSC of the last refresh, any CPU.
+static LAST: AtomicU64 = AtomicU64::new(0);
 
 fn page<T>(phys: u64) -> &'static T {
     // SAFETY: the boot parameters name pages of the boot area, mapped in the
@@ -33,34 +33,20 @@ fn rusage() -> Option<&'static RusagePage> {
     (r.magic == RUSAGE_MAGIC).then_some(r)
 }
 
-/// Timer interrupt of this CPU; `from_user`: it interrupted user mode.
-pub fn sample(from_user: bool) {
+/// Refresh the memory figures now.
+pub fn refresh() {
     let Some(r) = rusage() else { return };
-    let me = crate::smp::cpu_id() as usize;
-    if me >= MAX_CPUS {
-        return;
-    }
-    let now = tsc::now();
-    let last = LAST[me].swap(now, Ordering::Relaxed);
-    if last != 0 && now > last {
-        let ns = ticks_to_ns(now - last);
-        let bp = crate::boot_params::get();
-        let mon: &MonitorPage = page(bp.monitor.phys);
-        let state = mon.cpu(me).map_or(CpuState::Offline, |s| s.state());
-        if from_user {
-            r.cpu_user_ns[me].fetch_add(ns, Ordering::Relaxed);
-        } else if !matches!(state, CpuState::Idle | CpuState::Frozen) {
-            r.cpu_system_ns[me].fetch_add(ns, Ordering::Relaxed);
-        }
-    }
-    if me == 0 {
-        memory(r);
-    }
+    LAST.store(tsc::now(), Ordering::Relaxed);
+    memory(r);
 }
 
-fn ticks_to_ns(ticks: u64) -> u64 {
-    let khz = crate::boot_params::get().tsc_khz.max(1) as u128;
-    (ticks as u128 * 1_000_000 / khz) as u64
+/// Refresh the memory figures if the last refresh is older than
+/// [`REFRESH_MS`].
+pub fn refresh_if_due() {
+    let now = tsc::now();
+    if now.saturating_sub(LAST.load(Ordering::Relaxed)) >= tsc::ms_to_ticks(REFRESH_MS) {
+        refresh();
+    }
 }
 
 fn memory(r: &RusagePage) {
@@ -77,8 +63,8 @@ fn memory(r: &RusagePage) {
     let (mut user, mut threads) = (0u64, 0u64);
     crate::process::service::for_each_process(|p| {
         threads += p.live_threads.load(Ordering::Relaxed) as u64;
-        // Never wait in the timer interrupt: an address space being
-        // changed right now is left out of this tick's figure.
+        // Never wait here (an interrupt entry may be refreshing): an
+        // address space being changed right now is left out this time.
         if let Some(a) = p.aspace.try_lock() {
             user += a.backed_bytes;
         }

@@ -1,6 +1,6 @@
-//! /proc: cpuinfo, meminfo, and the process's own maps, status, stat,
-//! exe and task list (as `self`, `thread-self` or its pid); the rest is
-//! Linux's.
+//! /proc: cpuinfo, meminfo, stat (the LWK CPUs' times, with KVM's steal
+//! time), and the process's own maps, status, stat, exe and task list (as
+//! `self`, `thread-self` or its pid); the rest is Linux's.
 
 use alloc::format;
 use alloc::string::String;
@@ -16,6 +16,7 @@ pub fn lookup(t: &Thread, rest: &str) -> View {
     match rest {
         "cpuinfo" => return View::Cpuinfo(cpus().iter().map(|c| c.1).collect()),
         "meminfo" => return View::Content(meminfo().into_bytes()),
+        "stat" => return View::Content(cpu_stat().into_bytes()),
         _ => {}
     }
     let (who, file) = rest.split_once('/').unwrap_or((rest, ""));
@@ -36,6 +37,34 @@ pub fn lookup(t: &Thread, rest: &str) -> View {
         "task" if who != "thread-self" => View::Dir(super::DirKind::Tasks),
         _ => View::Linux,
     }
+}
+
+/// /proc/stat: per LWK CPU user, system, idle and steal time in USER_HZ
+/// (100/s; idle is the rest since boot), and their sum on the `cpu` line.
+fn cpu_stat() -> String {
+    let bp = crate::boot_params::get();
+    let ticks = |ns: u64| ns / 10_000_000;
+    let now = crate::arch::x86_64::tsc::now();
+    let up_ns = (now.saturating_sub(bp.boot_tsc) as u128 * 1_000_000 / bp.tsc_khz.max(1) as u128) as u64;
+    let rows: Vec<[u64; 4]> = (0..bp.cores().len())
+        .map(|c| {
+            let (user, system) = crate::monitor::cpu_times_ns(c);
+            let steal = crate::arch::x86_64::trace::steal_ns(c as u32);
+            [user, system, up_ns.saturating_sub(user + system + steal), steal]
+        })
+        .collect();
+    let mut s = String::new();
+    let mut line = |name: &str, [user, system, idle, steal]: [u64; 4]| {
+        let _ = writeln!(s, "{name} {} 0 {} {} 0 0 0 {} 0 0", ticks(user), ticks(system), ticks(idle), ticks(steal));
+    };
+    let total = rows.iter().fold([0u64; 4], |a, r| core::array::from_fn(|i| a[i] + r[i]));
+    line("cpu ", total);
+    for (c, r) in rows.iter().enumerate() {
+        line(&format!("cpu{c}"), *r);
+    }
+    let btime = crate::arch::x86_64::tsc::realtime_ns(bp.boot_tsc) / 1_000_000_000;
+    let _ = write!(s, "intr 0\nctxt 0\nbtime {btime}\nprocesses 0\nprocs_running 1\nprocs_blocked 0\nsoftirq 0\n");
+    s
 }
 
 fn meminfo() -> String {

@@ -84,18 +84,20 @@ pub fn return_to_user(f: &mut TrapFrame) {
         return;
     }
     poll_events_if_rung();
-    let Some(t) = sched::current() else { return };
-    // Time sharing, wake-ups and moves between CPUs (may switch threads).
-    sched::resched_point(t);
-    if t.process.is_dying() {
-        sched::exit_current(t);
+    if let Some(t) = sched::current() {
+        // Time sharing, wake-ups and moves between CPUs (may switch threads).
+        sched::resched_point(t);
+        if t.process.is_dying() {
+            sched::exit_current(t);
+        }
+        if t.leave.load(Ordering::Acquire) {
+            super::thread::exit_thread(t, 0);
+        }
+        let restart = t.take_restart();
+        signal::deliver(t, f, restart);
+        crate::arch::x86_64::tlb::leaving_for_user();
     }
-    if t.leave.load(Ordering::Acquire) {
-        super::thread::exit_thread(t, 0);
-    }
-    let restart = t.take_restart();
-    signal::deliver(t, f, restart);
-    crate::arch::x86_64::tlb::leaving_for_user();
+    crate::monitor::set_cpu_state(ihk_abi::CpuState::RunningUser);
 }
 
 const SIGTRAP: u32 = 5;
@@ -109,10 +111,8 @@ pub fn user_exception(f: &mut TrapFrame) {
         panic!("user-mode exception {} without a current thread", f.vector);
     };
     let p = &t.process;
-    if f.vector == 14 && f.error_code & 0x10 != 0 && f.rip == crate::arch::x86_64::entry::entry_address() {
-        // A SYSCALL that a nested hypervisor delivered without the switch
-        // to CPL0 (seen with KVM PVM hosts): it faults fetching the entry
-        // point in user mode, with rcx/r11 already saved. Finish it here.
+    if crate::arch::x86_64::entry::is_emulated_syscall(f) {
+        // A SYSCALL delivered without the switch to CPL0: finish it here.
         static EMULATED_LOGGED: AtomicBool = AtomicBool::new(false);
         if !EMULATED_LOGGED.load(core::sync::atomic::Ordering::Relaxed) && !EMULATED_LOGGED.swap(true, core::sync::atomic::Ordering::Relaxed) {
             crate::printk!("syscall entry: SYSCALL arrives as a user-mode page fault (emulated path, no CPL switch)");

@@ -11,7 +11,7 @@ use std::path::Path;
 use super::{unexpected, Client};
 use crate::error::{IhkError, IhkResult, EPROTO};
 use crate::proto::libihk::{
-    DumpInfo, EventType, MemConfKey, MonitorEvent, OsInfo, RusageInfo, WatchInfo,
+    DumpInfo, EventType, MemConfKey, MonitorEvent, OsInfo, RusageInfo, TraceInfo, WatchInfo,
 };
 use crate::proto::{Reply, Request};
 
@@ -92,6 +92,14 @@ impl Client {
     pub fn os_watch(&mut self, kmsg_from: Option<u64>) -> IhkResult<WatchInfo> {
         match self.call(Request::OsWatch { kmsg_from })? {
             Reply::Watch(w) => Ok(w),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The noise trace of every LWK CPU (`ihkosctl <n> trace`).
+    pub fn os_trace(&mut self) -> IhkResult<TraceInfo> {
+        match self.call(Request::OsTrace)? {
+            Reply::Trace(t) => Ok(t),
             other => Err(unexpected(other)),
         }
     }

@@ -256,3 +256,37 @@ mod tests {
         assert_eq!(EventType::from_c(1), None);
     }
 }
+
+/// Reply to `os_trace`: each LWK CPU's noise trace (`ihk_abi::trace`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceInfo {
+    /// TSC frequency of the LWK (the host's TSC), to turn ticks into time.
+    pub tsc_khz: u64,
+    pub cpus: Vec<CpuTrace>,
+}
+
+/// One LWK CPU's trace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuTrace {
+    pub lwk_cpu: u32,
+    pub linux_cpu: u32,
+    /// Kernel entries from user mode since boot (the ring keeps the last).
+    pub entries: u64,
+    /// KVM steal time of the vCPU in ns (None: not offered by the host).
+    pub steal_ns: Option<u64>,
+    /// The entries still in the ring, oldest first.
+    pub records: Vec<TraceEntry>,
+}
+
+/// One kernel entry from user mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceEntry {
+    /// TSC at entry.
+    pub tsc: u64,
+    /// Time in the kernel until the return to user mode, in TSC ticks.
+    pub ticks: u32,
+    /// Vector (< 256) or `ihk_abi::trace::CAUSE_SYSCALL` (256).
+    pub cause: u16,
+    /// System-call number for a system call, else 0.
+    pub detail: u16,
+}

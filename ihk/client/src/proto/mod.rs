@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::IhkError;
 use crate::list::{IkcMap, MemList};
-use libihk::{DumpInfo, EventType, MemConfKey, MonitorEvent, OsInfo, RusageInfo, WatchInfo};
+use libihk::{
+    DumpInfo, EventType, MemConfKey, MonitorEvent, OsInfo, RusageInfo, TraceInfo, WatchInfo,
+};
 
 /// Bumped on any incompatible change of [`Request`] or [`Reply`].
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -146,6 +148,8 @@ pub enum Request {
         level: i32,
         interactive: bool,
     },
+    /// The noise trace of every LWK CPU (`ihkosctl <n> trace`).
+    OsTrace,
     /// ihkmond: status, heartbeats, memory and kmsg from `kmsg_from` on.
     OsWatch {
         kmsg_from: Option<u64>,
@@ -255,6 +259,7 @@ pub enum Reply {
     OsInfo(OsInfo),
     Dumped(DumpInfo),
     Watch(WatchInfo),
+    Trace(TraceInfo),
 }
 
 /// What mcexec needs to serve an LWK process. Descriptors sent with the

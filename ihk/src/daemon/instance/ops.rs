@@ -14,7 +14,8 @@ use crate::daemon::state::State;
 use crate::error::{IhkError, IhkResult, EBUSY};
 use crate::host::topology;
 use crate::proto::libihk::{
-    CpuWatch, DumpInfo, EventType, KmsgPiece, MonitorEvent, OsInfo, RusageInfo, WatchInfo,
+    CpuWatch, DumpInfo, EventType, KmsgPiece, MonitorEvent, OsInfo, RusageInfo, TraceInfo,
+    WatchInfo,
 };
 
 /// The partition lock, waiting for short holders (kmsg, a dump) but not
@@ -89,6 +90,12 @@ pub fn thaw(h: &InstanceHandle) -> IhkResult<()> {
 pub fn rusage(h: &InstanceHandle) -> IhkResult<RusageInfo> {
     let slot = lock(h)?;
     Ok(partition(h, &slot)?.rusage())
+}
+
+/// The noise trace of every LWK CPU.
+pub fn trace(h: &InstanceHandle) -> IhkResult<TraceInfo> {
+    let slot = lock(h)?;
+    Ok(partition(h, &slot)?.trace())
 }
 
 /// `ihk_os_makedumpfile` into `file` (created by the caller, with its

@@ -23,7 +23,9 @@ pub struct KmsgChunk {
 }
 
 impl Partition {
-    /// The rusage page (all zero until the LWK's first heartbeat tick).
+    /// The rusage page (CPU times grow at the LWK CPUs' changes of state;
+    /// memory figures are refreshed before a CPU halts and, while programs
+    /// run, at most every 100 ms).
     pub fn rusage(&self) -> Rusage {
         // SAFETY: the rusage page lies in chunk 0 (host_ptr checks it); it
         // holds the magic and atomics only, valid for any bit pattern, and
@@ -55,7 +57,8 @@ impl Partition {
         }
     }
 
-    /// The LWK's heartbeat period in microseconds (0 before its tick runs).
+    /// The shortest hang-detection window the LWK asks for, in
+    /// microseconds (`ihk_heartbeat_ms`; 0 before it booted).
     pub fn heartbeat_period_us(&self) -> u64 {
         self.inner.monitor.heartbeat_period_us()
     }

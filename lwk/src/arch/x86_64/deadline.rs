@@ -1,5 +1,5 @@
 //! The TSC-deadline timer shared by two users on each CPU: the kernel's
-//! own deadline (heartbeat and test deadlines, `timer.rs`) and the
+//! own deadline (test deadlines, `timer.rs`) and the
 //! scheduler's (end of a time slice, earliest timed wait, `process/sched`).
 //! The timer is programmed for the earlier of the two; 0 means none.
 

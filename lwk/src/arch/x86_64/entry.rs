@@ -129,13 +129,24 @@ extern "C" {
 pub static RING0_ENTRY: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
 extern "C" fn syscall_from_user(f: &mut TrapFrame) {
+    let start = super::tsc::now();
+    let nr = f.vector as u16;
     super::tlb::entered_kernel();
     if RING0_ENTRY.load(core::sync::atomic::Ordering::Relaxed) == 0 {
         RING0_ENTRY.store(1, core::sync::atomic::Ordering::Relaxed);
     }
     let h = super::hooks::get();
+    (h.entered_from_user)();
     (h.syscall)(f);
     (h.return_to_user)(f);
+    super::trace::record(start, ihk_abi::trace::CAUSE_SYSCALL, nr);
+}
+
+/// A SYSCALL that a nested hypervisor delivered without the switch to CPL0
+/// (seen with KVM PVM hosts): it arrives as a user-mode page fault on
+/// fetching the entry point, with rcx/r11 already saved.
+pub fn is_emulated_syscall(f: &TrapFrame) -> bool {
+    f.cs & 3 == 3 && f.vector == 14 && f.error_code & 0x10 != 0 && f.rip == entry_address()
 }
 
 /// Leave for user mode with the frame at `frame` (on the current thread's

@@ -9,6 +9,9 @@ use super::idt::TrapFrame;
 pub struct Hooks {
     /// An exception raised by user code (vector < 32, not NMI or #MC).
     pub user_exception: fn(&mut TrapFrame),
+    /// First kernel step after an entry from user mode (interrupt,
+    /// exception or system call), before its handler.
+    pub entered_from_user: fn(),
     /// Last kernel step before a user-mode frame returns to user mode.
     pub return_to_user: fn(&mut TrapFrame),
     /// A system call: number in `vector` (the saved rax), result to `rax`.

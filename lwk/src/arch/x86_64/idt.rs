@@ -10,6 +10,7 @@
 use super::gdt::{IST_CRITICAL, KERNEL_CS};
 use core::cell::UnsafeCell;
 use ihk_abi::doorbell::*;
+use ihk_abi::trace::CAUSE_SYSCALL;
 
 core::arch::global_asm!(
     r#"
@@ -213,13 +214,30 @@ extern "C" fn interrupt_dispatch(f: &mut TrapFrame) {
     let v = f.vector as u8;
     // Exceptions raised by user code belong to its process (process/trap.rs).
     let from_user = f.cs & 3 == 3;
-    if from_user {
-        super::tlb::entered_kernel();
-    }
     let h = super::hooks::get();
+    if from_user {
+        // The noise trace: this entry, its cause and its time in the
+        // kernel until the return to user mode.
+        let start = super::tsc::now();
+        let (cause, detail) = if super::entry::is_emulated_syscall(f) {
+            (CAUSE_SYSCALL, f.rax as u16)
+        } else {
+            (v as u16, 0)
+        };
+        super::tlb::entered_kernel();
+        (h.entered_from_user)();
+        dispatch(f, v, h);
+        (h.return_to_user)(f);
+        super::trace::record(start, cause, detail);
+    } else {
+        dispatch(f, v, h);
+    }
+}
+
+fn dispatch(f: &mut TrapFrame, v: u8, h: &super::hooks::Hooks) {
+    let from_user = f.cs & 3 == 3;
     if from_user && v < 32 && v != 2 && v != 18 {
         (h.user_exception)(f);
-        (h.return_to_user)(f);
         return;
     }
     match v {
@@ -272,9 +290,5 @@ extern "C" fn interrupt_dispatch(f: &mut TrapFrame) {
         }
         // IKC doorbells and wake-ups: the interrupted idle loop does the work.
         _ => super::x2apic::eoi(),
-    }
-    // Kills and signals take effect on the way back to user mode.
-    if from_user {
-        (h.return_to_user)(f);
     }
 }
