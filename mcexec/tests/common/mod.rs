@@ -138,6 +138,18 @@ impl Partition {
         c
     }
 
+    /// The ihkd serving this partition.
+    pub fn ihkd_pid(&self) -> u32 {
+        self.ihkd.as_ref().expect("ihkd runs").id()
+    }
+
+    /// Lines of ihkd's memory map that contain `needle` (its share
+    /// windows appear there as mappings of the shared files).
+    pub fn ihkd_maps_with(&self, needle: &str) -> Vec<String> {
+        let maps = fs::read_to_string(format!("/proc/{}/maps", self.ihkd_pid())).unwrap_or_default();
+        maps.lines().filter(|l| l.contains(needle)).map(String::from).collect()
+    }
+
     pub fn kmsg(&self) -> String {
         let out = self.command(&bin("ihkosctl")).args(["0", "kmsg"]).output().expect("ihkosctl kmsg");
         String::from_utf8_lossy(&out.stdout).into_owned()
