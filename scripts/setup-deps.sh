@@ -9,7 +9,7 @@ set -euo pipefail
 
 PKGS=(busybox-static coreutils python3 libpython3.11-testsuite gcc g++ libc6-dev pkg-config clang libclang-dev stress-ng
       hwloc libhwloc-dev libudev-dev numactl gdb fonts-dejavu-core
-      openmpi-bin libopenmpi-dev mpich libmpich-dev gfortran
+      openmpi-bin libopenmpi-dev mpich libmpich-dev gfortran hpcc
       slurm-wlm slurmctld slurmd libslurm-dev munge)
 
 missing=()

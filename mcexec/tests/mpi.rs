@@ -71,3 +71,105 @@ fn open_mpi_and_mpich_ranks_on_the_lwk() {
         assert!(p.ihkd_maps_with(needle).is_empty(), "windows left: {:?}", p.ihkd_maps_with(needle));
     }
 }
+
+/// A rank that dies of SIGSEGV ends the job: mpirun reports it and ends the
+/// other rank's mcexec, and the LWK ends both processes (kmsg) and gets
+/// back all the memory they used.
+#[test]
+fn a_crashing_rank_ends_the_job_and_leaves_nothing() {
+    if !can_run("a_crashing_rank_ends_the_job_and_leaves_nothing") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(ompi) = build("mpicc.openmpi", tmp.path()) else { return };
+    let p = Partition::boot_cpus("0-1", "1G", &[]);
+    let mcexec = env!("CARGO_BIN_EXE_mcexec");
+    let free = || p.command(&common::bin("ihkosctl")).args(["0", "query_free_mem"]).output().unwrap().stdout;
+    let job = |arg: &str| {
+        p.command(std::path::Path::new("mpirun.openmpi"))
+            .args(["-n", "2", mcexec, "-n", "2", ompi.to_str().unwrap(), arg])
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // A job that ends well first: the kernel's own first-use allocations
+    // (heap, tables) are made then, and stay.
+    check(&job("fine"), "the job before the crash");
+    // Its processes are torn down after their mcexec exits: wait until the
+    // free memory stops changing.
+    let settled = || {
+        let mut last = free();
+        for _ in 0..40 {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let now = free();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        last
+    };
+    let before = settled();
+    let started = std::time::Instant::now();
+    let out = job("crash");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "the job must fail: {text}");
+    assert!(text.contains("signal 11") || text.contains("Segmentation fault"), "{text}");
+    eprintln!("job ended {:?} after start", started.elapsed());
+    let k = p.kmsg();
+    assert!(k.contains("segfault at 8 "), "{k}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while free() != before && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(String::from_utf8_lossy(&free()), String::from_utf8_lossy(&before), "memory not given back");
+    // The partition takes the next program.
+    let again = p.mcexec(&["/bin/true"]);
+    assert!(again.status.success());
+}
+
+/// Debian's HPC Challenge (Open MPI build) on a 1x2 grid with N=500:
+/// every benchmark of the suite runs on the LWK ranks and the HPL residual
+/// check passes.
+#[test]
+fn hpcc_runs_on_the_lwk() {
+    if !can_run("hpcc_runs_on_the_lwk") {
+        return;
+    }
+    let Some(hpcc) = ["/usr/bin/hpcc"].iter().map(std::path::Path::new).find(|p| p.exists()) else {
+        assert!(std::env::var_os("CI").is_none(), "hpcc is not installed (scripts/setup-deps.sh installs it)");
+        eprintln!("skipping: no hpcc");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let inf = std::fs::read_to_string("/usr/share/doc/hpcc/examples/_hpccinf.txt").expect("hpcc's example input");
+    // N = 500, one 1x2 process grid.
+    let inf: Vec<String> = inf
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i {
+            5 => "500          Ns".to_string(),
+            10 => "1            Ps".to_string(),
+            11 => "2            Qs".to_string(),
+            _ => l.to_string(),
+        })
+        .collect();
+    std::fs::write(dir.path().join("hpccinf.txt"), inf.join("\n") + "\n").unwrap();
+    let p = Partition::boot_cpus("0-1", "1G", &[]);
+    let out = p
+        .command(std::path::Path::new("mpirun.openmpi"))
+        .args(["-n", "2", env!("CARGO_BIN_EXE_mcexec"), "-n", "2", hpcc.to_str().unwrap()])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(dir.path().join("hpccoutf.txt")).unwrap_or_default();
+    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("Success=1"), "{report}");
+    assert!(!report.contains("FAILED"), "{report}");
+    assert!(report.contains("CommWorldProcs=2"), "{report}");
+}

@@ -1,9 +1,13 @@
 /* Two or more ranks: an allreduce of rank+1 and a 64 KiB message from rank
- * 0 to rank 1; each rank prints its sum, the message check and its CPU. */
+ * 0 to rank 1; each rank prints its sum, the message check and its CPU.
+ * With the argument "crash", rank 1 dies of SIGSEGV after the exchange
+ * while the others wait in a barrier. */
 #define _GNU_SOURCE
 #include <mpi.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
@@ -22,6 +26,12 @@ int main(int argc, char **argv) {
         for (int i = 0; i < (int)sizeof buf; i++) ok &= buf[i] == (unsigned char)(i * 7);
     }
     printf("rank %d of %d: sum %ld message %s cpu %d\n", rank, size, sum, ok ? "ok" : "BAD", sched_getcpu());
+    fflush(stdout);
+    if (argc > 1 && strcmp(argv[1], "crash") == 0) {
+        if (rank == 1)
+            *(volatile int *)8 = 1;
+        MPI_Barrier(MPI_COMM_WORLD);
+    }
     MPI_Finalize();
     return 0;
 }
