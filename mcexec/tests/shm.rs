@@ -24,6 +24,14 @@ fn shared_memory_is_the_same_pages_for_lwk_processes_and_linux() {
     let Some(prog) = compile("shm.c", &["-pthread"], tmp.path(), "shm") else { return };
     let name = format!("mck-shm-test-{}", std::process::id());
     let path = format!("/dev/shm/{name}");
+    /// Removes the segment also when the test fails.
+    struct Unlink(String);
+    impl Drop for Unlink {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _unlink = Unlink(path.clone());
     let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
     file.set_len(4096).unwrap();
     let p = Partition::boot("512M", &[]);
@@ -68,7 +76,6 @@ fn shared_memory_is_the_same_pages_for_lwk_processes_and_linux() {
     }
     assert!(p.ihkd_maps_with(&name).is_empty(), "window still mapped: {:?}", p.ihkd_maps_with(&name));
     assert!(p.ihkd_maps_with("SYSV").is_empty() && p.ihkd_maps_with("memfd:lwk-").is_empty(), "windows left in ihkd");
-    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
