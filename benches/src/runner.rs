@@ -329,6 +329,16 @@ fn stderr_tail(stderr: &str) -> String {
 mod tests {
     use super::*;
 
+    /// What a child started by `r` reads as its Cpus_allowed_list line.
+    fn allowed_list(r: &Runner) -> Finished {
+        r.run(
+            Path::new("/bin/sh"),
+            &["-c".into(), "grep Cpus_allowed_list /proc/self/status".into()],
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn native_child_is_pinned() {
         let cpu = nix::sched::sched_getaffinity(Pid::from_raw(0))
@@ -336,16 +346,7 @@ mod tests {
             .and_then(|s| (0..CpuSet::count()).find(|&c| s.is_set(c).unwrap_or(false)))
             .expect("at least one usable cpu");
         let r = Runner::linux(cpu);
-        let f = r
-            .run(
-                Path::new("/bin/sh"),
-                &[
-                    "-c".into(),
-                    "grep Cpus_allowed_list /proc/self/status".into(),
-                ],
-                Duration::from_secs(10),
-            )
-            .unwrap();
+        let f = allowed_list(&r);
         assert_eq!(
             f.stdout.split_whitespace().nth(1),
             Some(cpu.to_string().as_str()),
@@ -362,16 +363,7 @@ mod tests {
             .take(2)
             .collect();
         let r = Runner::linux_on(&cpus);
-        let f = r
-            .run(
-                Path::new("/bin/sh"),
-                &[
-                    "-c".into(),
-                    "grep Cpus_allowed_list /proc/self/status".into(),
-                ],
-                Duration::from_secs(10),
-            )
-            .unwrap();
+        let f = allowed_list(&r);
         let want = match cpus.as_slice() {
             [a] => a.to_string(),
             [a, b] if b == &(a + 1) => format!("{a}-{b}"),

@@ -598,9 +598,4 @@ impl Partition {
     pub fn unshare_window(&self, gpa: u64) {
         self.inner.windows.release(gpa)
     }
-
-    /// Share windows in place.
-    pub fn share_windows(&self) -> usize {
-        self.inner.windows.count()
-    }
 }

@@ -441,27 +441,20 @@ impl AddressSpace {
 
     /// Map a piece of a share window at `start` (free space, placed by
     /// [`AddressSpace::find_free_share`] or checked by
-    /// [`AddressSpace::share_fits`]): `len` bytes onto guest-physical `gpa`
-    /// of window `base`, whose reference the caller hands over.
-    /// Only the first `covered` bytes map the window (the rest lies past
-    /// the end of the file: a fault there is SIGBUS/SIGSEGV).
-    #[allow(clippy::too_many_arguments)]
-    pub fn map_share(&mut self, start: u64, len: u64, covered: u64, perm: Perm, gpa: u64, base: u64, writable: bool) -> Result<(), Errno> {
+    /// [`AddressSpace::share_fits`]): `len` bytes, of which the first
+    /// `covered` map the window from `w.gpa` (the rest lies past the end of
+    /// the file: a fault there is SIGSEGV). The piece takes `w` over; on an
+    /// error the reference is given back.
+    pub fn map_share(&mut self, start: u64, len: u64, covered: u64, perm: Perm, w: window::WindowRef) -> Result<(), Errno> {
         let end = start.checked_add(len).ok_or(ENOMEM)?;
-        if start < USER_START
-            || end > USER_END
-            || start % PAGE != 0
-            || len % PAGE != 0
-            || len == 0
-            || covered == 0
-            || covered > len
-            || self.overlaps(start, end)
-        {
-            window::put(base);
-            return Err(if self.overlaps(start, end) { EEXIST } else { EINVAL });
+        if self.overlaps(start, end) {
+            return Err(EEXIST);
+        }
+        if start < USER_START || end > USER_END || start % PAGE != 0 || len % PAGE != 0 || len == 0 || covered == 0 || covered > len {
+            return Err(EINVAL);
         }
         self.insert_vma(start, Vma { end, perm, kind: VmaKind::Shared, lazy: false });
-        self.shares.insert(start, Piece { end: start + covered, gpa, base, writable });
+        self.shares.insert(start, w.into_piece(start + covered));
         let r = self.map_pages(start, end).and_then(|_| self.publish());
         if r.is_err() {
             let _ = self.unmap(start, len);

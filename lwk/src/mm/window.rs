@@ -127,11 +127,6 @@ pub fn register_release(f: fn(u64, u64)) {
     RELEASE.call_once(|| f);
 }
 
-/// Whether `pa` lies in the window range.
-pub fn contains(pa: u64) -> bool {
-    (SHARE_WINDOW_GPA..SHARE_WINDOW_GPA + SHARE_WINDOW_SIZE).contains(&pa)
-}
-
 /// A ready window of file (dev, ino) that covers `[off, off+len)` with at
 /// least the access asked for: takes a reference and returns (window base,
 /// guest-physical address of `off`).
@@ -231,9 +226,29 @@ pub fn put(base: u64) {
     }
 }
 
-/// Windows in use (for kmsg and tests).
-pub fn count() -> usize {
-    REG.lock().map.len()
+/// One reference to a window, for a mapping to take over
+/// ([`WindowRef::into_piece`]); given back when dropped, so an error on the
+/// way to the mapping releases it.
+pub struct WindowRef {
+    pub base: u64,
+    /// Guest-physical address of the mapping's first byte.
+    pub gpa: u64,
+    pub writable: bool,
+}
+
+impl WindowRef {
+    /// The piece `[.., end)` that now holds this reference.
+    pub fn into_piece(self, end: u64) -> Piece {
+        let p = Piece { end, gpa: self.gpa, base: self.base, writable: self.writable };
+        core::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for WindowRef {
+    fn drop(&mut self) {
+        put(self.base);
+    }
 }
 
 /// One mapped piece of a window in an address space: `[start, end)` maps

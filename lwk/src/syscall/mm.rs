@@ -201,7 +201,6 @@ fn map_shared(
         // Shared file bytes being replaced go back to their file first.
         let _ = filemap_io::write_back_range(t, addr, addr.saturating_add(len), false);
     }
-    let mut handed_over = false;
     let placed = (|| {
         let mut a = t.process.aspace.lock();
         let start = if fixed {
@@ -212,15 +211,12 @@ fn map_shared(
         } else {
             a.find_free_share(len, addr).ok_or(ENOMEM)?
         };
-        // map_share takes the window reference over, also on failure.
-        handed_over = true;
-        a.map_share(start, len, covered, perm, sh.gpa, sh.base, sh.writable)?;
+        // map_share takes the window reference over (an error before it
+        // drops `sh`, which gives the reference back).
+        a.map_share(start, len, covered, perm, sh)?;
         a.files.insert(start, FileMap { end: start + len, ..fm });
         Ok(start)
     })();
-    if placed.is_err() && !handed_over {
-        window::put(sh.base);
-    }
     filemap_io::close_orphans(t);
     placed.map(Some)
 }
@@ -250,7 +246,6 @@ pub fn shmat(f: &mut TrapFrame) -> SysResult {
     let (sh, size) = share::sysv(t, shmid, shmflg, writable)?;
     let len = align_up(size.max(1), PAGE);
     let perm = Perm { read: true, write: writable, exec: shmflg & SHM_EXEC != 0 };
-    let mut handed_over = false;
     let placed = (|| {
         let mut a = t.process.aspace.lock();
         let start = if addr != 0 {
@@ -264,16 +259,11 @@ pub fn shmat(f: &mut TrapFrame) -> SysResult {
         } else {
             a.find_free_share(len, 0).ok_or(ENOMEM)?
         };
-        handed_over = true;
-        a.map_share(start, len, len, perm, sh.gpa, sh.base, sh.writable)?;
+        a.map_share(start, len, len, perm, sh)?;
         let path = alloc::format!("/SYSV{:08x} (deleted)", shmid);
         a.files.insert(start, FileMap { end: start + len, off: 0, dev: SYSV_SHM_DEV, ino: shmid, path, shared: true, shared_fd: None });
         Ok(start)
     })();
-    if placed.is_err() && !handed_over {
-        // map_share gives the reference back on its own failures.
-        window::put(sh.base);
-    }
     placed
 }
 

@@ -254,11 +254,6 @@ impl ShareWindows {
         w.unmap();
     }
 
-    /// Windows in place (for `ihkosctl` and tests).
-    pub(crate) fn count(&self) -> usize {
-        self.state.lock().unwrap().windows.len()
-    }
-
     /// The partition stops: no new windows; existing ones go with the VM.
     pub(crate) fn close(&self) {
         self.state.lock().unwrap().closed = true;
