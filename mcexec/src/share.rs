@@ -223,16 +223,11 @@ pub fn lookup(gpa: u64, len: u64) -> Option<(Source, u64, bool)> {
 /// it no longer lists go (their descriptors close).
 pub fn retain_listed(windows: &[(u64, u64)]) {
     let mut v = RECORDS.lock().unwrap_or_else(|e| e.into_inner());
-    for r in v.iter_mut() {
+    v.retain_mut(|r| {
         let listed = windows.iter().any(|&(g, l)| g < r.gpa + r.len && r.gpa < g + l);
-        if listed {
-            r.seen = true;
-        } else if r.seen {
-            r.seen = false;
-            r.len = 0; // marks it for removal below
-        }
-    }
-    v.retain(|r| r.len != 0);
+        r.seen |= listed;
+        listed || !r.seen
+    });
 }
 
 /// Whether `fd` is one of our window descriptors (not the program's).
