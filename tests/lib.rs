@@ -79,3 +79,34 @@ pub fn wait_or_kill(child: &mut Child, timeout: Duration) -> bool {
         }
     }
 }
+
+/// Builds `examples/mpi-rs` (rsmpi against Debian's Open MPI,
+/// `MPICC=mpicc.openmpi`) into `<target>/mpi-examples` and returns the
+/// directory holding `mpi-allreduce` and `mpi-pingpong`. The crate is not a
+/// workspace member (it needs an MPI installation), so its users build it
+/// on demand; Err says why it could not be built.
+pub fn build_mpi_examples() -> Result<std::path::PathBuf, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("mpi-examples");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(root.join("examples/mpi-rs/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .env("MPICC", "mpicc.openmpi")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building examples/mpi-rs failed ({}; needs libopenmpi-dev and libclang-dev): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(target.join("release"))
+}

@@ -139,8 +139,9 @@ pub struct Options {
     #[arg(long, default_value = "0-1")]
     pub thread_cpus: String,
 
-    /// Memory of the 2-CPU partition (mcreboot -m).
-    #[arg(long, default_value = "512M")]
+    /// Memory of the 2-CPU partition (mcreboot -m); the MPI ping-pong's
+    /// two ranks share it.
+    #[arg(long, default_value = "1G")]
     pub thread_mem: String,
 
     /// Timed pthread_create + pthread_join pairs per side.
@@ -150,6 +151,10 @@ pub struct Options {
     /// Timed futex round trips per side.
     #[arg(long, default_value_t = 2_000)]
     pub thread_round_trips: u64,
+
+    /// Timed round trips per message size of the MPI ping-pong.
+    #[arg(long, default_value_t = 1_000)]
+    pub mpi_round_trips: u64,
 
     /// Time budget of one thread benchmark in seconds: a slow system stops
     /// early with fewer (at least 10) timed iterations.
@@ -177,6 +182,7 @@ impl Options {
             self.boot_reps = self.boot_reps.min(1);
             self.thread_creates = self.thread_creates.min(50);
             self.thread_round_trips = self.thread_round_trips.min(200);
+            self.mpi_round_trips = self.mpi_round_trips.min(100);
         } else if self.fwq_samples < 10_000 {
             bail!(
                 "--fwq-samples must be at least 10000 (issue 5), got {}",
@@ -195,6 +201,7 @@ impl Options {
             ("--launch-reps", self.launch_reps as u64),
             ("--thread-creates", self.thread_creates),
             ("--thread-round-trips", self.thread_round_trips),
+            ("--mpi-round-trips", self.mpi_round_trips),
             ("--thread-seconds", self.thread_seconds),
         ] {
             if v == 0 {

@@ -7,6 +7,7 @@ use crate::bench::fwq::FwqResult;
 use crate::bench::gups::{GupsResult, Mode};
 use crate::bench::stream::{StreamResult, KERNELS};
 use crate::bench::syscall::{Op, SyscallResult, OPS};
+use crate::bench::mpi::PingPong;
 use crate::bench::threads::{ThreadSide, ThreadsResult, MODES};
 use crate::bench::Outcome;
 use crate::stats;
@@ -342,15 +343,47 @@ pub fn rows(
     out
 }
 
-/// The rows of the thread benchmarks (issue 12): reported, no target.
+/// The rows of the 2-CPU benchmarks: the thread benchmarks (issue 12),
+/// reported without target; the MPI ping-pong (issue 13), whose targets
+/// are 8-byte latency <= 1.0x and 1 MiB bandwidth >= 1.0x Linux's.
 pub fn thread_rows(lwk: Option<&ThreadSide>, linux: Option<&ThreadSide>) -> Vec<Row> {
-    MODES
+    let mut rows: Vec<Row> = MODES
         .iter()
         .map(|&m| {
             let c = |s: Option<&ThreadSide>| Cell::from(s.map(|s| s.get(m)), ThreadsResult::median);
             Row::new(m.label(), "us", c(lwk), c(linux), Target::None)
         })
-        .collect()
+        .collect();
+    fn default(s: Option<&ThreadSide>) -> Option<&Outcome<PingPong>> {
+        s.map(|s| &s.mpi.default)
+    }
+    fn shared(s: Option<&ThreadSide>) -> Option<&Outcome<PingPong>> {
+        s.map(|s| &s.mpi.shared_only)
+    }
+    let lat = |p: &PingPong| p.lat_us;
+    let bw = |p: &PingPong| p.bw_mbs;
+    rows.push(Row::new(
+        "MPI ping-pong 8 B latency",
+        "us",
+        Cell::from(default(lwk), lat),
+        Cell::from(default(linux), lat),
+        Target::RatioAtMost(1.0),
+    ));
+    rows.push(Row::new(
+        "MPI 1 MiB bandwidth (vader default: CMA)",
+        "MB/s",
+        Cell::from(default(lwk), bw),
+        Cell::from(default(linux), bw),
+        Target::RatioAtLeast(1.0),
+    ));
+    rows.push(Row::new(
+        "MPI 1 MiB bandwidth (shared memory only)",
+        "MB/s",
+        Cell::from(shared(lwk), bw),
+        Cell::from(shared(linux), bw),
+        Target::RatioAtLeast(1.0),
+    ));
+    rows
 }
 
 /// Every row of a run: the single-CPU rows (when that phase ran), then the
@@ -533,6 +566,18 @@ mod tests {
         ThreadSide {
             create: Ok(r(create_us)),
             pingpong: Ok(r(pingpong_us)),
+            mpi: crate::bench::mpi::MpiSide {
+                default: Ok(PingPong {
+                    lat_us: create_us / 100.0,
+                    bw_mbs: 1000.0,
+                    cpus: (0, 1),
+                }),
+                shared_only: Ok(PingPong {
+                    lat_us: 1.0,
+                    bw_mbs: 500.0,
+                    cpus: (0, 1),
+                }),
+            },
         }
     }
 
@@ -541,12 +586,18 @@ mod tests {
         let lwk = threads(800.0, 1500.0);
         let linux = threads(40.0, 60.0);
         let rows = thread_rows(Some(&lwk), Some(&linux));
-        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.len(), 5);
         assert_eq!(rows[0].bench, "thread create+join");
         assert_eq!(rows[1].bench, "futex ping-pong 2 CPUs");
-        assert!(rows
+        assert!(rows[..2]
             .iter()
             .all(|r| r.unit == "us" && r.verdict() == Verdict::Info));
+        // MPI: 8 us against 0.4 us misses <= 1.0x; equal bandwidth passes
+        // >= 1.0x.
+        assert_eq!(rows[2].verdict(), Verdict::Miss);
+        assert_eq!(rows[3].verdict(), Verdict::Pass);
+        assert_eq!(rows[4].verdict(), Verdict::Pass);
+        let rows = &rows[..2];
         assert_eq!(rows[0].ratio(), Some(20.0));
         let t = markdown_table(&rows);
         assert!(
@@ -576,9 +627,9 @@ mod tests {
         );
         // --linux-only: nothing to compare, but the Linux value is shown.
         let rows = thread_rows(None, Some(&linux));
-        assert!(rows
-            .iter()
-            .all(|r| r.verdict() == Verdict::Info && r.lwk == Cell::Absent));
+        assert!(rows.iter().all(|r| r.lwk == Cell::Absent
+            && matches!(r.verdict(), Verdict::Info | Verdict::NoData)
+            && r.linux.value().is_some()));
     }
 
     #[test]
@@ -589,13 +640,16 @@ mod tests {
             ..Default::default()
         };
         let only_threads = all_rows(&r, &[], false, false, true);
-        assert_eq!(only_threads.len(), 2);
+        assert_eq!(only_threads.len(), 5);
         let both = all_rows(&r, &["512M".into()], true, true, true);
         assert_eq!(
             both.len(),
-            rows(None, None, &[], &["512M".into()]).len() + 2
+            rows(None, None, &[], &["512M".into()]).len() + 5
         );
-        assert_eq!(both.last().unwrap().bench, "futex ping-pong 2 CPUs");
+        assert_eq!(
+            both.last().unwrap().bench,
+            "MPI 1 MiB bandwidth (shared memory only)"
+        );
         let only_fwq = all_rows(&r, &[], false, true, false);
         assert!(!only_fwq.is_empty() && only_fwq.iter().all(|r| r.bench.starts_with("FWQ ")));
     }

@@ -135,6 +135,38 @@ impl Runner {
         }
     }
 
+    /// `program args` started by a launcher (`mpirun -n 2`): on the LWK
+    /// side `launcher mcexec <mcexec options> <mcexec_extra> program args`
+    /// (each rank its own mcexec), natively `launcher program args` with
+    /// the launcher pinned to this side's CPUs (its ranks inherit them).
+    pub fn launched_command(
+        &self,
+        launcher: &[String],
+        mcexec_extra: &[&str],
+        program: &Path,
+        args: &[String],
+    ) -> Command {
+        let mut c = Command::new(&launcher[0]);
+        c.args(&launcher[1..]);
+        match &self.mcexec {
+            Some(m) => {
+                c.arg(&m.path).args(&m.args).args(mcexec_extra);
+                c.envs(m.env.iter().map(|(k, v)| (k, v)));
+            }
+            None => pin_child(&mut c, &self.cpus),
+        }
+        c.arg(program).args(args);
+        c
+    }
+
+    /// Runs a command made by `command` or `launched_command` to completion
+    /// within `limit`, as `run` does.
+    pub fn run_prepared(&self, cmd: Command, limit: Duration) -> Result<Finished> {
+        let shown = show(&cmd);
+        run_watched(cmd, limit, true, true, self.health.as_ref())
+            .with_context(|| format!("{}: {shown}", self.side.name()))
+    }
+
     /// Runs `program args` to completion within `limit`; an error names the
     /// side, the command and the tail of its stderr when it fails.
     pub fn run(&self, program: &Path, args: &[String], limit: Duration) -> Result<Finished> {

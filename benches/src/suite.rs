@@ -10,6 +10,7 @@
 
 use crate::bench::fwq::{FwqResult, Observer};
 use crate::bench::gups::Mode;
+use crate::bench::mpi::{Copy as MpiCopy, MpiSide};
 use crate::bench::syscall::OPS;
 use crate::bench::threads::{Mode as ThreadMode, ThreadSide};
 use crate::bench::{self, outcome, Ctx, Outcome};
@@ -461,12 +462,22 @@ fn run_side(
     })
 }
 
-/// Thread create+join, then the futex ping-pong, on one side.
+/// Thread create+join, the futex ping-pong, then the MPI ping-pong (vader's
+/// default copy, then shared memory only), on one side.
 fn run_threads(r: &Runner, ctx: &Ctx, node: Option<&Node>) -> Result<ThreadSide> {
     let mut st = Stepper { node, dead: None };
     let create = st.run(|| bench::threads::run(r, ctx, ThreadMode::Create))?;
     let pingpong = st.run(|| bench::threads::run(r, ctx, ThreadMode::PingPong))?;
-    Ok(ThreadSide { create, pingpong })
+    let default = st.run(|| bench::mpi::run(r, ctx, MpiCopy::Default))?;
+    let shared_only = st.run(|| bench::mpi::run(r, ctx, MpiCopy::SharedOnly))?;
+    Ok(ThreadSide {
+        create,
+        pingpong,
+        mpi: MpiSide {
+            default,
+            shared_only,
+        },
+    })
 }
 
 /// Copies the report and plots to `benches/results/`, the copy the README shows.

@@ -11,6 +11,7 @@
 //! offloaded (the LWK's syscall table does), or let an offloaded call change
 //! mcexec's own memory map, signal handling, threads or descriptors.
 
+pub mod affinity;
 pub mod attach;
 pub mod cli;
 pub mod exec;

@@ -179,6 +179,7 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     let per_node = opts.procs_per_node.or(launcher.map(|(_, n)| n));
     let rank = per_node.and_then(|_| crate::rank::local_rank());
     let (conn, memfds) = connect(&dir, opts.os_index, rank, per_node)?;
+    crate::affinity::keep_proxy_off_partition(&dir, opts.os_index);
     if let Some(n) = per_node {
         if n > conn.info.nr_cpus {
             return Err(Failure::new(

@@ -173,3 +173,119 @@ fn hpcc_runs_on_the_lwk() {
     assert!(!report.contains("FAILED"), "{report}");
     assert!(report.contains("CommWorldProcs=2"), "{report}");
 }
+
+/// Cross-memory attach (what Open MPI's vader uses for single-copy
+/// transfers): process_vm_readv/writev between two LWK processes, both
+/// ways, 1 MiB checked byte for byte (tests/programs/cma.c).
+#[test]
+fn process_vm_readv_and_writev_between_lwk_processes() {
+    if !can_run("process_vm_readv_and_writev_between_lwk_processes") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(cma) = common::compile("cma.c", &[], tmp.path(), "cma") else { return };
+    let linux = common::linux(&[cma.to_str().unwrap()]);
+    assert!(linux.status.success(), "cma fails on Linux: {}", String::from_utf8_lossy(&linux.stderr));
+    let p = Partition::boot("512M", &[]);
+    let out = p.mcexec(&[cma.to_str().unwrap()]);
+    common::log(&cma, &[], &out);
+    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, linux.stdout);
+}
+
+/// The Rust MPI programs of examples/mpi-rs (rsmpi, Open MPI) on two LWK
+/// ranks: allreduce with the 1 MiB message through vader's CMA single copy
+/// (process_vm_readv between the ranks) and through copy-in/copy-out
+/// shared memory, then a short ping-pong whose every message is checked.
+#[test]
+fn rust_mpi_programs_on_the_lwk() {
+    if !can_run("rust_mpi_programs_on_the_lwk") {
+        return;
+    }
+    let dir = match mck_tests::build_mpi_examples() {
+        Ok(d) => d,
+        Err(why) => {
+            mck_tests::cannot_run("rust_mpi_programs_on_the_lwk", &why);
+            return;
+        }
+    };
+    let p = Partition::boot_cpus("0-1", "1G", &[]);
+    let mcexec = env!("CARGO_BIN_EXE_mcexec");
+    let job = |mca: &str, prog: &str, args: &[&str]| {
+        p.command(std::path::Path::new("mpirun.openmpi"))
+            .args(["-n", "2", "--mca", "btl_vader_single_copy_mechanism", mca, mcexec, "-n", "2"])
+            .arg(dir.join(prog))
+            .args(args)
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for mca in ["cma", "none"] {
+        let out = job(mca, "mpi-allreduce", &[]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mca}: {:?}\n{text}\n{err}", out.status);
+        // vader reports a mechanism it cannot use on stderr and falls back.
+        let lower = err.to_lowercase();
+        for word in ["cma", "single", "ptrace", "error"] {
+            assert!(!lower.contains(word), "{mca}: '{word}' on stderr: {err}");
+        }
+        let mut cpus = Vec::new();
+        for rank in 0..2 {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("rank {rank} of 2:")))
+                .unwrap_or_else(|| panic!("{mca}: no line of rank {rank}: {text}"));
+            assert!(line.contains("sum 3 ") && line.contains("ring ok large ok"), "{mca}: {line}");
+            cpus.push(line.split("cpu ").nth(1).unwrap().split_whitespace().next().unwrap().to_string());
+        }
+        assert_ne!(cpus[0], cpus[1], "{mca}: both ranks on one LWK CPU: {text}");
+    }
+    let out = job("cma", "mpi-pingpong", &["20", "8", "65536", "1048576"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{:?}\n{text}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(text.lines().any(|l| l == "done"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("size ")).count(), 3, "{text}");
+}
+
+/// A launcher that binds a rank to a CPU the partition reserved (here with
+/// taskset, as `--bind-to core` or `--cpu-bind` do): mcexec moves its proxy
+/// threads to the Linux CPUs before running the program, unless
+/// `MCEXEC_KEEP_AFFINITY=1`; the LWK program itself runs on the LWK CPU.
+#[test]
+fn a_rank_bound_to_a_partition_cpu_proxies_from_linux_cpus() {
+    if !can_run("a_rank_bound_to_a_partition_cpu_proxies_from_linux_cpus") {
+        return;
+    }
+    let p = Partition::boot("512M", &[]);
+    let allowed = |pid: u32| -> Vec<String> {
+        let mut v = Vec::new();
+        for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            if let Some(l) = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")) {
+                v.push(l.split_whitespace().nth(1).unwrap_or("").to_string());
+            }
+        }
+        v
+    };
+    for (keep, want) in [(false, "0"), (true, "1")] {
+        let mut cmd = p.command(std::path::Path::new("taskset"));
+        cmd.args(["-c", "1", env!("CARGO_BIN_EXE_mcexec"), "/bin/busybox", "sleep", "2"]);
+        if keep {
+            cmd.env("MCEXEC_KEEP_AFFINITY", "1");
+        }
+        let mut child = cmd.stdin(std::process::Stdio::null()).spawn().unwrap();
+        // taskset execs mcexec: the same pid. Wait until the proxy threads run.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut seen = allowed(child.id());
+        while (seen.len() < 2 || seen.iter().any(|c| c != want)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            seen = allowed(child.id());
+        }
+        let st = child.wait().unwrap();
+        assert!(st.success(), "keep={keep}: {st:?}");
+        assert!(seen.len() >= 2 && seen.iter().all(|c| c == want), "keep={keep}: threads allowed on {seen:?}, expected {want}");
+    }
+}

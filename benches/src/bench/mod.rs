@@ -5,6 +5,7 @@ pub mod boot;
 pub mod fwq;
 pub mod gups;
 pub mod launch;
+pub mod mpi;
 pub mod stream;
 pub mod syscall;
 pub mod threads;

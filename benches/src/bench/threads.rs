@@ -3,6 +3,7 @@
 //! `examples/bench/threads.c`. The LWK side runs on a 2-CPU partition, the
 //! Linux side natively pinned to the same two CPUs.
 
+use super::mpi::MpiSide;
 use super::{Ctx, Outcome};
 use crate::parse::{read_samples, Records};
 use crate::runner::Runner;
@@ -55,11 +56,13 @@ impl ThreadsResult {
     }
 }
 
-/// Both thread benchmarks of one side.
+/// The 2-CPU benchmarks of one side: both thread benchmarks and the MPI
+/// ping-pong.
 #[derive(Debug)]
 pub struct ThreadSide {
     pub create: Outcome<ThreadsResult>,
     pub pingpong: Outcome<ThreadsResult>,
+    pub mpi: MpiSide,
 }
 
 impl ThreadSide {
@@ -68,6 +71,7 @@ impl ThreadSide {
         ThreadSide {
             create: Err(why.to_string()),
             pingpong: Err(why.to_string()),
+            mpi: MpiSide::failed(why),
         }
     }
 
