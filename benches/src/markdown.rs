@@ -202,9 +202,10 @@ fn thread_section(
     }
     *s += &format!(
         "\n`mpi-pingpong` (examples/mpi-rs, rsmpi against Open MPI): `mpirun.openmpi -n 2 mcexec -n 2` on the \
-         partition, `mpirun.openmpi -n 2` natively; {} timed round trips per size after a warm-up, each message \
-         checked. Latency is half the median round trip of 8 bytes, bandwidth 1 MiB over half the median round \
-         trip. Large messages go through vader's default single copy (CMA, process_vm_readv between the ranks, \
+         partition, `mpirun.openmpi -n 2` natively; {} round trips per size after a warm-up, each message \
+         checked and each timed with the TSC (rate calibrated against CLOCK_MONOTONIC over 200 ms, so no clock \
+         system call is timed). Latency is half the median round trip of 8 bytes, bandwidth 1 MiB over half the \
+         median round trip. Large messages go through vader's default single copy (CMA, process_vm_readv between the ranks, \
          a system call per message) or, with `btl_vader_single_copy_mechanism none`, through the shared-memory \
          segment only (user-mode copies, no system call).\n\n| run | side | 8 B latency us | 1 MiB MB/s | CPUs |\n\
          |---|---|--:|--:|---|\n",

@@ -131,7 +131,7 @@ pub fn run(r: &Runner, ctx: &Ctx, copy: Copy) -> Result<PingPong> {
 mod tests {
     use super::*;
 
-    const OUT: &str = "size 8 iters 200 latency_us 0.391 bandwidth_mbs 20.5\n\
+    const OUT: &str = "size 8 iters 200 latency_us 0.391 bandwidth_mbs 20.5 min_us 0.3 p90_us 0.5 tsc_mhz 2600\n\
         size 1048576 iters 200 latency_us 259.793 bandwidth_mbs 4036.2\ncpus 0 1\ndone\n";
 
     #[test]
