@@ -45,6 +45,13 @@ fn online_cpus() -> Vec<usize> {
         .unwrap_or_default()
 }
 
+/// The host CPUs of OS instance `os` (ihkd's `os_query_cpu`, which any
+/// user may ask), in LWK CPU order; None when ihkd cannot say.
+pub fn partition_cpus(dir: &RuntimeDir, os: u32) -> Option<Vec<usize>> {
+    let cpus = ihk_client::client::Client::os(dir, os).and_then(|mut c| c.os_query_cpu()).ok()?;
+    Some(cpus.into_iter().map(|c| c as usize).collect())
+}
+
 /// Applies `proxy_cpus` to every thread of this process. Failures (a
 /// cgroup that forbids the Linux CPUs, an ihkd that cannot say which CPUs
 /// the partition has) leave the mask as it was: the program still runs.
@@ -52,10 +59,7 @@ pub fn keep_proxy_off_partition(dir: &RuntimeDir, os: u32) {
     if std::env::var_os("MCEXEC_KEEP_AFFINITY").is_some_and(|v| v == "1") {
         return;
     }
-    let Ok(partition) = ihk_client::client::Client::os(dir, os).and_then(|mut c| c.os_query_cpu()) else {
-        return;
-    };
-    let partition: Vec<usize> = partition.into_iter().map(|c| c as usize).collect();
+    let Some(partition) = partition_cpus(dir, os) else { return };
     let Ok(current) = sched_getaffinity(Pid::from_raw(0)) else { return };
     let Some(want) = proxy_cpus(&cpus_of(&current), &partition, &online_cpus()) else { return };
     let mut set = CpuSet::new();

@@ -176,7 +176,19 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     // `-n`, or the launcher's count of processes on this node (with its
     // local rank) when both are in the environment.
     let launcher = crate::rank::local_rank().zip(crate::rank::local_size());
-    let per_node = opts.procs_per_node.or(launcher.map(|(_, n)| n));
+    let per_node = match (opts.procs_per_node, launcher) {
+        (Some(n), _) => Some(n),
+        // More ranks on this node than LWK CPUs (an allow_oversubscribe
+        // partition): no shares to give, the ranks share every CPU, as
+        // the SPANK plugin does by leaving -n out. An explicit -n that
+        // large stays an error.
+        (None, Some((_, n)))
+            if crate::affinity::partition_cpus(&dir, opts.os_index).is_some_and(|c| n as usize > c.len()) =>
+        {
+            None
+        }
+        (None, l) => l.map(|(_, n)| n),
+    };
     let rank = per_node.and_then(|_| crate::rank::local_rank());
     let (conn, memfds) = connect(&dir, opts.os_index, rank, per_node)?;
     crate::affinity::keep_proxy_off_partition(&dir, opts.os_index);

@@ -75,6 +75,16 @@ fn errors_that_need_a_partition() {
     let o = p.mcexec(&["-n", "2", "/bin/busybox", "true"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("-n 2") && stderr(&o).contains("1 LWK CPU"), "{}", stderr(&o));
+    // The same count from a launcher's environment is not an error: the
+    // ranks share the CPUs (an allow_oversubscribe partition under mpirun).
+    let o = p
+        .mcexec_command(&["/bin/busybox", "nproc"])
+        .env("OMPI_COMM_WORLD_LOCAL_RANK", "1")
+        .env("OMPI_COMM_WORLD_LOCAL_SIZE", "2")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1");
     // A running OS index that does not exist.
     let o = p.mcexec(&["3", "/bin/busybox", "true"]);
     assert_eq!(o.status.code(), Some(1));

@@ -55,9 +55,11 @@ fn open_mpi_and_mpich_ranks_on_the_lwk() {
         .unwrap();
     check(&out, "Open MPI");
 
+    // Without -n: mcexec takes the count and its local rank from Hydra's
+    // environment (MPI_LOCALNRANKS, MPI_LOCALRANKID).
     let out = p
         .command(std::path::Path::new("mpiexec.mpich"))
-        .args(["-n", "2", mcexec, "-n", "2", mpich.to_str().unwrap()])
+        .args(["-n", "2", mcexec, mpich.to_str().unwrap()])
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();

@@ -17,6 +17,8 @@ use std::time::Duration;
 use cluster::{can_boot_partitions, stderr, stdout, wait_for, wait_job_end, Nodes};
 
 const LWK: &str = "--mckernel=256M";
+/// The partition of each node when two MPI ranks share it.
+const LWK_MPI: &str = "--mckernel=1G";
 
 /// Lines of `text` that contain `pat`, sorted.
 fn lines_with(text: &str, pat: &str) -> Vec<String> {
@@ -384,10 +386,11 @@ fn two_nodes_lwk_mpi_quick_launch_and_faults() {
 
 /// MPI ranks on the LWKs of two nodes: MPICH (pmi2) and Open MPI (PMIx)
 /// under `--mckernel`, then the quick-launch batch job with `--mckernel`.
-/// Needs MPI_Init under mcexec (the MPI issue); until it works, MPI_Init
-/// fails on the LWK, so this test is left out of the default run.
+/// Two ranks share each node's partition (one LWK CPU per node on this
+/// machine kind), so each node's LWK gets 1 GiB: an MPI rank's start-up
+/// (UCX's and PMIx's threads, their stacks and pools) needs more than the
+/// 128 MiB that a 256M partition leaves each of two ranks.
 #[test]
-#[ignore = "MPI_Init under mcexec is not ready yet (MPI issue); run with --ignored once it is"]
 fn mpi_ranks_on_the_lwks_of_two_nodes() {
     if !can_boot_partitions("mpi_ranks_on_the_lwks_of_two_nodes") {
         return;
@@ -396,7 +399,7 @@ fn mpi_ranks_on_the_lwks_of_two_nodes() {
     let (mpich, ompi) = allreduce_programs(&c);
     // Two LWK CPUs per node would be --mckernel-cpus=2 on a bigger machine;
     // here each node has one, shared by its two ranks.
-    let lwk = [LWK, "--mckernel-kargs=allow_oversubscribe"];
+    let lwk = [LWK_MPI, "--mckernel-kargs=allow_oversubscribe"];
     let o = c.srun(&[&["-N", "2", "-n", "4", "--mpi=pmi2"], &lwk[..], &[mpich.to_str().unwrap()]].concat());
     check(&o, "MPICH on the LWKs", &c);
     assert_eq!(lines_with(&stdout(&o), "rank"), FOUR_RANKS);
@@ -415,13 +418,51 @@ fn mpi_ranks_on_the_lwks_of_two_nodes() {
     assert_eq!(lines_with(&stdout(&o), "rank"), FOUR_RANKS);
     c.assert_clean(None);
 
+    // mpirun inside a batch job, each rank its own mcexec: the batch node's
+    // partition boots with the batch step (mpirun starts that node's ranks
+    // itself), the other node's with the srun that starts orted there,
+    // which runs on Linux as it is. Each node's kmsg shows a program ran
+    // on its LWK.
+    let ihkosctl = c.tools.path("ihkosctl");
+    let kmsg: String = c
+        .names
+        .iter()
+        .map(|n| {
+            format!(
+                "IHK_RUNTIME_DIR={} {} 0 kmsg > {}\n",
+                c.node_path(n, "ihk").display(),
+                ihkosctl.display(),
+                c.path(&format!("mpirun-kmsg.{n}")).display()
+            )
+        })
+        .collect();
+    let (job, out) = batch(
+        &c,
+        "mpirun-lwk",
+        &[&["-N", "2", "-n", "4"], &lwk[..]].concat(),
+        &format!(
+            "export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n\
+             export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo\n\
+             mpirun.openmpi -n 4 {} {} || exit 1\n{kmsg}",
+            c.tools.path("mcexec").display(),
+            ompi.display()
+        ),
+    );
+    assert_eq!(c.job_state(&job), "COMPLETED", "{out}\n{}", c.logs());
+    assert_eq!(lines_with(&out, "rank"), FOUR_RANKS, "{out}");
+    for n in &c.names {
+        let k = std::fs::read_to_string(c.path(&format!("mpirun-kmsg.{n}"))).unwrap_or_default();
+        assert!(k.contains("syscall entry:"), "no rank ran on {n}'s LWK:\n{k}\n{out}");
+    }
+    c.assert_clean(Some(&job));
+
     // Quick launch with the ranks on the LWKs: every srun of the job
     // script gets --mckernel from sbatch.
     let prog = ql_program(&c);
     let (job, out) = batch(
         &c,
         "ql-lwk",
-        &["-N", "2", LWK],
+        &["-N", "2", LWK_MPI],
         &format!(
             "{env}for r in a1 a2 a3; do ql_mpiexec_start -n 2 {prog} $r || exit 1; done\n\
              ql_mpiexec_finalize {prog} || exit 1\n",

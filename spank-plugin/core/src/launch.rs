@@ -7,6 +7,24 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+/// Why a task of a `--mckernel` step runs on Linux as it is, or None when
+/// it becomes an LWK process: a task that is `mcexec` already (the user
+/// wrapped it), or the node daemon of an MPI launcher run inside the job
+/// (`mpirun mcexec ./a.out` in a batch script: Open MPI starts `orted` or
+/// `prted` on the other nodes with srun, MPICH's Hydra `hydra_pmi_proxy`),
+/// which starts the ranks' own mcexec. The partition is booted for such a
+/// step all the same.
+pub fn runs_as_is(task_argv: &[Vec<u8>]) -> Option<&'static str> {
+    let program = task_argv.first()?;
+    let base = program.rsplit(|&b| b == b'/').next().unwrap_or(program);
+    match base {
+        b"mcexec" => Some("the task is mcexec already"),
+        b"orted" | b"prted" => Some("Open MPI's node daemon starts the ranks' mcexec"),
+        b"hydra_pmi_proxy" => Some("MPICH's Hydra proxy starts the ranks' mcexec"),
+        _ => None,
+    }
+}
+
 /// What goes before the task's argv: `mcexec -n <tasks on this node>`, so
 /// that each of the node's tasks gets its own share of the LWK CPUs. With
 /// more tasks than LWK CPUs (an `allow_oversubscribe` partition) there are
@@ -45,6 +63,19 @@ pub fn mcexec_argv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn launcher_daemons_and_mcexec_run_as_they_are() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert!(runs_as_is(&argv(&["/opt/mck/bin/mcexec", "./a.out"])).is_some());
+        assert!(runs_as_is(&argv(&["orted", "-mca", "ess", "slurm"])).is_some());
+        assert!(runs_as_is(&argv(&["/usr/bin/prted"])).is_some());
+        assert!(runs_as_is(&argv(&["/usr/bin/hydra_pmi_proxy", "--control-port"])).is_some());
+        assert!(runs_as_is(&argv(&["./a.out"])).is_none());
+        assert!(runs_as_is(&argv(&["/usr/bin/mcexec-like"])).is_none());
+        assert!(runs_as_is(&argv(&["./orted/a.out"])).is_none());
+        assert!(runs_as_is(&[]).is_none());
+    }
 
     #[test]
     fn prepends_mcexec() {
