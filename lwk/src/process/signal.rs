@@ -264,6 +264,31 @@ fn dequeue(t: &Thread) -> Option<(u32, SigInfo)> {
     dequeue_from(t, !mask)
 }
 
+/// Calls that a handler interrupts with EINTR even under SA_RESTART
+/// (signal(7), "never restarted"): sleeps and waits with a timeout, whose
+/// restart would start the full time again.
+fn never_restarted(nr: u64) -> bool {
+    use ihk_abi::linux::sys;
+    matches!(
+        nr,
+        sys::SYS_nanosleep
+            | sys::SYS_clock_nanosleep
+            | sys::SYS_poll
+            | sys::SYS_ppoll
+            | sys::SYS_select
+            | sys::SYS_pselect6
+            | sys::SYS_epoll_wait
+            | sys::SYS_epoll_pwait
+            | sys::SYS_epoll_pwait2
+            | sys::SYS_msgrcv
+            | sys::SYS_msgsnd
+            | sys::SYS_semop
+            | sys::SYS_semtimedop
+            | sys::SYS_io_getevents
+            | sys::SYS_io_pgetevents
+    )
+}
+
 /// Take pending signals on the way back to user mode. `restart`: the
 /// frame is a system call interrupted by a signal (its number).
 pub fn deliver(t: &Thread, f: &mut TrapFrame, mut restart: Option<u64>) {
@@ -279,7 +304,7 @@ pub fn deliver(t: &Thread, f: &mut TrapFrame, mut restart: Option<u64>) {
             super::service::exit_process(t, 0, sig);
         }
         if let Some(nr) = restart.take() {
-            if a.flags & SA_RESTART != 0 {
+            if a.flags & SA_RESTART != 0 && !never_restarted(nr) {
                 f.rax = nr;
                 f.rip -= 2;
             } else {

@@ -1,8 +1,11 @@
 /* Timers and signals from Linux: alarm(1) + pause() with a SIGALRM
  * handler, a 100 ms ITIMER_REAL setitimer, and a SIGUSR1 sent to the
  * process from outside (the test kills mcexec's pid once "ready" is
- * printed); sigwait for SIGUSR2 raised by another thread. */
+ * printed); sigwait for SIGUSR2 raised by another thread; a nanosleep
+ * interrupted by an SA_RESTART handler returns EINTR with the time left. */
+#include <errno.h>
 #include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +40,17 @@ int main(void) {
     setitimer(ITIMER_REAL, &it, NULL);
     while (alarms < 2) pause();
     printf("itimer %d\n", (int)alarms);
+
+    /* A sleep interrupted by a handler returns EINTR with the time left,
+     * even with SA_RESTART (signal(7): never restarted). */
+    sa.sa_handler = on_alrm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    setitimer(ITIMER_REAL, &it, NULL);
+    struct timespec req = {2, 0}, rem = {0, 0};
+    int r = nanosleep(&req, &rem);
+    printf("nanosleep %d %s rem %ld\n", r, r && errno == EINTR ? "EINTR" : "-", (long)rem.tv_sec);
+    sa.sa_flags = 0;
 
     sigset_t set;
     sigemptyset(&set);
