@@ -22,3 +22,4 @@ pub mod proxy;
 pub mod rank;
 pub mod session;
 pub mod share;
+pub mod uti;
