@@ -4,7 +4,10 @@
 //! LWK; they exchange 100,000 values through a futex-based queue and
 //! ping-pong on a futex word (waits and wakes both ways). Without
 //! `--enable-uti` the thread is an ordinary LWK thread with a log line;
-//! `kill -9` of mcexec leaves nothing. The program is built here with
+//! an execve of the main thread ends a utility thread that computes
+//! without system calls; `kill -9` of mcexec leaves nothing; placement
+//! hints put the thread on a Linux CPU or keep it on the LWK, checked in
+//! Linux's /proc. The programs are built here with
 //! Debian's gcc against our `uti.h` and linked to our libuti, on a real
 //! `mcreboot -c 1 -m 1G` partition.
 
@@ -133,15 +136,28 @@ fn a_utility_thread_runs_on_linux_and_exchanges_values_with_the_lwk() {
 }
 
 #[test]
-fn kill_9_of_mcexec_with_a_utility_thread_leaves_nothing() {
-    if !can_run("kill_9_of_mcexec_with_a_utility_thread_leaves_nothing") {
+fn a_running_utility_thread_ends_with_execve_and_kill_9_leaves_nothing() {
+    if !can_run("a_running_utility_thread_ends_with_execve_and_kill_9_leaves_nothing") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let exe = build_program(tmp.path());
     let exe_s = exe.to_str().unwrap();
+    let exec = build(tmp.path(), "uti_exec");
     let counter = counter_file(tmp.path());
     let p = Partition::boot("1G", &[]);
+
+    // execve from the main thread while the utility thread computes on
+    // Linux without system calls: it is fetched back (SIGURG) and ends.
+    let out = p
+        .mcexec_command(&["--enable-uti", exec.to_str().unwrap()])
+        .env("UTI_COUNTER_FILE", &counter)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    common::log(&exec, &[], &out);
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "exec after a utility thread\n");
 
     // The utility thread spins on Linux CPU 0, the main thread waits.
     let mut c = p

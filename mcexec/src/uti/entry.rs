@@ -144,6 +144,19 @@ pub extern "C" fn sigsegv_entry(sig: libc::c_int, info: *mut libc::siginfo_t, uc
     }
 }
 
+/// SIGURG handler (SA_SIGINFO | SA_ONSTACK, no SA_RESTART): the proxy
+/// interrupt (a blocking call returns EINTR, `proxy.rs`); in a utility
+/// thread running the program, also a request to visit the LWK
+/// (`on_sigurg`).
+pub extern "C" fn sigurg_entry(_sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid ucontext to a SA_SIGINFO handler.
+    let rip = unsafe { (*(uc as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] as u64 };
+    if (USER_START..USER_END).contains(&rip) {
+        // SAFETY: as in `on_mcexec_tls`.
+        unsafe { on_mcexec_tls(info, uc, super::on_sigurg) }
+    }
+}
+
 /// Run `f` with this thread's own FS base instead of the program's.
 ///
 /// # Safety

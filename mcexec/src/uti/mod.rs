@@ -10,7 +10,9 @@
 //! (number, arguments, stack pointer), serves the offload requests the LWK
 //! makes while running it, and returns its result to the program when the
 //! LWK sends `UtiRun(UTI_RESUME, result)`. `exit` ends with the LWK's
-//! `ThreadExit`, after which this host thread ends too.
+//! `ThreadExit`, after which this host thread ends too. Faults on memory
+//! not mirrored yet are forwarded the same way (`UTI_FAULT`), and the
+//! proxy interrupt (SIGURG) in the program's code answers `UTI_CHECK`.
 //!
 //! The mirror: every request carries the map sequence it needs, so the
 //! mirror is brought up to date at the thread's start and at each return
@@ -29,7 +31,7 @@ mod filter;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, Once, OnceLock};
 
-use ihk_abi::offload::{OffloadCall, UtiRegs, UTI_FAULT, UTI_RESUME};
+use ihk_abi::offload::{OffloadCall, UtiRegs, UTI_CHECK, UTI_FAULT, UTI_RESUME};
 
 use crate::proxy::{Process, SPIN_MAX};
 
@@ -134,6 +136,12 @@ fn install_handler() -> std::io::Result<()> {
                 return;
             }
             let _ = PREVIOUS_SIGSEGV.set(old);
+            // Replaces the proxies' no-op SIGURG handler (same flags but
+            // SA_SIGINFO|SA_ONSTACK; it does nothing outside the program).
+            sa.sa_sigaction = entry::sigurg_entry as *const () as usize;
+            if libc::sigaction(libc::SIGURG, &sa, std::ptr::null_mut()) != 0 {
+                r = Err(std::io::Error::last_os_error());
+            }
         }
     });
     r
@@ -158,6 +166,24 @@ unsafe fn previous_sigsegv(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mu
             unsafe { libc::signal(libc::SIGSEGV, libc::SIG_DFL) };
         }
     }
+}
+
+/// SIGURG while the program runs: if the LWK asked to interrupt this
+/// thread's pending UtiRun (another thread's execve ends it, a signal is
+/// directed at it), answer it with UTI_CHECK so the LWK half looks at what
+/// it must do, and continue the program when it resumes us.
+///
+/// # Safety
+/// `uc` as the kernel passed it to a SA_SIGINFO handler.
+unsafe fn on_sigurg(_info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
+    CTX.with(|c| {
+        let c = c.borrow();
+        let Some(c) = c.as_ref() else { return };
+        let s = c.process.slot(c.slot);
+        if s.interrupt.load(std::sync::atomic::Ordering::Acquire) != 0 {
+            forward(&c.process, c.slot, UTI_CHECK as u64, [0; 6], 0);
+        }
+    });
 }
 
 /// A fault of the program's code on Linux: let the LWK back the page (the
