@@ -212,13 +212,16 @@ fn placement_hints_put_the_thread_on_linux_or_keep_it_on_the_lwk() {
     let counter = counter_file(tmp.path());
     let p = Partition::boot("1G", &[]);
     // (hints, environment, runs on Linux)
-    let cases: [(&[&str], &[(&str, &str)], bool); 3] = [
+    let cases: [(&[&str], &[(&str, &str)], bool); 4] = [
         (&["EXCLUSIVE_CPU", "SAME_NUMA_DOMAIN"], &[("UTI_CPU_SET", "0")], true),
         // McKernel's PREFER_LWK: the thread stays on the LWK.
         (&["PREFER_LWK"], &[], false),
         // Only the partition's CPU allowed: PREFER_FWK finds no Linux CPU
         // and falls back to the LWK (libuti's log line).
         (&[], &[("UTI_CPU_SET", "1")], false),
+        // A uti_pthread_create that fails before cloning withdraws its
+        // indication: the next plain pthread_create is an LWK thread.
+        (&["FAILED_FIRST"], &[], false),
     ];
     for (hints, env, on_linux) in cases {
         let mut args = vec!["--enable-uti", exe_s];

@@ -36,6 +36,13 @@ pub fn on_lwk() -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
 }
 
+/// Withdraw the indication (pthread_create failed, maybe before cloning:
+/// the thread's next ordinary clone must stay an ordinary thread).
+pub fn withdraw() {
+    // SAFETY: a system call without pointer arguments.
+    unsafe { libc::syscall(SYS_UTIL_INDICATE_CLONE, -2 as libc::c_long, 0 as libc::c_long) };
+}
+
 /// Tell the kernel the calling thread's next clone is a utility thread.
 /// Call right before `pthread_create`.
 pub fn indicate_clone() -> Backend {

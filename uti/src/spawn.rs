@@ -372,6 +372,9 @@ unsafe fn create_with(
         }
     }
     if rc != 0 {
+        if backend == crate::lwk::Backend::LwkOnLinux {
+            crate::lwk::withdraw();
+        }
         // SAFETY: no thread was created, so the payload is still ours.
         drop(unsafe { Box::from_raw(payload) });
         return Err(Error::os("pthread_create", rc));

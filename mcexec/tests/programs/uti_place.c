@@ -1,7 +1,10 @@
 /* A utility thread with the hints named on the command line
  * (EXCLUSIVE_CPU, SAME_NUMA_DOMAIN, PREFER_LWK, PREFER_FWK) that prints
  * "tid T" and spins; the main thread prints "main" and waits. For
- * placement checks from outside (the test reads /proc of mcexec). */
+ * placement checks from outside (the test reads /proc of mcexec).
+ * FAILED_FIRST: first a uti_pthread_create that fails before its clone
+ * (a stack too large to map), then a plain pthread_create of the thread,
+ * which must be an ordinary thread. */
 #define _GNU_SOURCE
 #include <linux/futex.h>
 #include <pthread.h>
@@ -26,7 +29,12 @@ int main(int argc, char **argv)
     uti_attr_t ua;
     pthread_t th;
     uti_attr_init(&ua);
+    int failed_first = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "FAILED_FIRST")) {
+            failed_first = 1;
+            continue;
+        }
         if (!strcmp(argv[i], "EXCLUSIVE_CPU"))
             UTI_ATTR_EXCLUSIVE_CPU(&ua);
         else if (!strcmp(argv[i], "SAME_NUMA_DOMAIN"))
@@ -38,7 +46,20 @@ int main(int argc, char **argv)
         else
             return 2;
     }
-    int rc = uti_pthread_create(&th, NULL, spin, NULL, &ua);
+    int rc;
+    if (failed_first) {
+        pthread_attr_t big;
+        pthread_attr_init(&big);
+        pthread_attr_setstacksize(&big, 1UL << 46);
+        rc = uti_pthread_create(&th, &big, spin, NULL, &ua);
+        if (rc == 0) {
+            printf("uti_pthread_create with a 64 TiB stack succeeded\n");
+            return 1;
+        }
+        rc = pthread_create(&th, NULL, spin, NULL);
+    } else {
+        rc = uti_pthread_create(&th, NULL, spin, NULL, &ua);
+    }
     if (rc != 0) {
         printf("uti_pthread_create %s\n", strerror(rc));
         return 1;
