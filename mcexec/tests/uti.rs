@@ -188,6 +188,11 @@ fn a_running_utility_thread_ends_with_execve_and_kill_9_leaves_nothing() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
+/// The name (comm) of host task `tid` of process `pid`.
+fn task_name(pid: u32, tid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap().trim().to_string()
+}
+
 /// State letter, processor and `Cpus_allowed_list` of host task `tid` of
 /// process `pid`, from Linux's /proc.
 fn task(pid: u32, tid: u32) -> (char, u32, String) {
@@ -250,6 +255,7 @@ fn placement_hints_put_the_thread_on_linux_or_keep_it_on_the_lwk() {
             // The spinning thread is a running task of mcexec on Linux CPU
             // 0, allowed nowhere else.
             assert_eq!(task(pid, tid), ('R', 0, "0".to_string()), "{hints:?} {env:?}");
+            assert!(task_name(pid, tid).starts_with("uti"), "{}", task_name(pid, tid));
         } else {
             // It spins on the LWK; its proxy thread on Linux sleeps.
             let mut t = task(pid, tid);
@@ -261,6 +267,7 @@ fn placement_hints_put_the_thread_on_linux_or_keep_it_on_the_lwk() {
                 t = task(pid, tid);
             }
             assert_eq!(t.0, 'S', "{hints:?} {env:?}: the thread's host task runs: {t:?}");
+            assert!(task_name(pid, tid).starts_with("proxy"), "{}", task_name(pid, tid));
         }
         c.kill().unwrap();
         assert_eq!(c.wait().unwrap().signal(), Some(libc::SIGKILL));

@@ -103,6 +103,10 @@ fn prepare(process: &Arc<Process>, i: u32, regs_gpa: u64) -> Result<UtiRegs, Sta
     // answer; `ptr` checked the bounds.
     let regs = unsafe { std::ptr::read_unaligned(p as *const UtiRegs) };
     cpus::narrow_own_affinity();
+    // `top -H` and /proc show it as the utility thread of slot i.
+    let name = std::ffi::CString::new(format!("uti{i}")).expect("no NUL");
+    // SAFETY: PR_SET_NAME copies at most 16 bytes of a NUL-terminated string.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
     install_handler().map_err(StartError::Handler)?;
     CTX.with(|c| *c.borrow_mut() = Some(Ctx { process: Arc::clone(process), slot: i }));
     // SAFETY: gettid has no arguments.
