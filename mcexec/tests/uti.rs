@@ -217,7 +217,8 @@ fn placement_hints_put_the_thread_on_linux_or_keep_it_on_the_lwk() {
     let counter = counter_file(tmp.path());
     let p = Partition::boot("1G", &[]);
     // (hints, environment, runs on Linux)
-    let cases: [(&[&str], &[(&str, &str)], bool); 4] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], bool);
+    let cases: [Case; 4] = [
         (&["EXCLUSIVE_CPU", "SAME_NUMA_DOMAIN"], &[("UTI_CPU_SET", "0")], true),
         // McKernel's PREFER_LWK: the thread stays on the LWK.
         (&["PREFER_LWK"], &[], false),
