@@ -218,8 +218,11 @@ fn placement_hints_put_the_thread_on_linux_or_keep_it_on_the_lwk() {
     let p = Partition::boot("1G", &[]);
     // (hints, environment, runs on Linux)
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], bool);
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         (&["EXCLUSIVE_CPU", "SAME_NUMA_DOMAIN"], &[("UTI_CPU_SET", "0")], true),
+        // A split that names the partition's CPU as Linux's: libuti places
+        // the thread there, mcexec keeps it on the Linux CPUs.
+        (&[], &[("UTI_FWK_CPU_SET", "1"), ("UTI_LWK_CPU_SET", "0")], true),
         // McKernel's PREFER_LWK: the thread stays on the LWK.
         (&["PREFER_LWK"], &[], false),
         // Only the partition's CPU allowed: PREFER_FWK finds no Linux CPU

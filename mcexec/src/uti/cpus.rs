@@ -81,7 +81,9 @@ fn list(cpus: &[usize]) -> String {
 
 /// A utility thread's `sched_setaffinity(tid, len, mask)` (from libuti's
 /// placement through the LWK, or its own): the mask within the Linux CPUs,
-/// EINVAL when that leaves none, so the partition's CPUs never run it.
+/// or all of them when it names none (as the thread's start does, so the
+/// result does not depend on which comes first): the partition's CPUs
+/// never run it.
 pub fn set_affinity(tid: u64, len: u64, mask: u64) -> i64 {
     let Some(linux) = LINUX_CPUS.get() else { return -(libc::EINVAL as i64) };
     let len = (len as usize).min(std::mem::size_of::<libc::cpu_set_t>());
@@ -103,15 +105,11 @@ pub fn set_affinity(tid: u64, len: u64, mask: u64) -> i64 {
             }
         }
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        let mut any = false;
+        let any = linux.iter().any(|&c| libc::CPU_ISSET(c, &asked));
         for &c in linux {
-            if libc::CPU_ISSET(c, &asked) {
+            if !any || libc::CPU_ISSET(c, &asked) {
                 libc::CPU_SET(c, &mut set);
-                any = true;
             }
-        }
-        if !any {
-            return -(libc::EINVAL as i64);
         }
         if libc::sched_setaffinity(tid as libc::pid_t, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
             return -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL) as i64);
