@@ -63,13 +63,13 @@ pub fn intercept(number: u64, args: &[u64; 6]) -> Option<i64> {
         .then(|| cpus::set_affinity(args[0], args[1], args[2]))
 }
 
-const EFAULT: i64 = 14;
+const EFAULT: i64 = libc::EFAULT as i64;
 
 #[derive(Debug, thiserror::Error)]
 enum StartError {
     #[error("its registers are not in guest memory: {0}")]
     Regs(crate::guest::GuestError),
-    #[error("SIGSYS handler: {0}")]
+    #[error("installing its signal handlers: {0}")]
     Handler(std::io::Error),
     #[error("seccomp filter: {0}")]
     Filter(std::io::Error),
@@ -81,7 +81,8 @@ pub fn run(process: &Arc<Process>, i: u32, args: [u64; 6]) -> ! {
     let regs = match prepare(process, i, args[1]) {
         Ok(regs) => regs,
         Err(e) => {
-            eprintln!("mcexec: utility thread {}: cannot run it on Linux: {e}", process.slot(i).tid.load(std::sync::atomic::Ordering::Relaxed));
+            let tid = process.slot(i).tid.load(std::sync::atomic::Ordering::Relaxed);
+            eprintln!("mcexec: utility thread {tid}: cannot run it on Linux: {e}");
             // The LWK ends the process on a negative answer.
             process.publish(i, -EFAULT, None);
             process.serve_slot(i);
