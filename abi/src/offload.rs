@@ -223,8 +223,14 @@ pub struct StartParams {
     /// run there; `cpu` is inside it. A count of 0 means `cpu` alone.
     pub cpu_set_first: u32,
     pub cpu_set_count: u32,
-    pub _reserved: [u64; 2],
+    /// `START_*` bits.
+    pub flags: u64,
+    pub _reserved: [u64; 1],
 }
+
+/// [`StartParams::flags`]: `mcexec --enable-uti`: threads created after
+/// `util_indicate_clone` run on Linux CPUs inside `mcexec` ([`OffloadCall::UtiRun`]).
+pub const START_UTI: u64 = 1;
 
 /// [`StartParams::fork_from_slot`] of a process that is not a fork child.
 pub const NO_FORK: u32 = u32::MAX;
@@ -438,6 +444,56 @@ pub enum OffloadCall {
     /// share window at `gpa`, as [`OffloadCall::ShareFile`]. Returns 0 or
     /// -errno.
     ShareSysv = OFFLOAD_CALL_BASE + 17,
+    /// `(kind, value)`: the LWK thread of this slot is a utility thread that
+    /// runs on Linux in its proxy thread (`mcexec --enable-uti`,
+    /// docs/uti.md). [`UTI_START`] with `value` the guest-physical address
+    /// of a [`UtiRegs`]: the proxy thread starts running the program there;
+    /// [`UTI_RESUME`] with `value` the result of the call it forwarded: it
+    /// continues the program with that result. The call returns when the
+    /// program makes a call the LWK must run: `result` is its number (or
+    /// [`UTI_CHECK`]) and `args` its arguments; the LWK runs it and sends
+    /// `UtiRun(UTI_RESUME, result)`. Offload requests made meanwhile (the
+    /// call's own, e.g. `ZeroPhys`) are served by the same proxy thread.
+    UtiRun = OFFLOAD_CALL_BASE + 18,
+}
+
+/// [`OffloadCall::UtiRun`] kinds.
+pub const UTI_START: u64 = 0;
+pub const UTI_RESUME: u64 = 1;
+/// [`OffloadCall::UtiRun`] answer: no call, only let the LWK thread look at
+/// its signals and whether it must end (the proxy was interrupted).
+pub const UTI_CHECK: i64 = -1;
+/// [`OffloadCall::UtiRun`] answer: not a system call but a page fault of
+/// the program on Linux at `args[0]` (`args[1]` != 0: a write) on memory
+/// that is not mirrored (not backed yet): the LWK resolves it as its own
+/// fault (0) or ends the process with SIGSEGV.
+pub const UTI_FAULT: u64 = OFFLOAD_CALL_BASE + 0x100;
+
+/// User registers of a utility thread's first entry on Linux: the frame
+/// its clone returns with in the child (rax 0, its own stack) and its FS
+/// base (TLS).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UtiRegs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub rip: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub fs_base: u64,
 }
 
 /// [`OffloadCall::ShareFile`] flag: create the window (else it exists).
@@ -480,6 +536,7 @@ impl OffloadCall {
             x if x == OffloadCall::ShareAnon as u64 => OffloadCall::ShareAnon,
             x if x == OffloadCall::SysvAttach as u64 => OffloadCall::SysvAttach,
             x if x == OffloadCall::ShareSysv as u64 => OffloadCall::ShareSysv,
+            x if x == OffloadCall::UtiRun as u64 => OffloadCall::UtiRun,
             _ => return None,
         })
     }

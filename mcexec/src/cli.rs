@@ -22,6 +22,9 @@ pub struct Options {
     /// `-s/--stack-premap`: premapped stack bytes and optional maximum.
     pub stack_premap: Option<u64>,
     pub stack_max: Option<u64>,
+    /// `--enable-uti` (or `MCEXEC_ENABLE_UTI=1`): utility threads run on
+    /// Linux CPUs inside mcexec (docs/uti.md).
+    pub enable_uti: bool,
     /// The program as given and its arguments (argv[0] is `program`).
     pub program: OsString,
     pub args: Vec<OsString>,
@@ -53,6 +56,8 @@ Options:
   -h, --extend-heap-by=<size>   extend the heap in steps of <size> (K, M, G suffixes)
   -s, --stack-premap=<size>[,<max>]
                                 premap <size> bytes of stack; <max> is the stack limit
+      --enable-uti              run utility threads (uti_pthread_create) on Linux
+                                CPUs inside mcexec (also MCEXEC_ENABLE_UTI=1)
       --help                    print this help
 ";
 
@@ -67,6 +72,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, UsageError> {
         extend_heap_by: None,
         stack_premap: None,
         stack_max: None,
+        enable_uti: std::env::var_os("MCEXEC_ENABLE_UTI").is_some_and(|v| v == "1"),
         program: OsString::new(),
         args: Vec::new(),
     };
@@ -108,6 +114,14 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, UsageError> {
             (false, "t") => "t",
             (false, "h") | (true, "extend-heap-by") => "h",
             (false, "s") | (true, "stack-premap") => "s",
+            (true, "enable-uti") => {
+                if inline.is_some() {
+                    return Err(UsageError("option '--enable-uti' takes no value".into()));
+                }
+                opts.enable_uti = true;
+                i += 1;
+                continue;
+            }
             (true, "help") => {
                 if inline.is_some() {
                     return Err(UsageError("option '--help' takes no value".into()));
@@ -234,6 +248,10 @@ mod tests {
         assert_eq!(o.procs_per_node, Some(2));
         let o = run(&["--", "-weird-name"]);
         assert_eq!(o.program, "-weird-name");
+        let o = run(&["--enable-uti", "-n", "1", "prog", "--enable-uti"]);
+        assert!(o.enable_uti);
+        assert_eq!(o.args, vec!["--enable-uti"]);
+        assert_eq!(p(&["--enable-uti=1", "prog"]), Err(UsageError("option '--enable-uti' takes no value".into())));
     }
 
     #[test]

@@ -191,7 +191,7 @@ impl Executor {
             OffloadCall::ShareAnon => crate::share::share_anon(a),
             OffloadCall::SysvAttach => crate::share::sysv_attach(a),
             OffloadCall::ShareSysv => crate::share::share_sysv(a),
-            OffloadCall::ThreadStart | OffloadCall::ThreadExit | OffloadCall::Fork => EINVAL.neg(),
+            OffloadCall::ThreadStart | OffloadCall::ThreadExit | OffloadCall::Fork | OffloadCall::UtiRun => EINVAL.neg(),
         }
     }
 

@@ -23,3 +23,4 @@ pub mod proxy;
 pub mod rank;
 pub mod session;
 pub mod share;
+pub mod uti;

@@ -11,6 +11,10 @@
 //! A share window's range (`MAP_ENTRY_WINDOW`) is mapped from our own
 //! descriptor of its host file instead (`share.rs`): the same pages the
 //! guest sees through the window.
+//!
+//! With `--enable-uti` ([`set_executable`]) every mirror is also
+//! executable: a utility thread runs the program's code from it
+//! (docs/uti.md).
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
@@ -36,6 +40,23 @@ pub enum MirrorError {
     NoWindow(u64, u64),
     #[error(transparent)]
     Guest(#[from] crate::guest::GuestError),
+}
+
+static EXECUTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Map mirrors executable from now on (`--enable-uti`; before the first
+/// mirror is made).
+pub fn set_executable() {
+    EXECUTABLE.store(true, Ordering::Relaxed);
+}
+
+/// `prot`, plus PROT_EXEC under `--enable-uti`.
+fn with_exec(prot: ProtFlags) -> ProtFlags {
+    if EXECUTABLE.load(Ordering::Relaxed) {
+        prot | ProtFlags::PROT_EXEC
+    } else {
+        prot
+    }
 }
 
 /// Reserve `[USER_START, USER_END)` PROT_NONE. Call before anything that
@@ -196,11 +217,11 @@ impl Mirror {
         for (va, len, gpa, flags) in plan_maps(&applied.entries, &new) {
             if flags & MAP_ENTRY_WINDOW != 0 {
                 let (src, off, writable) = crate::share::lookup(gpa, len).ok_or(MirrorError::NoWindow(gpa, len))?;
-                let prot = if writable && flags & MAP_ENTRY_WRITE != 0 {
+                let prot = with_exec(if writable && flags & MAP_ENTRY_WRITE != 0 {
                     ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
                 } else {
                     ProtFlags::PROT_READ
-                };
+                });
                 match src {
                     // SAFETY: as below; `fd` is our own descriptor of the file.
                     crate::share::Source::File(fd) => unsafe {
@@ -245,7 +266,7 @@ impl Mirror {
                     mmap(
                         Some(NonZeroUsize::new(at as usize).unwrap()),
                         NonZeroUsize::new(l as usize).unwrap(),
-                        ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                        with_exec(ProtFlags::PROT_READ | ProtFlags::PROT_WRITE),
                         MapFlags::MAP_SHARED | MapFlags::MAP_FIXED,
                         fd,
                         off as i64,
@@ -264,6 +285,11 @@ impl Mirror {
         applied.seq = seq;
         self.applied_seq.store(seq, Ordering::Release);
         Ok(())
+    }
+
+    /// The guest memory the mirror maps.
+    pub fn guest(&self) -> &Arc<GuestMemory> {
+        &self.guest
     }
 
     /// The sequence currently applied.

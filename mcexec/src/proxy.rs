@@ -69,7 +69,7 @@ impl Process {
         self.capacity
     }
 
-    fn slot_ptr(&self, i: u32) -> *mut ThreadSlot {
+    pub(crate) fn slot_ptr(&self, i: u32) -> *mut ThreadSlot {
         assert!(i < self.capacity);
         // SAFETY: in bounds of the slot array.
         unsafe { self.slots.add(i as usize) }
@@ -115,7 +115,6 @@ impl Process {
 
     /// Proxy thread body for slot `i`.
     fn serve(self: &Arc<Self>, i: u32) {
-        let p = self.slot_ptr(i);
         let mut spin = SPIN_MIN;
         loop {
             let idle_since = Instant::now();
@@ -124,54 +123,98 @@ impl Process {
             // so a program making calls back to back finds us awake.
             let gap = idle_since.elapsed();
             spin = ((spin * 3 + gap * 4) / 4).clamp(SPIN_MIN, SPIN_MAX);
-            let s = self.slot(i);
-            s.state.store(SLOT_BUSY, Ordering::Relaxed);
-            // SAFETY: the LWK wrote these before publishing REQUEST
-            // (Acquire in wait_for_request) and does not touch them until DONE.
-            let (number, args, map_seq) = unsafe {
-                (
-                    std::ptr::read_volatile(addr_of_mut!((*p).number)),
-                    std::ptr::read_volatile(addr_of_mut!((*p).args)),
-                    std::ptr::read_volatile(addr_of_mut!((*p).map_seq)),
-                )
-            };
-            let result = if map_seq > self.mirror.applied_seq() {
-                match self.mirror.ensure(map_seq) {
-                    Ok(()) => None,
-                    Err(e) => {
-                        eprintln!("mcexec: {e}");
-                        Some(-14) // EFAULT
-                    }
-                }
-            } else {
-                None
-            };
-            let call = OffloadCall::from_u64(number);
-            let result = result.unwrap_or_else(|| match call {
-                Some(OffloadCall::ThreadStart) => match self.start_proxy(args[0] as u32) {
-                    Ok(tid) => tid as i64,
-                    Err(_) => -EAGAIN,
-                },
-                Some(OffloadCall::ThreadExit) => 0,
-                Some(OffloadCall::Fork) => self.fork_proxy(),
-                _ => self.exec.execute(number, args),
-            });
-            if trace_enabled() {
-                let name = call.map_or_else(|| format!("syscall {number}"), |c| format!("{c:?}"));
-                eprintln!("mcexec[{}] slot {i}: {name}({:x?}) = {result}", std::process::id(), &args[..4]);
+            let req = self.take_request(i);
+            if req.failed.is_none() && req.call() == Some(OffloadCall::UtiRun) {
+                // This thread becomes the utility thread (never returns).
+                crate::uti::run(self, i, req.args);
             }
-            // SAFETY: we own the slot's payload while it is BUSY.
-            unsafe { std::ptr::write_volatile(addr_of_mut!((*p).result), result) };
-            s.state.store(SLOT_DONE, Ordering::Release);
-            fence(Ordering::SeqCst);
-            if s.lwk_waiting.load(Ordering::Relaxed) != 0 {
-                self.kick_cpu(s.cpu.load(Ordering::Relaxed));
-            }
-            if call == Some(OffloadCall::ThreadExit) {
+            let result = self.execute(i, &req);
+            self.answer(i, &req, result);
+            if req.call() == Some(OffloadCall::ThreadExit) {
                 self.proxies.lock().unwrap_or_else(|e| e.into_inner())[i as usize] = None;
                 return;
             }
         }
+    }
+
+    /// Serve slot `i` as its proxy until the LWK thread ends.
+    pub(crate) fn serve_slot(self: &Arc<Self>, i: u32) {
+        self.serve(i)
+    }
+
+    /// Take the request in slot `i` (REQUEST, now BUSY): its payload, and
+    /// the mirror brought up to the sequence it needs.
+    pub(crate) fn take_request(&self, i: u32) -> Request {
+        let p = self.slot_ptr(i);
+        self.slot(i).state.store(SLOT_BUSY, Ordering::Relaxed);
+        // SAFETY: the LWK wrote these before publishing REQUEST
+        // (Acquire in wait_for_request) and does not touch them until DONE.
+        let (number, args, map_seq) = unsafe {
+            (
+                std::ptr::read_volatile(addr_of_mut!((*p).number)),
+                std::ptr::read_volatile(addr_of_mut!((*p).args)),
+                std::ptr::read_volatile(addr_of_mut!((*p).map_seq)),
+            )
+        };
+        let mut failed = None;
+        if map_seq > self.mirror.applied_seq() {
+            if let Err(e) = self.mirror.ensure(map_seq) {
+                eprintln!("mcexec: {e}");
+                failed = Some(-14); // EFAULT
+            }
+        }
+        Request { number, args, failed }
+    }
+
+    /// Execute a request of slot `i` (not UtiRun).
+    pub(crate) fn execute(self: &Arc<Self>, _i: u32, req: &Request) -> i64 {
+        if let Some(e) = req.failed {
+            return e;
+        }
+        match req.call() {
+            Some(OffloadCall::ThreadStart) => match self.start_proxy(req.args[0] as u32) {
+                Ok(tid) => tid as i64,
+                Err(_) => -EAGAIN,
+            },
+            Some(OffloadCall::ThreadExit) => 0,
+            Some(OffloadCall::Fork) => self.fork_proxy(),
+            _ => crate::uti::intercept(req.number, &req.args).unwrap_or_else(|| self.exec.execute(req.number, req.args)),
+        }
+    }
+
+    /// Answer `req` of slot `i` with `result`.
+    pub(crate) fn answer(&self, i: u32, req: &Request, result: i64) {
+        if trace_enabled() {
+            let name = req.call().map_or_else(|| format!("syscall {}", req.number), |c| format!("{c:?}"));
+            eprintln!("mcexec[{}] slot {i}: {name}({:x?}) = {result}", std::process::id(), &req.args[..4]);
+        }
+        self.publish(i, result, None);
+    }
+
+    /// Write `result` (and, for a UtiRun answer, the reply's arguments and
+    /// stack pointer) into slot `i`, set it DONE and wake its LWK CPU if
+    /// the thread waits halted.
+    pub(crate) fn publish(&self, i: u32, result: i64, reply: Option<([u64; 6], u64)>) {
+        let p = self.slot_ptr(i);
+        let s = self.slot(i);
+        // SAFETY: we own the slot's payload while it is BUSY.
+        unsafe {
+            if let Some((args, sp)) = reply {
+                std::ptr::write_volatile(addr_of_mut!((*p).args), args);
+                std::ptr::write_volatile(addr_of_mut!((*p).number), sp);
+            }
+            std::ptr::write_volatile(addr_of_mut!((*p).result), result);
+        }
+        s.state.store(SLOT_DONE, Ordering::Release);
+        fence(Ordering::SeqCst);
+        if s.lwk_waiting.load(Ordering::Relaxed) != 0 {
+            self.kick_cpu(s.cpu.load(Ordering::Relaxed));
+        }
+    }
+
+    /// Forget the proxy thread of slot `i` (it ends).
+    pub(crate) fn forget_proxy(&self, i: u32) {
+        self.proxies.lock().unwrap_or_else(|e| e.into_inner())[i as usize] = None;
     }
 
     /// Fork this mcexec for an LWK fork: the host child becomes the proxy
@@ -218,7 +261,7 @@ impl Process {
     }
 
     /// Spin (for `spin`), then sleep, until slot `i` holds a request.
-    fn wait_for_request(&self, i: u32, spin: Duration) {
+    pub(crate) fn wait_for_request(&self, i: u32, spin: Duration) {
         let s = self.slot(i);
         let start = Instant::now();
         let mut n = 0u32;
@@ -273,6 +316,20 @@ impl Process {
             let s = self.slot(i);
             s.state.load(Ordering::Relaxed) == SLOT_BUSY && s.interrupt.load(Ordering::Relaxed) != 0
         })
+    }
+}
+
+/// One request taken from a slot.
+pub(crate) struct Request {
+    pub number: u64,
+    pub args: [u64; 6],
+    /// The mirror could not be brought up to date: the call's result.
+    pub failed: Option<i64>,
+}
+
+impl Request {
+    pub fn call(&self) -> Option<OffloadCall> {
+        OffloadCall::from_u64(self.number)
     }
 }
 

@@ -215,7 +215,15 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     let memfds = memfds.into_iter().map(relocate).collect::<std::io::Result<Vec<_>>>().map_err(fd_err)?;
     let guest = Arc::new(GuestMemory::map(regions.collect(), memfds).map_err(|e| Failure::new(1, e.to_string()))?);
 
-    let blob = args_blob(launch.execfn.as_os_str(), &launch.argv);
+    // With --enable-uti the program learns the Linux/LWK CPU split (libuti).
+    let uti_env = if opts.enable_uti {
+        crate::mirror::set_executable();
+        let (fwk, lwk) = crate::uti::set_linux_cpus(&guest, conn.info.cpu_first, conn.info.cpu_count);
+        crate::uti::environment(&fwk, &lwk)
+    } else {
+        Vec::new()
+    };
+    let blob = args_blob(launch.execfn.as_os_str(), &launch.argv, &uti_env);
     let stack_limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK)
         .map(|(soft, _)| soft)
         .unwrap_or(DEFAULT_STACK_MAX);
@@ -236,7 +244,7 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
         gid: nix::unistd::getgid().as_raw(),
         egid: nix::unistd::getegid().as_raw(),
         argc: launch.argv.len() as u32,
-        envc: std::env::vars_os().count() as u32,
+        envc: (std::env::vars_os().count() + uti_env.len()) as u32,
         args_len: blob.len() as u64,
         exe_fd: exe_fd.as_raw_fd(),
         interp_fd: interp_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
@@ -253,7 +261,8 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
         fork_from_pid: 0,
         cpu_set_first: conn.info.cpu_first,
         cpu_set_count: conn.info.cpu_count,
-        _reserved: [0; 2],
+        flags: if opts.enable_uti { ihk_abi::offload::START_UTI } else { 0 },
+        _reserved: [0; 1],
     };
     let mut keep_fds = guest.raw_fds();
     keep_fds.extend([exe_fd.as_raw_fd(), sigfd.as_raw_fd()]);
@@ -642,8 +651,8 @@ fn relocate(fd: OwnedFd) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
-/// `execfn\0 argv..\0 envp..\0`.
-fn args_blob(execfn: &OsStr, argv: &[OsString]) -> Vec<u8> {
+/// `execfn\0 argv..\0 envp..\0`, envp being ours and then `extra_env`.
+fn args_blob(execfn: &OsStr, argv: &[OsString], extra_env: &[(String, String)]) -> Vec<u8> {
     let mut b = Vec::new();
     for s in std::iter::once(execfn).chain(argv.iter().map(|a| a.as_os_str())) {
         b.extend_from_slice(s.as_bytes());
@@ -653,6 +662,10 @@ fn args_blob(execfn: &OsStr, argv: &[OsString]) -> Vec<u8> {
         b.extend_from_slice(k.as_bytes());
         b.push(b'=');
         b.extend_from_slice(v.as_bytes());
+        b.push(0);
+    }
+    for (k, v) in extra_env {
+        b.extend_from_slice(format!("{k}={v}").as_bytes());
         b.push(0);
     }
     b

@@ -127,7 +127,10 @@ pub unsafe extern "C" fn uti_pthread_create(
             // SAFETY: non-NULL caller attr is initialized per the contract.
             unsafe { spawn::attr_affinity(attr)? }.map(|m| CpuSet::from_mask_words(&m))
         };
-        let plan = uti.plan(&hints, &env, current_cpu(), within.as_ref())?;
+        // On the LWK, sched_getcpu numbers the LWK's CPUs: the caller's
+        // Linux CPU (for relative hints) is the first of UTI_LWK_CPU_SET.
+        let caller = if crate::lwk::on_lwk() { env.lwk_cpus.as_ref().and_then(|s| s.first()) } else { current_cpu() };
+        let plan = uti.plan(&hints, &env, caller, within.as_ref())?;
         // SAFETY: the caller's contract covers thread, attr, start, arg.
         unsafe { spawn::create_pthread(thread, attr, start, arg, plan) }
     })

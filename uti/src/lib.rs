@@ -27,6 +27,7 @@ pub mod env;
 pub mod error;
 pub mod ffi;
 pub mod log;
+pub mod lwk;
 pub mod machine;
 pub mod placement;
 pub mod registry;

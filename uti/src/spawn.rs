@@ -311,9 +311,24 @@ unsafe fn create_with(
     attr: *mut libc::pthread_attr_t,
     start: StartRoutine,
     arg: *mut c_void,
-    plan: Plan,
+    mut plan: Plan,
     saved: Option<&SavedAttr>,
 ) -> Result<(), Error> {
+    // On the LWK, the next clone becomes a utility thread on Linux; without
+    // mcexec --enable-uti an ordinary LWK thread, whose CPUs are not the
+    // Linux CPUs of the plan (lwk.rs).
+    // A plan for LWK CPUs (PREFER_LWK, or no Linux CPU left) keeps the
+    // thread on the LWK, as McKernel does; its CPUs are not the LWK's
+    // numbering, so no affinity.
+    let backend = if plan.kernel == Kernel::Lwk && crate::lwk::on_lwk() {
+        log::debug!("placement chose LWK CPUs {{{}}}: the thread stays on the LWK", plan.cpus);
+        crate::lwk::Backend::LwkOnly
+    } else {
+        crate::lwk::indicate_clone()
+    };
+    if backend == crate::lwk::Backend::LwkOnly {
+        plan.apply_affinity = false;
+    }
     let high = plan.high_priority;
     if plan.apply_affinity {
         let mask = plan.cpus.to_mask_words(MIN_MASK_WORDS);
@@ -341,6 +356,9 @@ unsafe fn create_with(
     let mut rc = unsafe { libc::pthread_create(thread, attr, trampoline_c(), payload.cast()) };
     if rc == libc::EPERM && high {
         log::warning!("HIGH_PRIORITY: SCHED_FIFO is not permitted (needs CAP_SYS_NICE or RLIMIT_RTPRIO); using the default policy");
+        if backend == crate::lwk::Backend::LwkOnLinux {
+            crate::lwk::indicate_clone();
+        }
         // SAFETY: `attr` valid; going back to inheriting the creator's policy
         // (or the caller's own settings).
         unsafe {
@@ -354,6 +372,9 @@ unsafe fn create_with(
         }
     }
     if rc != 0 {
+        if backend == crate::lwk::Backend::LwkOnLinux {
+            crate::lwk::withdraw();
+        }
         // SAFETY: no thread was created, so the payload is still ours.
         drop(unsafe { Box::from_raw(payload) });
         return Err(Error::os("pthread_create", rc));

@@ -9,6 +9,12 @@
 //!   `HWLOC_SYNTHETIC` and `HWLOC_THISSYSTEM`, and discover the real machine
 //!   when none is set.
 //!
+//! On the LWK (under `mcexec`), `/sys` and `/proc` show the LWK's view (its
+//! CPUs only); the host's topology is what placement needs, so the default
+//! source is read through a root directory descriptor (`HWLOC_FSROOT=/.`,
+//! relative paths, which the LWK passes to Linux unchanged) and counts as
+//! this system ([`host_view`]).
+//!
 //! A topology that is not the running system (XML or synthetic without
 //! `HWLOC_THISSYSTEM=1`) is used to compute CPU sets only; they are not
 //! applied to threads, since its CPUs need not exist here.
@@ -59,6 +65,37 @@ impl Source {
     }
 }
 
+/// While alive (on the LWK, unless the user set `HWLOC_FSROOT`): hwloc
+/// reads the host's `/sys` and `/proc` through a root descriptor, and the
+/// result is this system.
+pub struct HostView(Option<Option<std::ffi::OsString>>);
+
+/// On the LWK, make the topology loaded next the host's (see the module
+/// comment); a no-op on Linux.
+pub fn host_view() -> HostView {
+    if !crate::lwk::on_lwk() || std::env::var_os("HWLOC_FSROOT").is_some() {
+        return HostView(None);
+    }
+    // The environment is changed only around the topology load, which
+    // happens once, at the library's first use (uti_pthread_create).
+    let thissystem = std::env::var_os("HWLOC_THISSYSTEM");
+    std::env::set_var("HWLOC_FSROOT", "/.");
+    std::env::set_var("HWLOC_THISSYSTEM", "1");
+    HostView(Some(thissystem))
+}
+
+impl Drop for HostView {
+    fn drop(&mut self) {
+        if let Some(thissystem) = self.0.take() {
+            std::env::remove_var("HWLOC_FSROOT");
+            match thissystem {
+                Some(v) => std::env::set_var("HWLOC_THISSYSTEM", v),
+                None => std::env::remove_var("HWLOC_THISSYSTEM"),
+            }
+        }
+    }
+}
+
 /// Loads the topology from `source` and reduces it to a [`Machine`].
 pub fn load(source: &Source) -> Result<Machine, Error> {
     let topo = build(source)?;
@@ -77,6 +114,7 @@ fn build(source: &Source) -> Result<Topology, Error> {
         value: value.to_string(),
         expected: why,
     };
+    let _host = matches!(source, Source::Default).then(host_view);
     let mut b = Topology::builder();
     match source {
         Source::Default => {}

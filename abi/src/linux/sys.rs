@@ -4,7 +4,10 @@
 //! Source: `asm/unistd_64.h` (0-450, as this machine's headers have them)
 //! and `arch/x86/entry/syscalls/syscall_64.tbl` of Linux 6.18 (451-470,
 //! `cachestat` .. `listns`). The x32 numbers (512 and up) are not x86-64
-//! calls. Names keep Linux's spelling, as glibc's `SYS_*` do.
+//! calls. Names keep Linux's spelling, as glibc's `SYS_*` do. One number is
+//! not Linux's: McKernel's `util_indicate_clone` (731), which libuti issues
+//! before `pthread_create` of a utility thread (docs/uti.md); Linux answers
+//! it ENOSYS, which is how libuti knows it runs on Linux.
 #![allow(non_upper_case_globals)]
 
 macro_rules! syscalls {
@@ -398,6 +401,7 @@ syscalls! {
     SYS_file_getattr = 468,
     SYS_file_setattr = 469,
     SYS_listns = 470,
+    SYS_util_indicate_clone = 731,
 }
 
 /// The name of system call `nr` (`"mmap"`), if Linux defines it.

@@ -29,6 +29,7 @@ pub mod signal;
 pub mod sync;
 pub mod thread;
 pub mod trap;
+pub mod uti;
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -200,6 +201,11 @@ pub struct Thread {
     pub robust_len: AtomicU64,
     /// The thread must end at its next chance (another thread's execve).
     pub leave: AtomicBool,
+    /// Its user code runs on Linux in its proxy thread (`uti`).
+    pub uti: AtomicBool,
+    /// `util_indicate_clone` was called: the thread's next clone creates a
+    /// utility thread.
+    pub uti_next: AtomicBool,
     /// Entry work of a new thread (run before entering user mode).
     pub start: Mutex<Option<sched::ThreadStart>>,
     /// sigaltstack: (sp, size, flags).

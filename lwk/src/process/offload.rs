@@ -30,9 +30,29 @@ pub fn call(t: &Thread, nr: u64, args: [u64; 6]) -> i64 {
     call_interruptible(t, nr, args).0
 }
 
+/// What the proxy wrote besides `result` when it answered a call that
+/// returns more (`OffloadCall::UtiRun`: the forwarded call's arguments in
+/// `args`, the program's stack pointer in `number`).
+#[derive(Clone, Copy, Default)]
+pub struct Reply {
+    pub args: [u64; 6],
+    pub sp: u64,
+}
+
+/// As [`call`], also returning the slot's [`Reply`] fields.
+pub fn call_with_reply(t: &Thread, nr: u64, args: [u64; 6]) -> (i64, Reply) {
+    let mut reply = Reply::default();
+    let (r, _) = call_inner(t, nr, args, Some(&mut reply));
+    (r, reply)
+}
+
 /// As [`call`]; also says whether the proxy was asked to interrupt the
 /// call for a signal.
 fn call_interruptible(t: &Thread, nr: u64, args: [u64; 6]) -> (i64, bool) {
+    call_inner(t, nr, args, None)
+}
+
+fn call_inner(t: &Thread, nr: u64, args: [u64; 6], reply: Option<&mut Reply>) -> (i64, bool) {
     let p = &t.process;
     if p.is_dying() {
         return (-(EINTR.0 as i64), false);
@@ -91,6 +111,14 @@ fn call_interruptible(t: &Thread, nr: u64, args: [u64; 6]) -> (i64, bool) {
     let r = if answered {
         // SAFETY: the proxy wrote `result` before the Release store of DONE.
         let r = unsafe { addr_of_mut!((*sp).result).read_volatile() };
+        if let Some(reply) = reply {
+            // SAFETY: as `result`, written before DONE; the slot is ours
+            // until we set it IDLE.
+            unsafe {
+                reply.args = addr_of_mut!((*sp).args).read_volatile();
+                reply.sp = addr_of_mut!((*sp).number).read_volatile();
+            }
+        }
         interrupted = slot.interrupt.load(Ordering::Relaxed) != 0;
         slot.lwk_waiting.store(0, Ordering::Relaxed);
         slot.interrupt.store(0, Ordering::Relaxed);

@@ -93,6 +93,9 @@ pub enum ThreadStart {
     /// A new thread of a running process (clone with CLONE_THREAD): enter
     /// user mode with this frame.
     Clone(alloc::boxed::Box<crate::arch::x86_64::idt::TrapFrame>),
+    /// A utility thread (`mcexec --enable-uti`): its proxy runs the program
+    /// on Linux from this frame (`uti`).
+    Uti(alloc::boxed::Box<crate::arch::x86_64::idt::TrapFrame>),
 }
 
 /// Time slice of a thread when its CPU has more runnable threads.
@@ -487,6 +490,7 @@ extern "C" fn thread_main(t: *const Thread) -> ! {
         Some(ThreadStart::Exec) => super::service::exec_main(t),
         Some(ThreadStart::Fork(parent)) => super::fork::child_main(t, parent),
         Some(ThreadStart::Clone(frame)) => super::thread::clone_main(t, *frame),
+        Some(ThreadStart::Uti(frame)) => super::uti::uti_main(t, *frame),
         None => exit_current(t),
     }
 }

@@ -358,6 +358,8 @@ pub fn new_thread(mut res: ThreadRes, tid: u32, cpu: u32, start: ThreadStart) ->
         robust_list: AtomicU64::new(0),
         robust_len: AtomicU64::new(0),
         leave: AtomicBool::new(false),
+        uti: AtomicBool::new(matches!(start, ThreadStart::Uti(_))),
+        uti_next: AtomicBool::new(false),
         start: Mutex::new(Some(start)),
         altstack: Mutex::new((0, 0, 2 /* SS_DISABLE */)),
         restart_nr: AtomicU64::new(super::NO_RESTART),

@@ -137,7 +137,11 @@ pub fn send_to_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
     p.sig_pending.fetch_or(bit(sig), Ordering::AcqRel);
     let target = {
         let threads = p.threads.lock();
-        let unblocked = |t: &&Arc<Thread>| t.sig_mask.load(Ordering::Relaxed) & bit(sig) == 0;
+        // Utility threads run their user code on Linux, where the LWK
+        // cannot run a handler (uti.rs): never theirs.
+        let unblocked = |t: &&Arc<Thread>| {
+            t.sig_mask.load(Ordering::Relaxed) & bit(sig) == 0 && !t.uti.load(Ordering::Relaxed)
+        };
         // The current thread if it can take it (no wake-up needed), else
         // the first that does not block it.
         let cur = super::sched::current().map(|c| c as *const Thread);

@@ -85,7 +85,14 @@ pub fn create(t: &Thread, f: &TrapFrame, flags: u64, stack: u64, ptid: u64, ctid
     if stack != 0 {
         frame.rsp = stack;
     }
-    let child = service::new_thread(res, tid, cpu, sched::ThreadStart::Clone(Box::new(frame)));
+    // After util_indicate_clone, the new thread is a utility thread whose
+    // user code runs on Linux (uti.rs).
+    let start = if t.uti_next.swap(false, Ordering::AcqRel) {
+        sched::ThreadStart::Uti(Box::new(frame))
+    } else {
+        sched::ThreadStart::Clone(Box::new(frame))
+    };
+    let child = service::new_thread(res, tid, cpu, start);
     let fs = if flags & CLONE_SETTLS != 0 { tls } else { crate::arch::x86_64::rdmsr(IA32_FS_BASE) };
     child.fs_base.store(fs, Ordering::Relaxed);
     child.sig_mask.store(t.sig_mask.load(Ordering::Relaxed), Ordering::Relaxed);

@@ -20,6 +20,7 @@ mod table;
 mod thread;
 mod time;
 mod uname;
+mod uti;
 
 use crate::arch::x86_64::idt::TrapFrame;
 // Offloading belongs to the process layer; the handlers reach it as

@@ -404,5 +404,6 @@ routes! {
     SYS_file_getattr            => Offload,
     SYS_file_setattr            => Offload,
     SYS_listns                  => Offload,
+    SYS_util_indicate_clone     => Local(uti::indicate_clone),                   // McKernel's: the next clone is a utility thread (docs/uti.md)
     _ => Offload,
 }

@@ -157,13 +157,12 @@ pub fn sched_yield(_: &mut TrapFrame) -> SysResult {
 
 /// The thread `pid` names for the affinity calls: 0 is the caller, else a
 /// thread of the caller's process (the process's pid is its main thread).
-/// None: not one of ours (offloaded to Linux).
+/// None: not one of ours (offloaded to Linux), or a utility thread, which
+/// runs on Linux in its proxy thread whose host tid is its tid.
 fn affinity_target(pid: u64) -> Option<alloc::sync::Arc<crate::process::Thread>> {
     let t = current();
-    if pid == 0 {
-        return t.process.thread(t.tid);
-    }
-    t.process.thread(pid as u32)
+    let target = if pid == 0 { t.process.thread(t.tid) } else { t.process.thread(pid as u32) };
+    target.filter(|x| !x.uti.load(Ordering::Relaxed))
 }
 
 pub fn sched_getaffinity(f: &mut TrapFrame) -> SysResult {

@@ -1,0 +1,279 @@
+//! Utility threads on Linux (issue 18, docs/uti.md): `mcexec --enable-uti`
+//! runs a thread made by `uti_pthread_create` on a Linux CPU inside mcexec,
+//! in the program's address space, while the main thread computes on the
+//! LWK; they exchange 100,000 values through a futex-based queue and
+//! ping-pong on a futex word (waits and wakes both ways). Without
+//! `--enable-uti` the thread is an ordinary LWK thread with a log line;
+//! an execve of the main thread ends a utility thread that computes
+//! without system calls; `kill -9` of mcexec leaves nothing; placement
+//! hints put the thread on a Linux CPU or keep it on the LWK, checked in
+//! Linux's /proc. The programs are built here with
+//! Debian's gcc against our `uti.h` and linked to our libuti, on a real
+//! `mcreboot -c 1 -m 1G` partition.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{can_run, Partition};
+
+/// Build libuti (same target directory as mcexec), install it under `dir`
+/// and compile `uti_queue.c` against it.
+fn build_program(dir: &Path) -> PathBuf {
+    build(dir, "uti_queue")
+}
+
+/// As [`build_program`], for `tests/programs/<name>.c`.
+fn build(dir: &Path, name: &str) -> PathBuf {
+    let lib_dir = common::bin_dir();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut c = Command::new(cargo);
+    c.args(["build", "-p", "uti", "--lib", "--manifest-path"]).arg(&manifest);
+    if lib_dir.file_name().is_some_and(|n| n == "release") {
+        c.arg("--release");
+    }
+    if let Some(target) = lib_dir.parent() {
+        c.env("CARGO_TARGET_DIR", target);
+    }
+    assert!(c.status().expect("cargo build -p uti").success(), "building libuti failed");
+    let prefix = dir.join("prefix");
+    let st = Command::new("sh")
+        .stdout(Stdio::null())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../uti/install.sh"))
+        .arg(&prefix)
+        .arg(lib_dir)
+        .status()
+        .expect("uti/install.sh");
+    assert!(st.success(), "uti/install.sh failed");
+    let exe = dir.join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/programs/{name}.c"));
+    let lib = prefix.join("lib");
+    let st = Command::new("gcc")
+        .args(["-O2", "-Wall", "-Werror", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .arg(format!("-I{}", prefix.join("include").display()))
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-luti")
+        .status()
+        .expect("gcc");
+    assert!(st.success(), "gcc uti_queue.c failed");
+    exe
+}
+
+/// Lines every run prints whatever the CPUs.
+fn exchange_lines(out: &str) -> Vec<&str> {
+    out.lines().filter(|l| l.starts_with("pingpong") || l.starts_with("received")).collect()
+}
+
+/// A private usage table for libuti (not the machine's /dev/shm one).
+fn counter_file(dir: &Path) -> String {
+    dir.join("uti.cpus").display().to_string()
+}
+
+#[test]
+fn a_utility_thread_runs_on_linux_and_exchanges_values_with_the_lwk() {
+    if !can_run("a_utility_thread_runs_on_linux_and_exchanges_values_with_the_lwk") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = build_program(tmp.path());
+    let exe_s = exe.to_str().unwrap();
+    let counter = counter_file(tmp.path());
+
+    // Linux's run is the reference for the values and the exit status.
+    let linux = Command::new(&exe).env("UTI_COUNTER_FILE", &counter).stdin(Stdio::null()).output().unwrap();
+    common::log(&exe, &[], &linux);
+    assert_eq!(linux.status.code(), Some(3));
+    let linux_out = String::from_utf8_lossy(&linux.stdout).into_owned();
+    assert_eq!(exchange_lines(&linux_out), ["pingpong 50", "received 100000 sum 35000350000 joined 42"]);
+
+    let p = Partition::boot("1G", &[]);
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = p.mcexec_command(args);
+        c.stdin(Stdio::null()).env("UTI_COUNTER_FILE", &counter);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        common::log(Path::new("mcexec"), args, &out);
+        out
+    };
+
+    for (args, env) in [
+        (&["--enable-uti", exe_s][..], &[][..]),
+        (&[exe_s][..], &[("MCEXEC_ENABLE_UTI", "1")][..]),
+    ] {
+        let out = run(args, env);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(3), "{args:?} {env:?}: {text}");
+        assert_eq!(exchange_lines(&text), exchange_lines(&linux_out), "{text}");
+        // The utility thread runs on Linux CPU 0, its affinity kept off
+        // the partition's CPU 1; the main thread on the LWK's only CPU
+        // (the LWK numbers its CPUs from 0: host CPU 1 is LWK CPU 0).
+        assert!(text.contains("uti cpu 0 affinity 0-0\n"), "{text}");
+        assert!(text.contains("main cpu 0\n"), "{text}");
+    }
+
+    // Without --enable-uti: an ordinary LWK thread, said so in kmsg and by
+    // libuti; the program works the same.
+    let out = run(&[exe_s], &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert_eq!(exchange_lines(&text), exchange_lines(&linux_out), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("without mcexec --enable-uti"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(p.kmsg().contains("utility thread requested without mcexec --enable-uti: it runs on the LWK"), "{}", p.kmsg());
+}
+
+#[test]
+fn a_running_utility_thread_ends_with_execve_and_kill_9_leaves_nothing() {
+    if !can_run("a_running_utility_thread_ends_with_execve_and_kill_9_leaves_nothing") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = build_program(tmp.path());
+    let exe_s = exe.to_str().unwrap();
+    let exec = build(tmp.path(), "uti_exec");
+    let counter = counter_file(tmp.path());
+    let p = Partition::boot("1G", &[]);
+
+    // execve from the main thread while the utility thread computes on
+    // Linux without system calls: it is fetched back (SIGURG) and ends.
+    let out = p
+        .mcexec_command(&["--enable-uti", exec.to_str().unwrap()])
+        .env("UTI_COUNTER_FILE", &counter)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    common::log(&exec, &[], &out);
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "exec after a utility thread\n");
+
+    // The utility thread spins on Linux CPU 0, the main thread waits.
+    let mut c = p
+        .mcexec_command(&["--enable-uti", exe_s, "hang"])
+        .env("UTI_COUNTER_FILE", &counter)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.push(lines.next().expect("a line").unwrap());
+    }
+    seen.sort();
+    assert_eq!(seen, ["main cpu 0", "uti cpu 0 affinity 0-0"]);
+    c.kill().unwrap();
+    assert_eq!(c.wait().unwrap().signal(), Some(libc::SIGKILL));
+    // No process or thread of that mcexec is left, and the LWK ended the
+    // process.
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "mcexec {pid} is still there");
+    let gone = format!("mcexec (pid {pid}) is gone: ending process {pid}");
+    assert!(p.wait_kmsg(&gone, Duration::from_secs(5)), "{}", p.kmsg());
+    // The partition is still usable, utility threads included.
+    let out = p.mcexec_command(&["--enable-uti", exe_s]).env("UTI_COUNTER_FILE", &counter).stdin(Stdio::null()).output().unwrap();
+    common::log(Path::new("mcexec"), &["--enable-uti", exe_s], &out);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// The name (comm) of host task `tid` of process `pid`.
+fn task_name(pid: u32, tid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap().trim().to_string()
+}
+
+/// State letter, processor and `Cpus_allowed_list` of host task `tid` of
+/// process `pid`, from Linux's /proc.
+fn task(pid: u32, tid: u32) -> (char, u32, String) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    // Fields from 3 (state); processor is field 39.
+    let state = fields[0].chars().next().unwrap();
+    let cpu = fields[39 - 3].parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap();
+    let allowed = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_string();
+    (state, cpu, allowed)
+}
+
+#[test]
+fn placement_hints_put_the_thread_on_linux_or_keep_it_on_the_lwk() {
+    if !can_run("placement_hints_put_the_thread_on_linux_or_keep_it_on_the_lwk") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = build(tmp.path(), "uti_place");
+    let exe_s = exe.to_str().unwrap();
+    let counter = counter_file(tmp.path());
+    let p = Partition::boot("1G", &[]);
+    // (hints, environment, runs on Linux)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], bool);
+    let cases: [Case; 5] = [
+        (&["EXCLUSIVE_CPU", "SAME_NUMA_DOMAIN"], &[("UTI_CPU_SET", "0")], true),
+        // A split that names the partition's CPU as Linux's: libuti places
+        // the thread there, mcexec keeps it on the Linux CPUs.
+        (&[], &[("UTI_FWK_CPU_SET", "1"), ("UTI_LWK_CPU_SET", "0")], true),
+        // McKernel's PREFER_LWK: the thread stays on the LWK.
+        (&["PREFER_LWK"], &[], false),
+        // Only the partition's CPU allowed: PREFER_FWK finds no Linux CPU
+        // and falls back to the LWK (libuti's log line).
+        (&[], &[("UTI_CPU_SET", "1")], false),
+        // A uti_pthread_create that fails before cloning withdraws its
+        // indication: the next plain pthread_create is an LWK thread.
+        (&["FAILED_FIRST"], &[], false),
+    ];
+    for (hints, env, on_linux) in cases {
+        let mut args = vec!["--enable-uti", exe_s];
+        args.extend_from_slice(hints);
+        let mut c = p.mcexec_command(&args);
+        c.env("UTI_COUNTER_FILE", &counter).stdin(Stdio::null()).stdout(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut c = c.spawn().unwrap();
+        let pid = c.id();
+        let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+        let mut tid = None;
+        let mut main = false;
+        while tid.is_none() || !main {
+            let l = lines.next().expect("a line").unwrap();
+            if let Some(t) = l.strip_prefix("tid ") {
+                tid = Some(t.parse::<u32>().unwrap());
+            } else {
+                assert_eq!(l, "main", "{hints:?} {env:?}");
+                main = true;
+            }
+        }
+        let tid = tid.unwrap();
+        if on_linux {
+            // The spinning thread is a running task of mcexec on Linux CPU
+            // 0, allowed nowhere else.
+            assert_eq!(task(pid, tid), ('R', 0, "0".to_string()), "{hints:?} {env:?}");
+            assert!(task_name(pid, tid).starts_with("uti"), "{}", task_name(pid, tid));
+        } else {
+            // It spins on the LWK; its proxy thread on Linux sleeps.
+            let mut t = task(pid, tid);
+            for _ in 0..500 {
+                if t.0 == 'S' {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                t = task(pid, tid);
+            }
+            assert_eq!(t.0, 'S', "{hints:?} {env:?}: the thread's host task runs: {t:?}");
+            assert!(task_name(pid, tid).starts_with("proxy"), "{}", task_name(pid, tid));
+        }
+        c.kill().unwrap();
+        assert_eq!(c.wait().unwrap().signal(), Some(libc::SIGKILL));
+    }
+}
