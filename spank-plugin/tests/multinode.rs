@@ -148,6 +148,23 @@ fn assert_three_rounds(out: &str) {
     assert_eq!(out.matches("round ").count(), 6, "{out}");
 }
 
+/// Batch-script lines that save each node's LWK kmsg to `<prefix>.<node>`
+/// in the cluster's directory.
+fn kmsg_lines(c: &Nodes, prefix: &str) -> String {
+    let ihkosctl = c.tools.path("ihkosctl");
+    c.names
+        .iter()
+        .map(|n| {
+            format!(
+                "IHK_RUNTIME_DIR={} {} 0 kmsg > {}\n",
+                c.node_path(n, "ihk").display(),
+                ihkosctl.display(),
+                c.path(&format!("{prefix}.{n}")).display()
+            )
+        })
+        .collect()
+}
+
 /// `srun -N 2 -n 2 --mckernel` from the shell, then a batch job whose step
 /// runs on both LWKs and whose script reads each node's kmsg.
 fn lwk_on_both_nodes(c: &Nodes) {
@@ -169,19 +186,7 @@ fn lwk_on_both_nodes(c: &Nodes) {
     }
     c.assert_clean(Some(&job));
 
-    let ihkosctl = c.tools.path("ihkosctl");
-    let kmsg: String = c
-        .names
-        .iter()
-        .map(|n| {
-            format!(
-                "IHK_RUNTIME_DIR={} {} 0 kmsg > {}\n",
-                c.node_path(n, "ihk").display(),
-                ihkosctl.display(),
-                c.path(&format!("kmsg.{n}")).display()
-            )
-        })
-        .collect();
+    let kmsg = kmsg_lines(c, "kmsg");
     let (job, out) = batch(
         c,
         "kmsg",
@@ -423,19 +428,7 @@ fn mpi_ranks_on_the_lwks_of_two_nodes() {
     // itself), the other node's with the srun that starts orted there,
     // which runs on Linux as it is. Each node's kmsg shows a program ran
     // on its LWK.
-    let ihkosctl = c.tools.path("ihkosctl");
-    let kmsg: String = c
-        .names
-        .iter()
-        .map(|n| {
-            format!(
-                "IHK_RUNTIME_DIR={} {} 0 kmsg > {}\n",
-                c.node_path(n, "ihk").display(),
-                ihkosctl.display(),
-                c.path(&format!("mpirun-kmsg.{n}")).display()
-            )
-        })
-        .collect();
+    let kmsg = kmsg_lines(&c, "mpirun-kmsg");
     let (job, out) = batch(
         &c,
         "mpirun-lwk",
