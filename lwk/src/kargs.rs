@@ -6,7 +6,8 @@
 //! default the last), `ihk_test_fault=<ms>` (CPU 0 reads an unmapped address
 //! <ms> after boot: a fatal page fault). `ihk_heartbeat_ms=<ms>` (default
 //! 100) is the shortest hang-detection window published for ihkmond; no
-//! timer runs for it (`timer.rs`).
+//! timer runs for it (`timer.rs`). `pvm_probe` times kernel instruction
+//! sequences at boot and logs them (`probe.rs`, docs/pvm.md).
 
 pub struct Kargs {
     pub hidos: bool,
@@ -15,6 +16,7 @@ pub struct Kargs {
     pub test_hang_cpu: Option<u32>,
     pub test_fault_ms: Option<u64>,
     pub heartbeat_ms: u64,
+    pub pvm_probe: bool,
 }
 
 pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
@@ -32,6 +34,7 @@ pub fn parse(s: &str) -> Kargs {
         test_hang_cpu: None,
         test_fault_ms: None,
         heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+        pvm_probe: false,
     };
     for w in words(s) {
         let (key, val) = match w.split_once('=') {
@@ -41,6 +44,7 @@ pub fn parse(s: &str) -> Kargs {
         let num = val.and_then(|v| v.parse::<u64>().ok());
         match key {
             "hidos" => k.hidos = true,
+            "pvm_probe" => k.pvm_probe = true,
             "ihk_test_panic" => k.test_panic_ms = num,
             "ihk_test_hang" => k.test_hang_ms = num,
             "ihk_test_fault" => k.test_fault_ms = num,

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The kernel-entry experiment of docs/pvm.md: boots a 1-CPU partition with
+# the kernel argument `pvm_probe` (the LWK times instruction sequences in
+# its kernel mode at boot: lwk/src/probe.rs), runs examples/bench/entry.c
+# (the same loop in user mode, a raw getpid, clock_gettime) under mcexec
+# and natively pinned to the same CPU, and prints the probe's kmsg lines,
+# both sides' figures and the LWK's kernel-entry trace summary.
+# Root + /dev/kvm; a built tree (cargo build --workspace [--release]).
+# Takes the partition lock only while its partition is up, uses its own
+# runtime directory and pin isolation, and always runs mcstop+release.
+# Usage: scripts/pvm-probe.sh [debug|release]   (default: release if built)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+profile=${1:-}
+if [ -z "$profile" ]; then
+    if [ -x "$target/release/mcreboot" ]; then profile=release; else profile=debug; fi
+fi
+bin=$target/$profile
+for t in mcreboot mcstop-release ihkosctl mcexec; do
+    [ -x "$bin/$t" ] || { echo "pvm-probe: $bin/$t missing; run cargo build --workspace" >&2; exit 2; }
+done
+out=$target/pvm-probe
+mkdir -p "$out"
+gcc -O2 -static -o "$out/entry" examples/bench/entry.c
+cpu=${MCK_PVM_CPU:-1}
+export IHK_RUNTIME_DIR=${MCK_PVM_RUNTIME_DIR:-/run/mck-pvm-probe} IHK_ISOLATION=pin
+mkdir -p "$IHK_RUNTIME_DIR"
+
+echo "== native (Linux, pinned to CPU $cpu)"
+taskset -c "$cpu" "$out/entry"
+
+run_lwk() {
+    trap '"$bin/mcstop-release" >/dev/null 2>&1 || echo "pvm-probe: mcstop+release failed" >&2' EXIT
+    "$bin/mcreboot" -c "$cpu" -m 512M -e pvm_probe >/dev/null
+    for _ in $(seq 1 600); do
+        "$bin/ihkosctl" 0 kmsg | grep -q "pvm_probe: done" && break
+        sleep 0.1
+    done
+    echo "== LWK (mcexec, LWK CPU on Linux CPU $cpu)"
+    "$bin/mcexec" "$out/entry"
+    echo "== LWK kernel-mode probe (kmsg)"
+    "$bin/ihkosctl" 0 kmsg | grep -E "pvm_probe|fpu:|TSC frequency"
+    echo "== LWK kernel entries (ihkosctl 0 trace): time in the kernel per system call"
+    # Lines: cpu tsc us cause nr. getpid is 39, clock_gettime 228.
+    "$bin/ihkosctl" 0 trace | awk '$4 == "syscall" { print $5, $3 }' | sort -k1,1n -k2,2g |
+        awk '{ nr[NR] = $1; us[NR] = $2 }
+             END { i = 1; while (i <= NR) { j = i; while (j <= NR && nr[j] == nr[i]) j++;
+                   printf "syscall %d count %d median_us_in_kernel %s\n", nr[i], j - i, us[i + int((j - i - 1) / 2)]; i = j } }'
+}
+export -f run_lwk
+export bin out cpu
+flock /tmp/ihk-integration-tests.lock bash -c run_lwk
