@@ -4,7 +4,10 @@
 # its kernel mode at boot: lwk/src/probe.rs), runs examples/bench/entry.c
 # (the same loop in user mode, a raw getpid, clock_gettime) under mcexec
 # and natively pinned to the same CPU, and prints the probe's kmsg lines,
-# both sides' figures and the LWK's kernel-entry trace summary.
+# both sides' figures and the LWK's kernel-entry trace summary; with
+# `pvm_profile=39` also one getpid single-stepped in the kernel, its
+# instructions counted per function of the LWK's symbol table (the
+# kernel image's ELF symbols, `nm`).
 # Root + /dev/kvm; a built tree (cargo build --workspace [--release]).
 # Takes the partition lock only while its partition is up, uses its own
 # runtime directory and pin isolation, and always runs mcstop+release.
@@ -33,15 +36,19 @@ taskset -c "$cpu" "$out/entry"
 
 run_lwk() {
     trap '"$bin/mcstop-release" >/dev/null 2>&1 || echo "pvm-probe: mcstop+release failed" >&2' EXIT
-    "$bin/mcreboot" -c "$cpu" -m 512M -e pvm_probe >/dev/null
+    "$bin/mcreboot" -c "$cpu" -m 512M -e "pvm_probe pvm_profile=39" >/dev/null
     for _ in $(seq 1 600); do
         "$bin/ihkosctl" 0 kmsg | grep -q "pvm_probe: done" && break
         sleep 0.1
     done
     echo "== LWK (mcexec, LWK CPU on Linux CPU $cpu)"
     "$bin/mcexec" "$out/entry"
+    for _ in $(seq 1 600); do
+        "$bin/ihkosctl" 0 kmsg | grep -q "pvm_profile: done" && break
+        sleep 0.1
+    done
     echo "== LWK kernel-mode probe (kmsg)"
-    "$bin/ihkosctl" 0 kmsg | grep -E "pvm_probe|fpu:|TSC frequency"
+    "$bin/ihkosctl" 0 kmsg | grep -E "pvm_probe|pvm_profile|fpu:|TSC frequency"
     echo "== LWK kernel entries (ihkosctl 0 trace): time in the kernel per system call"
     # Lines: cpu tsc us cause nr. getpid is 39, clock_gettime 228.
     "$bin/ihkosctl" 0 trace | awk '$4 == "syscall" { print $5, $3 }' | sort -k1,1n -k2,2g |
@@ -51,4 +58,28 @@ run_lwk() {
 }
 export -f run_lwk
 export bin out cpu
-flock /tmp/ihk-integration-tests.lock bash -c run_lwk
+flock /tmp/ihk-integration-tests.lock bash -c run_lwk | tee "$out/lwk.txt" | grep -v "pvm_profile: rip="
+
+echo "== one getpid single-stepped in the LWK kernel: instructions per function"
+grep -o "pvm_profile: .*" "$out/lwk.txt" | python3 -c '
+import bisect, subprocess, sys
+syms = []
+for l in subprocess.run(["nm", "-C", "--defined-only", sys.argv[1]], capture_output=True, text=True).stdout.splitlines():
+    f = l.split(" ", 2)
+    if len(f) == 3 and f[1] in "tTwW":
+        syms.append((int(f[0], 16), f[2]))
+syms.sort()
+addrs = [a for a, _ in syms]
+per, total = {}, 0
+for l in sys.stdin:
+    if l.startswith("pvm_profile: rip="):
+        rip, n = l.split()[1][4:], int(l.split()[2][2:])
+        i = bisect.bisect_right(addrs, int(rip, 16)) - 1
+        name = syms[i][1] if i >= 0 else "?"
+        per[name] = per.get(name, 0) + n
+        total += n
+    elif "single-stepped" in l:
+        print(l.strip())
+for name, n in sorted(per.items(), key=lambda x: -x[1]):
+    print("%6d %5.1f%%  %s" % (n, 100.0 * n / max(total, 1), name[:110]))
+' "$bin/mckernel.img"

@@ -7,7 +7,9 @@
 //! <ms> after boot: a fatal page fault). `ihk_heartbeat_ms=<ms>` (default
 //! 100) is the shortest hang-detection window published for ihkmond; no
 //! timer runs for it (`timer.rs`). `pvm_probe` times kernel instruction
-//! sequences at boot and logs them (`probe.rs`, docs/pvm.md).
+//! sequences at boot and logs them (`probe.rs`, docs/pvm.md);
+//! `pvm_profile=<nr>` single-steps one system call `<nr>` and logs where
+//! its instructions were (`arch::x86_64::stepcount`).
 
 pub struct Kargs {
     pub hidos: bool,
@@ -17,6 +19,7 @@ pub struct Kargs {
     pub test_fault_ms: Option<u64>,
     pub heartbeat_ms: u64,
     pub pvm_probe: bool,
+    pub pvm_profile: Option<u64>,
 }
 
 pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
@@ -35,6 +38,7 @@ pub fn parse(s: &str) -> Kargs {
         test_fault_ms: None,
         heartbeat_ms: DEFAULT_HEARTBEAT_MS,
         pvm_probe: false,
+        pvm_profile: None,
     };
     for w in words(s) {
         let (key, val) = match w.split_once('=') {
@@ -45,6 +49,7 @@ pub fn parse(s: &str) -> Kargs {
         match key {
             "hidos" => k.hidos = true,
             "pvm_probe" => k.pvm_probe = true,
+            "pvm_profile" => k.pvm_profile = num,
             "ihk_test_panic" => k.test_panic_ms = num,
             "ihk_test_hang" => k.test_hang_ms = num,
             "ihk_test_fault" => k.test_fault_ms = num,

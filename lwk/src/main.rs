@@ -198,6 +198,9 @@ fn bsp_main(bp_phys: u64) -> ! {
     if args.pvm_probe {
         probe::run_all();
     }
+    if let Some(nr) = args.pvm_profile {
+        cpu::stepcount::enable(nr);
+    }
     idle_loop()
 }
 
@@ -241,6 +244,7 @@ fn idle_loop() -> ! {
             continue;
         }
         ikc::rusage::refresh();
+        probe::log_profile();
         monitor::set_cpu_state(CpuState::Idle);
         // `sti; hlt` is atomic with respect to interrupts: one that became
         // pending after the checks above still wakes the hlt.

@@ -10,6 +10,9 @@
 //! exit paths use. On hardware virtualization every plain case is about one
 //! TSC tick per iteration.
 //!
+//! Also logs the single-step profile of `pvm_profile=<nr>`
+//! (`arch::x86_64::stepcount`) once the profiled call is done.
+//!
 //! Owns nothing after boot: the page it copies code into is freed, every
 //! control register it changes is restored, and no deadline is left armed.
 
@@ -240,6 +243,15 @@ pub fn run_all() {
         phys::free(pa, phys::PAGE);
     }
     crate::printk!("pvm_probe: done");
+}
+
+/// The single-step profile of `pvm_profile=<nr>`, once it is complete
+/// (idle loop): `pvm_profile: rip=<hex> n=<count>` lines in address order,
+/// then the total.
+pub fn log_profile() {
+    if let Some(total) = cpu::stepcount::take_profile(|rip, n| crate::printk!("pvm_profile: rip={:x} n={}", rip, n)) {
+        crate::printk!("pvm_profile: done, {} instructions single-stepped", total);
+    }
 }
 
 const IA32_EFER: u32 = 0xc000_0080;
