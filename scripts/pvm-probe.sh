@@ -5,7 +5,8 @@
 # (the same loop in user mode, a raw getpid, clock_gettime) under mcexec
 # and natively pinned to the same CPU, and prints the probe's kmsg lines,
 # both sides' figures and the LWK's kernel-entry trace summary; with
-# `pvm_profile=39` also one getpid single-stepped in the kernel, its
+# `pvm_profile=39` (MCK_PVM_PROFILE=<nr> for another call) also one getpid
+# single-stepped in the kernel, its
 # instructions counted per function of the LWK's symbol table (the
 # kernel image's ELF symbols, `nm`).
 # Root + /dev/kvm; a built tree (cargo build --workspace [--release]).
@@ -28,6 +29,8 @@ out=$target/pvm-probe
 mkdir -p "$out"
 gcc -O2 -static -o "$out/entry" examples/bench/entry.c
 cpu=${MCK_PVM_CPU:-1}
+# The system call to single-step (39 getpid; 9 mmap, 11 munmap, 72 fcntl).
+profile_nr=${MCK_PVM_PROFILE:-39}
 export IHK_RUNTIME_DIR=${MCK_PVM_RUNTIME_DIR:-/run/mck-pvm-probe} IHK_ISOLATION=pin
 mkdir -p "$IHK_RUNTIME_DIR"
 
@@ -36,7 +39,7 @@ taskset -c "$cpu" "$out/entry"
 
 run_lwk() {
     trap '"$bin/mcstop-release" >/dev/null 2>&1 || echo "pvm-probe: mcstop+release failed" >&2' EXIT
-    "$bin/mcreboot" -c "$cpu" -m 512M -e "pvm_probe pvm_profile=39" >/dev/null
+    "$bin/mcreboot" -c "$cpu" -m 512M -e "pvm_probe pvm_profile=$profile_nr" >/dev/null
     for _ in $(seq 1 600); do
         "$bin/ihkosctl" 0 kmsg | grep -q "pvm_probe: done" && break
         sleep 0.1
@@ -57,10 +60,10 @@ run_lwk() {
                    printf "syscall %d count %d median_us_in_kernel %s\n", nr[i], j - i, us[i + int((j - i - 1) / 2)]; i = j } }'
 }
 export -f run_lwk
-export bin out cpu
+export bin out cpu profile_nr
 flock /tmp/ihk-integration-tests.lock bash -c run_lwk | tee "$out/lwk.txt" | grep -v "pvm_profile: rip="
 
-echo "== one getpid single-stepped in the LWK kernel: instructions per function"
+echo "== one system call $profile_nr single-stepped in the LWK kernel: instructions per function"
 grep -o "pvm_profile: .*" "$out/lwk.txt" | python3 -c '
 import bisect, subprocess, sys
 syms = []

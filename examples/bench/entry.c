@@ -4,14 +4,18 @@
  * <reps> runs):
  *   loop     the LWK probe's `dec; jnz` loop, 65536 iterations, in ring 3
  *   getpid   one raw getpid system call (always enters the kernel)
+ *   fcntl    one fcntl(F_GETFL) on /dev/null (offloaded by the LWK)
  *   clock    one clock_gettime(CLOCK_MONOTONIC) through libc (the vDSO
  *            when the kernel gives one)
+ *   mmap64m  mmap of 64 MiB, a write to every 4 KiB page, munmap (5 runs)
  * and prints whether the process has a vDSO (AT_SYSINFO_EHDR).
  * stdout: "key value" lines; the same static binary runs under mcexec and
  * natively.
  */
 #include "bench_common.h"
+#include <fcntl.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -50,12 +54,35 @@ int main(int argc, char **argv)
 		t[i] = tsc_end() - c0;
 	}
 	report("getpid", t, reps, 1.0);
+	int fd = open("/dev/null", O_RDONLY);
+	for (int i = 0; i < reps; i++) {
+		uint64_t c0 = tsc_begin();
+		if (fcntl(fd, F_GETFL) < 0) {
+			perror("fcntl");
+			return 1;
+		}
+		t[i] = tsc_end() - c0;
+	}
+	report("fcntl", t, reps, 1.0);
 	for (int i = 0; i < reps; i++) {
 		uint64_t c0 = tsc_begin();
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		t[i] = tsc_end() - c0;
 	}
 	report("clock_gettime", t, reps, 1.0);
+	for (int i = 0; i < 5; i++) {
+		uint64_t c0 = tsc_begin();
+		volatile char *m = mmap(NULL, 64UL << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) {
+			perror("mmap");
+			return 1;
+		}
+		for (size_t off = 0; off < (64UL << 20); off += 4096)
+			m[off] = 1;
+		munmap((void *)m, 64UL << 20);
+		t[i] = tsc_end() - c0;
+	}
+	report("mmap64m", t, 5, 1.0);
 	printf("done\n");
 	return 0;
 }
