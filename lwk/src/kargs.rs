@@ -9,7 +9,8 @@
 //! timer runs for it (`timer.rs`). `pvm_probe` times kernel instruction
 //! sequences at boot and logs them (`probe.rs`, docs/pvm.md);
 //! `pvm_profile=<nr>` single-steps one system call `<nr>` and logs where
-//! its instructions were (`arch::x86_64::stepcount`).
+//! its instructions were (`arch::x86_64::stepcount`; the 5th such call, or
+//! the one after `pvm_profile_skip=<n>` others).
 
 pub struct Kargs {
     pub hidos: bool,
@@ -20,6 +21,7 @@ pub struct Kargs {
     pub heartbeat_ms: u64,
     pub pvm_probe: bool,
     pub pvm_profile: Option<u64>,
+    pub pvm_profile_skip: u32,
 }
 
 pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
@@ -39,6 +41,7 @@ pub fn parse(s: &str) -> Kargs {
         heartbeat_ms: DEFAULT_HEARTBEAT_MS,
         pvm_probe: false,
         pvm_profile: None,
+        pvm_profile_skip: 4,
     };
     for w in words(s) {
         let (key, val) = match w.split_once('=') {
@@ -50,6 +53,7 @@ pub fn parse(s: &str) -> Kargs {
             "hidos" => k.hidos = true,
             "pvm_probe" => k.pvm_probe = true,
             "pvm_profile" => k.pvm_profile = num,
+            "pvm_profile_skip" => k.pvm_profile_skip = num.unwrap_or(4) as u32,
             "ihk_test_panic" => k.test_panic_ms = num,
             "ihk_test_hang" => k.test_hang_ms = num,
             "ihk_test_fault" => k.test_fault_ms = num,

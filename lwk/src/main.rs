@@ -199,7 +199,7 @@ fn bsp_main(bp_phys: u64) -> ! {
         probe::run_all();
     }
     if let Some(nr) = args.pvm_profile {
-        cpu::stepcount::enable(nr);
+        cpu::stepcount::enable(nr, args.pvm_profile_skip);
     }
     idle_loop()
 }

@@ -1,10 +1,10 @@
 //! Where one system call's kernel time goes (`pvm_profile=<nr>`, a kernel
-//! argument for the experiment of docs/pvm.md): the 5th system call number
-//! `<nr>` that arrives by the emulated SYSCALL path (a user-mode #PF) is
+//! argument for the experiment of docs/pvm.md): the 5th (or, with
+//! `pvm_profile_skip=<n>`, the n+1st) system call number `<nr>` that arrives by the emulated SYSCALL path (a user-mode #PF) is
 //! single-stepped from the start of interrupt dispatch to the end of its
 //! return path (TF set in the kernel's RFLAGS; each #DB records the
-//! instruction's address). `take_profile` hands the addresses and their
-//! counts to the layer that logs them (`probe`), for the host to attribute
+//! instruction's address). `take_profile` hands the addresses to the layer
+//! that logs them (`probe`), for the host to attribute
 //! to functions with the kernel's symbol table (`scripts/pvm-probe.sh`). Not counted: the ~20 instructions of the entry
 //! stub before dispatch and the ~18 after it (`idt`).
 //!
@@ -24,8 +24,10 @@ static RIPS: [AtomicU64; MAX] = [const { AtomicU64::new(0) }; MAX];
 static N: AtomicUsize = AtomicUsize::new(0);
 const TF: u64 = 1 << 8;
 
-/// Profile system call `nr` (BSP, at boot).
-pub fn enable(nr: u64) {
+/// Profile the call of system call `nr` that follows `skip` others (BSP,
+/// at boot).
+pub fn enable(nr: u64, skip: u32) {
+    SKIP.store(skip, Relaxed);
     TARGET.store(nr, Relaxed);
 }
 
@@ -67,34 +69,14 @@ pub fn end() {
     DONE.store(true, Relaxed);
 }
 
-/// Once a profile is complete (and only once): calls `f(rip, count)` for
-/// each address in address order, then returns the number of instructions.
-pub fn take_profile(mut f: impl FnMut(u64, u32)) -> Option<usize> {
+/// Once a profile is complete (and only once): the recorded addresses
+/// (at most the first 16384) and the number of instructions stepped.
+pub fn take_profile() -> Option<(alloc::vec::Vec<u64>, usize)> {
     if !DONE.swap(false, Relaxed) {
         return None;
     }
-    let n = N.load(Relaxed).min(MAX);
-    // Unique addresses by repeated minimum search (no allocation here).
-    let mut last: Option<u64> = None;
-    loop {
-        let (mut next, mut count) = (u64::MAX, 0u32);
-        for r in RIPS.iter().take(n) {
-            let v = r.load(Relaxed);
-            if last.is_none_or(|l| v > l) {
-                if v < next {
-                    (next, count) = (v, 1);
-                } else if v == next {
-                    count += 1;
-                }
-            }
-        }
-        if count == 0 {
-            break;
-        }
-        f(next, count);
-        last = Some(next);
-    }
-    Some(N.load(Relaxed))
+    let n = N.load(Relaxed);
+    Some((RIPS.iter().take(n.min(MAX)).map(|r| r.load(Relaxed)).collect(), n))
 }
 
 fn set_tf(on: bool) {
