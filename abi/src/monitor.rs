@@ -56,6 +56,7 @@ impl MonitorPage {
         self.status.store(s as u32, Ordering::Release);
     }
 
+    #[inline]
     pub fn cpu(&self, lwk_id: usize) -> Option<&CpuMonitorSlot> {
         if lwk_id < (self.nr_cpus as usize).min(MAX_CPUS) {
             Some(&self.cpus[lwk_id])
@@ -66,14 +67,17 @@ impl MonitorPage {
 }
 
 impl CpuMonitorSlot {
+    #[inline]
     pub fn state(&self) -> CpuState {
         CpuState::from_u32(self.state.load(Ordering::Relaxed))
     }
 
+    #[inline]
     pub fn set_state(&self, s: CpuState) {
         self.state.store(s as u32, Ordering::Relaxed);
     }
 
+    #[inline]
     pub fn beat(&self) {
         self.heartbeat.fetch_add(1, Ordering::Relaxed);
     }

@@ -294,7 +294,7 @@ pub fn latencies(
             ("sans-serif", 26),
         )
         .map_err(err)?;
-    let panels = root.split_evenly((2, 3));
+    let panels = root.split_evenly((3, 3));
     let sides = [("LWK", LWK_COLOR, lwk), ("Linux", LINUX_COLOR, linux)];
     for (op, area) in OPS.iter().zip(panels.iter()) {
         let mut series = Vec::new();

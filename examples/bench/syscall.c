@@ -1,6 +1,6 @@
 /*
  * System call latency: <iters> timed calls of one operation, each timed on
- * its own with the TSC, after 1000 untimed warm-up calls.
+ * its own with the TSC, after 1000 untimed warm-up calls (3 for mmap64m).
  *
  * usage: syscall <op> <iters> <out-file> [<max-seconds>]
  *   getpid    syscall(SYS_getpid)     (answered by the LWK itself)
@@ -8,6 +8,10 @@
  *   fcntl     fcntl(fd, F_GETFL) on an fd of /dev/null  (offloaded to Linux)
  *   write1    write(fd, buf, 1) to /dev/null            (offloaded)
  *   write64k  write(fd, buf, 65536) to /dev/null        (offloaded)
+ *   clock     clock_gettime(CLOCK_MONOTONIC) through libc (the vDSO where
+ *             the kernel gives one, as on Linux)
+ *   mmap64m   mmap of 64 MiB anonymous memory, a write to every 4 KiB page,
+ *             munmap (one "call" is all three)
  * With <max-seconds>, the run stops early once that much time has passed
  * (a slow system still finishes in bounded time); "iters" then says how
  * many calls were timed.
@@ -16,12 +20,15 @@
  */
 #include "bench_common.h"
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 static const char *prog = "syscall";
 
-enum op { OP_GETPID, OP_GETPPID, OP_FCNTL, OP_WRITE1, OP_WRITE64K };
+enum op { OP_GETPID, OP_GETPPID, OP_FCNTL, OP_WRITE1, OP_WRITE64K, OP_CLOCK, OP_MMAP64M };
+
+#define MMAP_BYTES (64UL << 20)
 
 static char buf[65536];
 
@@ -60,6 +67,24 @@ static inline void one_call(enum op op, int fd, long expect)
 		if (r != (long)sizeof(buf))
 			fail("write(65536)", r);
 		break;
+	case OP_CLOCK: {
+		struct timespec ts;
+		r = clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (r != 0)
+			fail("clock_gettime", r);
+		break;
+	}
+	case OP_MMAP64M: {
+		volatile char *m = mmap(NULL, MMAP_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			fail("mmap(64 MiB)", -1);
+		for (size_t off = 0; off < MMAP_BYTES; off += 4096)
+			m[off] = 1;
+		r = munmap((void *)m, MMAP_BYTES);
+		if (r != 0)
+			fail("munmap(64 MiB)", r);
+		break;
+	}
 	}
 }
 
@@ -67,7 +92,7 @@ int main(int argc, char **argv)
 {
 	if (argc != 4 && argc != 5) {
 		fprintf(stderr,
-			"usage: %s <getpid|getppid|fcntl|write1|write64k> <iters> <out-file> [<max-seconds>]\n",
+			"usage: %s <getpid|getppid|fcntl|write1|write64k|clock|mmap64m> <iters> <out-file> [<max-seconds>]\n",
 			prog);
 		return 2;
 	}
@@ -83,8 +108,12 @@ int main(int argc, char **argv)
 		op = OP_WRITE1;
 	else if (strcmp(name, "write64k") == 0)
 		op = OP_WRITE64K;
+	else if (strcmp(name, "clock") == 0)
+		op = OP_CLOCK;
+	else if (strcmp(name, "mmap64m") == 0)
+		op = OP_MMAP64M;
 	else {
-		fprintf(stderr, "%s: op must be getpid, getppid, fcntl, write1 or write64k, got '%s'\n",
+		fprintf(stderr, "%s: op must be getpid, getppid, fcntl, write1, write64k, clock or mmap64m, got '%s'\n",
 			prog, name);
 		return 2;
 	}
@@ -107,7 +136,9 @@ int main(int argc, char **argv)
 		fail("first call", expect);
 
 	double hz = calibrate_tsc_hz();
-	for (int i = 0; i < 1000; i++)
+	/* mmap64m: a few warm-up rounds only (each is 16384 page touches). */
+	int warm = op == OP_MMAP64M ? 3 : 1000;
+	for (int i = 0; i < warm; i++)
 		one_call(op, fd, expect);
 	uint64_t budget = max_seconds ? (uint64_t)(hz * (double)max_seconds) : UINT64_MAX;
 	uint64_t start = tsc_begin(), done = 0;
@@ -116,7 +147,7 @@ int main(int argc, char **argv)
 		one_call(op, fd, expect);
 		uint64_t t1 = tsc_end();
 		s[done++] = t1 - t0;
-		if ((done & 1023) == 0 && t1 - start > budget)
+		if (((done & 1023) == 0 || op == OP_MMAP64M) && t1 - start > budget)
 			break;
 	}
 	write_samples(prog, argv[3], s, done);

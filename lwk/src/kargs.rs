@@ -6,7 +6,11 @@
 //! default the last), `ihk_test_fault=<ms>` (CPU 0 reads an unmapped address
 //! <ms> after boot: a fatal page fault). `ihk_heartbeat_ms=<ms>` (default
 //! 100) is the shortest hang-detection window published for ihkmond; no
-//! timer runs for it (`timer.rs`).
+//! timer runs for it (`timer.rs`). `pvm_probe` times kernel instruction
+//! sequences at boot and logs them (`probe.rs`, docs/pvm.md);
+//! `pvm_profile=<nr>` single-steps one system call `<nr>` and logs where
+//! its instructions were (`arch::x86_64::stepcount`; the 5th such call, or
+//! the one after `pvm_profile_skip=<n>` others).
 
 pub struct Kargs {
     pub hidos: bool,
@@ -15,6 +19,9 @@ pub struct Kargs {
     pub test_hang_cpu: Option<u32>,
     pub test_fault_ms: Option<u64>,
     pub heartbeat_ms: u64,
+    pub pvm_probe: bool,
+    pub pvm_profile: Option<u64>,
+    pub pvm_profile_skip: u32,
 }
 
 pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
@@ -32,6 +39,9 @@ pub fn parse(s: &str) -> Kargs {
         test_hang_cpu: None,
         test_fault_ms: None,
         heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+        pvm_probe: false,
+        pvm_profile: None,
+        pvm_profile_skip: 4,
     };
     for w in words(s) {
         let (key, val) = match w.split_once('=') {
@@ -41,6 +51,9 @@ pub fn parse(s: &str) -> Kargs {
         let num = val.and_then(|v| v.parse::<u64>().ok());
         match key {
             "hidos" => k.hidos = true,
+            "pvm_probe" => k.pvm_probe = true,
+            "pvm_profile" => k.pvm_profile = num,
+            "pvm_profile_skip" => k.pvm_profile_skip = num.unwrap_or(4) as u32,
             "ihk_test_panic" => k.test_panic_ms = num,
             "ihk_test_hang" => k.test_hang_ms = num,
             "ihk_test_fault" => k.test_fault_ms = num,

@@ -4,7 +4,7 @@
 //! the kernel message log (`kmsg`), boot parameters (`boot_params`), CPU
 //! bring-up (`smp`), the monitor page (`monitor`), the timer (`timer`:
 //! deadlines only, no periodic tick), the master IKC channel (`ikc/`),
-//! memory (`mm/`), and panics (`panic`); user programs in `process/`, `elf/`, `syscall/`, `lwkfs/`.
+//! memory (`mm/`), panics (`panic`), and the `pvm_probe` timings (`probe`); user programs in `process/`, `elf/`, `syscall/`, `lwkfs/`.
 //! The layers and their one-way imports are drawn in `lwk/README.md`; this
 //! file, on top of them all, registers the handlers through which `arch/`
 //! calls up ([`HOOKS`]).
@@ -33,6 +33,7 @@ mod kmsg;
 mod mm;
 mod monitor;
 mod panic;
+mod probe;
 mod smp;
 mod timer;
 // User programs (mcexec): processes, ELF loading, system calls.
@@ -194,6 +195,12 @@ fn bsp_main(bp_phys: u64) -> ! {
     ikc::master::send_booted(aps + 1);
     timer::boot_completed(&args);
     timer::start_this_cpu();
+    if args.pvm_probe {
+        probe::run_all();
+    }
+    if let Some(nr) = args.pvm_profile {
+        cpu::stepcount::enable(nr, args.pvm_profile_skip);
+    }
     idle_loop()
 }
 
@@ -237,6 +244,7 @@ fn idle_loop() -> ! {
             continue;
         }
         ikc::rusage::refresh();
+        probe::log_profile();
         monitor::set_cpu_state(CpuState::Idle);
         // `sti; hlt` is atomic with respect to interrupts: one that became
         // pending after the checks above still wakes the hlt.

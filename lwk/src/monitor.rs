@@ -11,7 +11,7 @@
 //! the time since the previous change goes to user time when the CPU was
 //! in user mode, to system time when it was in the kernel.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use ihk_abi::boot_params::MAX_CPUS;
 use ihk_abi::monitor::{MonitorPage, MONITOR_MAGIC, PANIC_MSG_MAX};
 use ihk_abi::rusage::{RusagePage, RUSAGE_MAGIC};
@@ -21,9 +21,14 @@ use crate::arch::x86_64::{direct_map, tsc};
 
 static MONITOR: AtomicU64 = AtomicU64::new(0);
 static RUSAGE: AtomicU64 = AtomicU64::new(0);
-static TSC_KHZ: AtomicU64 = AtomicU64::new(1);
+/// ns = ticks * NS_MULT >> 32 (a multiplication: a 128-bit division is a
+/// call of ~20 instructions, and this runs twice per kernel entry).
+static NS_MULT: AtomicU64 = AtomicU64::new(0);
 /// Per CPU: TSC of its last change of state (0: none yet).
 static SINCE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU: the state it last published (`CpuState as u32`), kept here so
+/// that charging time needs no read back and decoding of the shared page.
+static STATE: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
 
 pub fn init(bp: &BootParams) {
     // SAFETY: the host initialised the page at this identity-mapped address.
@@ -38,7 +43,7 @@ pub fn init(bp: &BootParams) {
     if unsafe { &*(r as *const RusagePage) }.magic == RUSAGE_MAGIC {
         RUSAGE.store(r, Ordering::Release);
     }
-    TSC_KHZ.store(bp.tsc_khz.max(1), Ordering::Relaxed);
+    NS_MULT.store(((1_000_000u128 << 32) / bp.tsc_khz.max(1) as u128) as u64, Ordering::Relaxed);
 }
 
 fn rusage() -> Option<&'static RusagePage> {
@@ -62,17 +67,20 @@ pub fn set_os_status(s: OsStatus) {
 /// This CPU changes state: charge the time since its previous change to
 /// the state it leaves, publish the new one and beat.
 pub fn set_cpu_state(s: CpuState) {
+    // Every kernel entry from user mode comes here twice: kept short (each
+    // instruction costs ~0.5 us where kernel code is emulated, docs/pvm.md).
     let me = crate::smp::cpu_id() as usize;
     let Some(slot) = page().and_then(|m| m.cpu(me)) else { return };
     let now = tsc::now();
     let last = SINCE[me].swap(now, Ordering::Relaxed);
+    let was = STATE[me].swap(s as u32, Ordering::Relaxed);
     if let (Some(r), true) = (rusage(), last != 0 && now > last) {
-        let ns = ((now - last) as u128 * 1_000_000 / TSC_KHZ.load(Ordering::Relaxed) as u128) as u64;
-        match slot.state() {
-            CpuState::RunningUser => r.cpu_user_ns[me].fetch_add(ns, Ordering::Relaxed),
-            CpuState::RunningKernel => r.cpu_system_ns[me].fetch_add(ns, Ordering::Relaxed),
-            _ => 0,
-        };
+        let ns = (((now - last) as u128 * NS_MULT.load(Ordering::Relaxed) as u128) >> 32) as u64;
+        if was == CpuState::RunningUser as u32 {
+            r.cpu_user_ns[me].fetch_add(ns, Ordering::Relaxed);
+        } else if was == CpuState::RunningKernel as u32 {
+            r.cpu_system_ns[me].fetch_add(ns, Ordering::Relaxed);
+        }
     }
     slot.set_state(s);
     slot.beat();

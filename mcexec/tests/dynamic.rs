@@ -68,7 +68,8 @@ fn debian_dynamic_programs_file_mappings_and_the_lwk_view() {
     for needle in ["/usr/bin/cat", "ld-linux-x86-64.so.2", "libc.so.6", "[heap]", "[stack]"] {
         assert!(maps.contains(needle), "/proc/self/maps lacks {needle}:\n{maps}");
     }
-    assert!(!maps.contains("memfd:ihk") && !maps.contains("[vdso]"), "/proc/self/maps is mcexec's:\n{maps}");
+    assert!(!maps.contains("memfd:ihk") && !maps.contains("/mcexec"), "/proc/self/maps is mcexec's:\n{maps}");
+    assert!(maps.contains("[vdso]") && maps.contains("[vvar]"), "/proc/self/maps lacks the LWK's vDSO:\n{maps}");
     let exe_line = maps.lines().find(|l| l.ends_with("/usr/bin/cat")).unwrap();
     let start = u64::from_str_radix(exe_line.split('-').next().unwrap(), 16).unwrap();
     assert_eq!(start, ihk_abi::offload::PIE_BASE, "cat is loaded at the LWK's PIE base");

@@ -119,6 +119,15 @@ lwk=${out%% *}; linux=$(seq 1 20000 | md5sum); linux=${linux%% *}
 if [ $rc -eq 0 ] && [ "$lwk" = "$linux" ]; then ok "mcexec busybox md5sum of 20000 lines"; else
     fail "mcexec busybox md5sum: rc=$rc LWK '$out' Linux '$linux'"
 fi
+# The vDSO (docs/pvm.md): mapped, and busybox's clock (read in user mode)
+# within 2 s of Linux's.
+run 60 mcexec /bin/busybox sh -c 'grep -c "\[vdso\]" /proc/self/maps; date +%s'
+now=$(date +%s); lwk_now=$(echo "$out" | tail -n 1)
+if [ $rc -eq 0 ] && [ "$(echo "$out" | head -n 1)" = 1 ] && [ $((now - lwk_now)) -le 2 ] && [ $((lwk_now - now)) -le 2 ]; then
+    ok "mcexec busybox date through the vDSO: LWK $lwk_now, Linux $now"
+else
+    fail "mcexec vDSO: rc=$rc '$out', Linux $now"
+fi
 run 60 mcexec /bin/busybox sh -c 'exit 7'
 if [ $rc -eq 7 ]; then ok "mcexec exit status 7"; else fail "mcexec exit status: $rc $out"; fi
 

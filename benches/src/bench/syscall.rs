@@ -18,7 +18,7 @@ pub struct Op {
     pub local: bool,
 }
 
-pub const OPS: [Op; 5] = [
+pub const OPS: [Op; 7] = [
     Op {
         arg: "getpid",
         label: "getpid",
@@ -43,6 +43,16 @@ pub const OPS: [Op; 5] = [
         arg: "write64k",
         label: "write 64 KiB",
         local: false,
+    },
+    Op {
+        arg: "clock",
+        label: "clock_gettime(MONOTONIC)",
+        local: true,
+    },
+    Op {
+        arg: "mmap64m",
+        label: "mmap+touch+munmap 64 MiB",
+        local: true,
     },
 ];
 

@@ -6,7 +6,7 @@ use lwk_hosttest::errno::EINVAL;
 const TOP: u64 = 0x2000_0000_0000;
 
 fn aux() -> AuxInfo {
-    AuxInfo { phdr: 0x40_0040, phnum: 9, base: 0x7000_0000, entry: 0x40_1000, uid: 1000, euid: 1001, gid: 100, egid: 101, hwcap: 0x178b_fbff, minsigstksz: 3632 }
+    AuxInfo { phdr: 0x40_0040, phnum: 9, base: 0x7000_0000, entry: 0x40_1000, uid: 1000, euid: 1001, gid: 100, egid: 101, hwcap: 0x178b_fbff, minsigstksz: 3632, sysinfo_ehdr: 0x1eff_ffff_f000 }
 }
 
 /// `execfn\0 argv.. envp..` and the offsets of each string.
@@ -50,6 +50,7 @@ fn argv_envp_auxv_in_order() {
     assert_eq!(get(AT_EXECFN), Some(l.strings), "execfn is the blob's first string");
     assert_eq!(get(AT_MINSIGSTKSZ), Some(3632));
     assert_eq!(get(AT_SECURE), Some(0));
+    assert_eq!(get(AT_SYSINFO_EHDR), Some(0x1eff_ffff_f000), "the vDSO");
     // Every key once.
     let mut keys: Vec<u64> = av.iter().map(|p| p.0).collect();
     keys.sort();
@@ -73,7 +74,7 @@ fn areas_are_aligned_and_do_not_overlap() {
         assert_eq!(l.random + 16, l.platform);
         assert!(l.sp + 8 * l.words.len() as u64 <= l.random, "words below the random bytes");
         assert!(l.random - (l.sp + 8 * l.words.len() as u64) < 16, "no more than alignment padding");
-        assert_eq!(l.words.len(), 3 + argc + envc + 2 * 20);
+        assert_eq!(l.words.len(), 3 + argc + envc + 2 * 21);
         assert_eq!(string_area(top, b.len()), (l.strings, l.platform, l.random));
     }
 }
@@ -86,4 +87,11 @@ fn blob_must_hold_exactly_the_announced_strings() {
     assert!(compute(TOP, &b, 1, 1, &aux()).is_ok());
     let unterminated = b"/bin/prog\0prog".to_vec();
     assert_eq!(compute(TOP, &unterminated, 1, 0, &aux()), Err(EINVAL));
+}
+
+#[test]
+fn no_vdso_no_sysinfo_ehdr() {
+    let (b, _) = blob(&["/bin/prog", "prog"]);
+    let l = compute(TOP, &b, 1, 0, &AuxInfo { sysinfo_ehdr: 0, ..aux() }).unwrap();
+    assert!(auxv(&l.words, 1, 0).iter().all(|p| p.0 != AT_SYSINFO_EHDR));
 }

@@ -17,7 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("process", &["process", "elf"]),
     ("lwkfs", &["lwkfs"]),
     ("syscall", &["syscall"]),
-    ("services", &["ikc", "timer"]),
+    ("services", &["ikc", "timer", "probe"]),
     ("main", &["main"]),
 ];
 

@@ -115,3 +115,44 @@ fn double_free_panics() {
     r.free(page(a), 2);
     r.free(page(a), 1);
 }
+
+/// The word-at-a-time search, marking and freeing against a page-by-page
+/// model: random allocations and frees of runs that straddle words, with a
+/// region size that is not a multiple of 64.
+#[test]
+fn word_operations_match_a_page_by_page_model() {
+    let mut bits = Vec::new();
+    let pages = 1000;
+    let mut r = region(pages, &mut bits);
+    let mut model = vec![false; pages as usize];
+    let mut live: Vec<(u64, u64)> = Vec::new();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for _ in 0..4000 {
+        if live.is_empty() || rand(3) > 0 {
+            let count = 1 + rand(150);
+            // The model's first fit from the region's hint, then from 0.
+            let fits = |from: u64| (from..pages.saturating_sub(count - 1)).find(|&p| (p..p + count).all(|q| !model[q as usize]));
+            let want = fits(r.hint).or_else(|| fits(0));
+            let got = r.alloc(count).map(page);
+            assert_eq!(got, want, "alloc({count}) from hint {}", r.hint);
+            if let Some(p) = got {
+                (p..p + count).for_each(|q| model[q as usize] = true);
+                live.push((p, count));
+            }
+        } else {
+            let (p, count) = live.swap_remove(rand(live.len() as u64) as usize);
+            r.free(p, count);
+            (p..p + count).for_each(|q| model[q as usize] = false);
+        }
+        assert_eq!(r.free, model.iter().filter(|&&u| !u).count() as u64);
+        for q in 0..pages {
+            assert_eq!(r.get(q), model[q as usize], "page {q}");
+        }
+    }
+}

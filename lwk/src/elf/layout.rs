@@ -38,6 +38,7 @@ pub const AT_SECURE: u64 = 23;
 pub const AT_RANDOM: u64 = 25;
 pub const AT_HWCAP2: u64 = 26;
 pub const AT_EXECFN: u64 = 31;
+pub const AT_SYSINFO_EHDR: u64 = 33;
 pub const AT_MINSIGSTKSZ: u64 = 51;
 
 /// The auxiliary vector's values that come from outside the stack.
@@ -54,6 +55,8 @@ pub struct AuxInfo {
     pub egid: u64,
     pub hwcap: u64,
     pub minsigstksz: u64,
+    /// The vDSO's ELF header (0: no vDSO, no AT_SYSINFO_EHDR).
+    pub sysinfo_ehdr: u64,
 }
 
 /// Where everything goes.
@@ -96,7 +99,11 @@ pub fn compute(top: u64, blob: &[u8], argc: usize, envc: usize, aux: &AuxInfo) -
     let execfn = addrs[0];
     let argv = &addrs[1..1 + argc];
     let envp = &addrs[1 + argc..];
-    let auxv: [(u64, u64); 19] = [
+    let mut auxv: Vec<(u64, u64)> = Vec::with_capacity(20);
+    if aux.sysinfo_ehdr != 0 {
+        auxv.push((AT_SYSINFO_EHDR, aux.sysinfo_ehdr));
+    }
+    auxv.extend_from_slice(&[
         (AT_PHDR, aux.phdr),
         (AT_PHENT, 56),
         (AT_PHNUM, aux.phnum),
@@ -116,7 +123,7 @@ pub fn compute(top: u64, blob: &[u8], argc: usize, envc: usize, aux: &AuxInfo) -
         (AT_HWCAP2, 0),
         (AT_EXECFN, execfn),
         (AT_MINSIGSTKSZ, aux.minsigstksz),
-    ];
+    ]);
     // Words below `random`: argc, argv.., 0, envp.., 0, auxv pairs, AT_NULL pair.
     let mut words: Vec<u64> = Vec::with_capacity(3 + argc + envc + 2 * (auxv.len() + 1));
     words.push(argc as u64);
@@ -124,7 +131,7 @@ pub fn compute(top: u64, blob: &[u8], argc: usize, envc: usize, aux: &AuxInfo) -
     words.push(0);
     words.extend_from_slice(envp);
     words.push(0);
-    for (k, v) in auxv {
+    for &(k, v) in &auxv {
         words.push(k);
         words.push(v);
     }

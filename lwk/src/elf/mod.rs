@@ -10,6 +10,7 @@
 mod header;
 mod layout;
 mod stack;
+mod vdso;
 
 use alloc::string::String;
 use alloc::vec;
@@ -187,11 +188,12 @@ pub fn load(t: &Thread, img: &Image) -> Result<TrapFrame, Errno> {
         a.init_brk(align_up(prog.end, phys::PAGE), sp.heap_extension);
         a.init_stack(STACK_TOP, sp.stack_premap, sp.stack_max)?;
     }
+    let vdso = vdso::map(t)?;
     let execfn_len = img.blob.iter().position(|&b| b == 0).ok_or(EINVAL)?;
     let name = String::from_utf8_lossy(&img.blob[..execfn_len]);
     let base_name = name.rsplit('/').next().unwrap_or(&name);
     *p.comm.lock() = base_name.chars().take(15).collect();
-    let user_sp = stack::build(t, &img.blob, img.argc, img.envc, &prog, interp.as_ref())?;
+    let user_sp = stack::build(t, &img.blob, img.argc, img.envc, &prog, interp.as_ref(), vdso)?;
     let start_ip = interp.as_ref().map_or(prog.entry, |i| i.entry);
     Ok(crate::process::trap::initial_frame(start_ip, user_sp))
 }

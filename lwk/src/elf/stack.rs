@@ -9,7 +9,7 @@ use crate::errno::*;
 use crate::process::Thread;
 
 /// Write the initial stack of `t`'s process; returns the user rsp.
-pub fn build(t: &Thread, blob: &[u8], argc: usize, envc: usize, prog: &Loaded, interp: Option<&Loaded>) -> Result<u64, Errno> {
+pub fn build(t: &Thread, blob: &[u8], argc: usize, envc: usize, prog: &Loaded, interp: Option<&Loaded>, vdso: u64) -> Result<u64, Errno> {
     let p = &t.process;
     let sp_params = &p.start;
     let a = p.aspace.lock();
@@ -31,6 +31,7 @@ pub fn build(t: &Thread, blob: &[u8], argc: usize, envc: usize, prog: &Loaded, i
         egid: sp_params.egid as u64,
         hwcap,
         minsigstksz: crate::process::signal::min_sigstack_size(),
+        sysinfo_ehdr: vdso,
     };
     let l = layout::compute(top, blob, argc, envc, &aux)?;
     let sp = l.sp;

@@ -114,6 +114,8 @@ pub fn maps(t: &Thread) -> String {
                 match v.kind {
                     VmaKind::Heap => "[heap]",
                     VmaKind::Stack => "[stack]",
+                    VmaKind::Vdso if p.exec => "[vdso]",
+                    VmaKind::Vdso => "[vvar]",
                     _ => "",
                 },
             ),

@@ -814,6 +814,13 @@ impl AddressSpace {
         self.write(va, &v.to_le_bytes())
     }
 
+    /// Whether the page of `va` is mapped in the page table right now (so
+    /// it is backed and in the proxy's mirror). A walk of the table: much
+    /// shorter than a VMA lookup where kernel code is emulated (docs/pvm.md).
+    pub fn is_mapped_now(&self, va: u64) -> bool {
+        self.pt.translate(va).is_some()
+    }
+
     /// Is `[va, va+len)` entirely inside accessible VMAs?
     pub fn range_mapped(&self, va: u64, len: u64) -> bool {
         let mut cur = va;

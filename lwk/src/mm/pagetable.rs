@@ -146,9 +146,19 @@ impl PageTable {
                 *e = p | perm.flags() | PTE_PS;
                 off += LARGE;
             } else {
-                let e = self.walk_create(v, 0)?;
-                *e = p | perm.flags();
-                off += PAGE;
+                // 4 KiB pages: one walk per page table, then its entries in a
+                // row up to the table's end (a 2 MiB boundary, where a large
+                // page may start). Each walk is dozens of instructions, each
+                // emulated on KVM PVM hosts (docs/pvm.md).
+                let first = idx(v, 0) as u64;
+                let n = (512 - first).min((len - off) / PAGE).max(1);
+                let e: *mut u64 = self.walk_create(v, 0)?;
+                for i in 0..n {
+                    // SAFETY: entries first..first+n of the page table that
+                    // holds `e` (first + n <= 512).
+                    unsafe { *e.add(i as usize) = (p + i * PAGE) | perm.flags() };
+                }
+                off += n * PAGE;
             }
         }
         Ok(())

@@ -36,37 +36,63 @@ impl Region {
         unsafe { *self.word(page / 64) & (1 << (page % 64)) != 0 }
     }
 
-    fn set(&mut self, page: u64, used: bool) {
-        // SAFETY: as get(); the allocator lock serialises writers.
-        unsafe {
-            let w = self.word(page / 64);
-            if used {
-                *w |= 1 << (page % 64);
-            } else {
-                *w &= !(1 << (page % 64));
+    fn load(&self, i: u64) -> u64 {
+        // SAFETY: callers pass i < ceil(pages / 64): inside the bitmap.
+        unsafe { *self.word(i) }
+    }
+
+    /// The bits of pages `[p, p + span)` inside one word (`span` <= 64 -
+    /// `p % 64`), as a mask of that word.
+    fn mask(p: u64, span: u64) -> u64 {
+        let m = if span >= 64 { u64::MAX } else { (1u64 << span) - 1 };
+        m << (p % 64)
+    }
+
+    /// The first page in `[from, to)` that is allocated (`used`) or free
+    /// (`!used`), a word at a time (kernel code may run in an instruction
+    /// emulator, where every instruction counts: docs/pvm.md).
+    fn first_in(&self, from: u64, to: u64, used: bool) -> Option<u64> {
+        let mut p = from;
+        while p < to {
+            let span = (64 - p % 64).min(to - p);
+            let w = self.load(p / 64);
+            let hits = if used { w } else { !w } & Self::mask(p, span);
+            if hits != 0 {
+                return Some(p / 64 * 64 + hits.trailing_zeros() as u64);
             }
+            p += span;
+        }
+        None
+    }
+
+    /// The first free page at or after `from` (`pages` if none).
+    fn next_free(&self, from: u64) -> u64 {
+        self.first_in(from, self.pages, false).unwrap_or(self.pages)
+    }
+
+    /// Mark pages `[first, first + count)` allocated or free, a word at a
+    /// time.
+    fn set_range(&mut self, first: u64, count: u64, used: bool) {
+        let (mut p, end) = (first, first + count);
+        while p < end {
+            let span = (64 - p % 64).min(end - p);
+            let m = Self::mask(p, span);
+            // SAFETY: p < pages; the allocator lock serialises writers.
+            unsafe {
+                let w = self.word(p / 64);
+                *w = if used { *w | m } else { *w & !m };
+            }
+            p += span;
         }
     }
 
     /// First run of `count` free pages at or after `from`.
     fn find(&self, count: u64, from: u64) -> Option<u64> {
-        let mut p = from;
+        let mut p = self.next_free(from);
         while p + count <= self.pages {
-            // Skip fully used words quickly.
-            if p.is_multiple_of(64) {
-                // SAFETY: p < pages.
-                if unsafe { *self.word(p / 64) } == u64::MAX {
-                    p += 64;
-                    continue;
-                }
-            }
-            if self.get(p) {
-                p += 1;
-                continue;
-            }
-            match (p..p + count).find(|&q| self.get(q)) {
+            match self.first_in(p, p + count, true) {
                 None => return Some(p),
-                Some(used) => p = used + 1,
+                Some(used) => p = self.next_free(used + 1),
             }
         }
         None
@@ -80,9 +106,7 @@ impl Region {
         let p = self
             .find(count, self.hint)
             .or_else(|| self.find(count, 0))?;
-        for q in p..p + count {
-            self.set(q, true);
-        }
+        self.set_range(p, count, true);
         self.free -= count;
         self.hint = p + count;
         Some(self.base + p * PAGE_SIZE)
@@ -91,14 +115,10 @@ impl Region {
     /// Give back `count` pages from page index `first` (panics on a page
     /// that is already free).
     pub fn free(&mut self, first: u64, count: u64) {
-        for p in first..first + count {
-            assert!(
-                self.get(p),
-                "free_pages: page {:#x} is already free",
-                self.base + p * PAGE_SIZE
-            );
-            self.set(p, false);
+        if let Some(free) = self.first_in(first, first + count, false) {
+            panic!("free_pages: page {:#x} is already free", self.base + free * PAGE_SIZE);
         }
+        self.set_range(first, count, false);
         self.free += count;
         self.hint = self.hint.min(first);
     }

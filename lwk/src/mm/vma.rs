@@ -22,6 +22,8 @@ pub enum VmaKind {
     /// pages, never backed by the process's own memory. Its 2 MiB mirror
     /// granules hold nothing else.
     Shared,
+    /// The vDSO's data page and image (`elf::vdso`).
+    Vdso,
 }
 
 #[derive(Clone, Copy, Debug)]

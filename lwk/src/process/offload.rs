@@ -184,7 +184,8 @@ pub fn syscall(f: &mut TrapFrame) -> SysResult {
     {
         let mut a = t.process.aspace.lock();
         let sp = f.rsp.saturating_sub(4096);
-        if a.vma_at(sp).is_none() {
+        // Usually mapped already: the table walk spares the VMA lookup.
+        if !a.is_mapped_now(sp) && a.vma_at(sp).is_none() {
             a.grow_stack(sp);
         }
     }

@@ -70,10 +70,20 @@ pub fn doorbell() {
 /// Handle the offload area's events if the host rang this CPU since the
 /// last time (every event comes with a ring, so nothing is scanned
 /// otherwise).
+#[inline]
 pub fn poll_events_if_rung() {
     if DOORBELL.get(crate::smp::cpu_id() as usize).is_some_and(|d| d.swap(false, Ordering::AcqRel)) {
-        service::poll_events();
+        poll_events_now();
     }
+}
+
+/// Out of line: `poll_events` has a large stack frame whose set-up would
+/// otherwise cost every return to user mode (~20 instructions, each
+/// emulated on KVM PVM hosts: docs/pvm.md).
+#[cold]
+#[inline(never)]
+fn poll_events_now() {
+    service::poll_events();
 }
 
 /// Last kernel step before a frame returns to user mode (system calls and

@@ -40,7 +40,9 @@ fn clock_ns(clock: u64) -> Option<u64> {
         CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE => {
             realtime_ns().wrapping_add(sp.monotonic_offset_ns as u64)
         }
-        CLOCK_BOOTTIME => realtime_ns().wrapping_add(sp.boottime_offset_ns as u64),
+        // mcexec read the two offsets at two instants: BOOTTIME never
+        // falls below MONOTONIC because of that.
+        CLOCK_BOOTTIME => realtime_ns().wrapping_add(sp.boottime_offset_ns.max(sp.monotonic_offset_ns) as u64),
         CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => {
             ticks_to_ns(crate::arch::x86_64::tsc::now().saturating_sub(t.process.start_tsc))
         }

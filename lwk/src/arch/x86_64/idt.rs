@@ -219,17 +219,20 @@ extern "C" fn interrupt_dispatch(f: &mut TrapFrame) {
         // The noise trace: this entry, its cause and its time in the
         // kernel until the return to user mode.
         let start = super::tsc::now();
-        let (cause, detail) = if super::entry::is_emulated_syscall(f) {
-            (CAUSE_SYSCALL, f.rax as u16)
+        let (cause, detail, stepped) = if super::entry::is_emulated_syscall(f) {
+            (CAUSE_SYSCALL, f.rax as u16, super::stepcount::begin(f.rax))
         } else {
-            (v as u16, 0)
+            (v as u16, 0, false)
         };
         super::tlb::entered_kernel();
         (h.entered_from_user)();
         dispatch(f, v, h);
         (h.return_to_user)(f);
         super::trace::record(start, cause, detail);
-    } else {
+        if stepped {
+            super::stepcount::end();
+        }
+    } else if v != 1 || !super::stepcount::on_debug(f.rip) {
         dispatch(f, v, h);
     }
 }

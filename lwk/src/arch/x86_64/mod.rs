@@ -2,7 +2,9 @@
 //! the SYSCALL entry and the way back to user mode (`entry`), the per-CPU
 //! block GS points at (`percpu`), the direct map's address arithmetic
 //! (`direct_map`), the local APIC in x2APIC mode (`x2apic`), the TSC
-//! (`tsc`), the noise trace and steal time (`trace`), and a few instructions.
+//! (`tsc`), the noise trace and steal time (`trace`), single-stepping one
+//! system call for the `pvm_profile` experiment (`stepcount`), and a few
+//! instructions.
 //!
 //! The bottom layer of the LWK: it imports nothing above it. Interrupts,
 //! exceptions and system calls reach the kernel through the handlers the
@@ -15,6 +17,7 @@ pub mod gdt;
 pub mod hooks;
 pub mod idt;
 pub mod percpu;
+pub mod stepcount;
 pub mod tlb;
 pub mod trace;
 pub mod tsc;
