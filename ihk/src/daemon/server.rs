@@ -22,7 +22,7 @@ use crate::error::{IhkError, IhkResult, EINVAL, ENOENT, EPROTO};
 use crate::journal::Journal;
 use crate::list::MemList;
 use crate::proto::wire::{self, Receiver};
-use crate::proto::{DaemonInfo, Reply, Request, RequestEnvelope, Response, PROTOCOL_VERSION};
+use crate::proto::{decode_request, DaemonInfo, Reply, Request, Response};
 use crate::reserve;
 
 /// Which socket a connection came in on.
@@ -308,38 +308,27 @@ fn serve_connection(
         let mut out_fds: Vec<OwnedFd> = Vec::new();
         // A share window to remove if the reply cannot be delivered.
         let mut unsent_window = None;
-        let response = match serde_json::from_str::<RequestEnvelope>(&line) {
-            Err(e) => Response::Err(IhkError::new(EPROTO, format!("unreadable request: {e}"))),
-            Ok(env) if env.v != PROTOCOL_VERSION => Response::Err(IhkError::new(
-                EPROTO,
-                format!(
-                    "protocol version {} is not supported (ihkd speaks {PROTOCOL_VERSION})",
-                    env.v
-                ),
-            )),
-            Ok(env) if matches!(env.req, Request::OsAttach { .. }) => {
+        let response = match decode_request(&line) {
+            Err(e) => Response::Err(e),
+            Ok(Request::OsAttach {
+                local_rank,
+                per_node,
+            }) => {
                 // mcexec (daemon/attach.rs): the connection now belongs to
                 // the attachment and ends with it.
-                if let (
-                    Request::OsAttach {
-                        local_rank,
-                        per_node,
-                    },
-                    Some(h),
-                ) = (env.req, handle)
-                {
+                if let Some(h) = handle {
                     let pid = getsockopt(&stream, PeerCredentials).map_or(0, |c| c.pid() as u32);
                     super::attach::serve(h, pid, &stream, local_rank, per_node);
                 }
                 return;
             }
-            Ok(env) => {
+            Ok(req) => {
                 let fd = if fds.is_empty() {
                     None
                 } else {
                     Some(fds.remove(0))
                 };
-                let name = env.req.name();
+                let name = req.name();
                 let mut call = Call {
                     shared,
                     handle,
@@ -355,7 +344,7 @@ fn serve_connection(
                     uid,
                 };
                 let result =
-                    admit(kind, handle, uid, &env.req).and_then(|()| dispatch(&mut call, env.req));
+                    admit(kind, handle, uid, &req).and_then(|()| dispatch(&mut call, req));
                 if let Err(e) = &result {
                     tracing::info!("{name} from uid {uid} failed: {e}");
                 }
