@@ -179,6 +179,7 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     let per_node = opts.procs_per_node.or(launcher.map(|(_, n)| n));
     let rank = per_node.and_then(|_| crate::rank::local_rank());
     let (conn, memfds) = connect(&dir, opts.os_index, rank, per_node)?;
+    ihk_client::fault::point("mcexec:attached");
     if let Some(n) = per_node {
         if n > conn.info.nr_cpus {
             return Err(Failure::new(
@@ -488,6 +489,7 @@ impl Dispatcher {
                 Some(ProcState::Running) => {
                     if self.process.is_none() {
                         self.attach_process()?;
+                        ihk_client::fault::point("mcexec:running");
                     }
                     if let Some(p) = &self.process {
                         p.on_doorbell();
@@ -496,7 +498,10 @@ impl Dispatcher {
                         self.check_os()?;
                     }
                 }
-                Some(ProcState::Exited) => return self.ending(),
+                Some(ProcState::Exited) => {
+                    ihk_client::fault::point("mcexec:exited");
+                    return self.ending();
+                }
                 Some(ProcState::Failed) => return Err(self.start_failure()),
                 other => {
                     return Err(Failure::new(1, format!("process slot in unexpected state {other:?}")));

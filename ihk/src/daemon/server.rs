@@ -19,6 +19,7 @@ use super::instance::{self, InstanceHandle};
 use super::state::State;
 use super::{prepare_runtime_dir, Config, PidLock, Readiness};
 use crate::error::{IhkError, IhkResult, EINVAL, ENOENT, EPROTO};
+use crate::fault;
 use crate::journal::Journal;
 use crate::list::MemList;
 use crate::proto::wire::{self, Receiver};
@@ -473,7 +474,13 @@ fn dispatch(c: &mut Call, req: Request) -> IhkResult<Reply> {
         ReserveMem { mem } => reserve_mem(c, &mem),
         ReleaseMem { mem } => done(c.state().release_mem(&mem)),
         QueryMem => query_mem(c),
-        CreateOs => c.state().create_os().map(Reply::OsIndex),
+        CreateOs => {
+            let r = c.state().create_os().map(Reply::OsIndex);
+            if r.is_ok() {
+                fault::point("ihkd:os-created");
+            }
+            r
+        }
         DestroyOs { os } => destroy_os(c, os),
         GetOsInstances => get_os_instances(c),
         SetOwner { uid, gid } => done(c.state().set_owner(uid, gid)),
@@ -539,6 +546,9 @@ fn reserve_cpu(c: &mut Call, cpus: &[u32]) -> IhkResult<Reply> {
         .lock()
         .unwrap()
         .reserve_cpu(cpus, &mut c.warnings);
+    if r.is_ok() {
+        fault::point("ihkd:cpus-reserved");
+    }
     done(r)
 }
 
@@ -565,6 +575,9 @@ fn reserve_mem(c: &mut Call, mem: &MemList) -> IhkResult<Reply> {
         .lock()
         .unwrap()
         .reserve_mem(mem, &mut c.warnings);
+    if r.is_ok() {
+        fault::point("ihkd:mem-reserved");
+    }
     done(r)
 }
 
@@ -606,6 +619,7 @@ fn daemon_info(c: &Call) -> Reply {
 
 /// Past the privilege check: the daemon exits after replying.
 fn quit(c: &mut Call) -> IhkResult<Reply> {
+    fault::point("ihkd:quit");
     c.quit = true;
     let failures = c.state().teardown();
     if failures.is_empty() {
@@ -627,7 +641,11 @@ fn os_load(c: &mut Call, name: &str) -> IhkResult<Reply> {
 fn os_boot(c: &mut Call, timeout_ms: u64) -> IhkResult<Reply> {
     let (h, spec) = c.state().os_prepare_boot(c.os)?;
     let timeout = Duration::from_millis(timeout_ms.clamp(100, 600_000));
-    done(instance::boot(&h, spec, timeout))
+    let r = instance::boot(&h, spec, timeout);
+    if r.is_ok() {
+        fault::point("ihkd:booted");
+    }
+    done(r)
 }
 
 fn os_get_status(c: &mut Call) -> IhkResult<Reply> {
