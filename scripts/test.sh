@@ -17,8 +17,8 @@ MCK_PARTITION_TALLY=$(mktemp -t mck-partition-tally.XXXXXX)
 trap 'rm -f "$MCK_PARTITION_TALLY"' EXIT
 cargo test --workspace -- --test-threads=1 "$@"
 # The soak of docs/reliability.md: MCK_SOAK_N boots, programs and releases
-# through one ihkd (about 1 s each), failing on any growth. Skipped when
-# arguments select tests.
+# through one ihkd (50 take about 40 s), failing on any growth. Skipped
+# when arguments select tests.
 if [ $# -eq 0 ]; then
     scripts/soak.sh "${MCK_SOAK_N:-50}"
 fi
