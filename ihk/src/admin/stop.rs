@@ -42,14 +42,16 @@ fn journal_pending(dir: &RuntimeDir) -> usize {
 /// With no ihkd serving and nothing to undo: the sockets, pid file and
 /// empty journal an ihkd killed after its last change left behind (found
 /// by ihk/tests/faults.rs, `IHK_FAULT_STOP=ihkd:quit`), so the runtime
-/// directory is as a clean stop leaves it. A process that still runs under
-/// the pid file's pid is an ihkd that does not answer: nothing is removed.
+/// directory is as a clean stop leaves it. An ihkd that still runs under
+/// the pid file's pid but does not answer: nothing is removed.
 fn remove_dead_daemon_files(dir: &RuntimeDir) -> Result<(), String> {
     if let Some(pid) = std::fs::read_to_string(dir.pid_file())
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
     {
-        if !wait_exit(pid, Duration::ZERO) {
+        // A pid reused by another program is no ihkd.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "ihkd" && !wait_exit(pid, Duration::ZERO) {
             return Err(format!(
                 "ihkd (pid {pid}) runs but does not answer on {}",
                 dir.device_socket(0).display()
