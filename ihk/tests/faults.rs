@@ -96,10 +96,11 @@ fn inject(point: &str) -> Result<(), String> {
                         return Err("mcexec ran although ihkd died at attach".into());
                     }
                 }
-                "ihkd:quit" => {
+                // Both come with mcstop+release (destroy, then quit).
+                "ihkd:destroyed" | "ihkd:quit" => {
                     let out = node.run(MCSTOP, &[]);
                     if out.status.success() {
-                        return Err("mcstop+release succeeded although ihkd died at quit".into());
+                        return Err(format!("mcstop+release succeeded although ihkd died at {point}"));
                     }
                 }
                 _ => {

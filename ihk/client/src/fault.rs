@@ -29,6 +29,7 @@ pub const POINTS: &[&str] = &[
     "ihkd:os-created",
     "ihkd:booted",
     "ihkd:attached",
+    "ihkd:destroyed",
     "ihkd:quit",
     "mcexec:attached",
     "mcexec:running",

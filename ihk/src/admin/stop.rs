@@ -39,25 +39,40 @@ fn journal_pending(dir: &RuntimeDir) -> usize {
     Journal::open(&p).map(|j| j.pending().len()).unwrap_or(1)
 }
 
+/// How long an ihkd that no longer answers may take to finish exiting: a
+/// killed ihkd gives its partition's memory back to the kernel before it
+/// is gone, and until then the hugepages it held cannot be released.
+const DEAD_IHKD_EXIT: Duration = Duration::from_secs(15);
+
+/// With no ihkd answering: wait until the ihkd of the pid file (if it is
+/// one: a pid reused by another program is not) has exited. Found by
+/// ihk/tests/faults.rs (`IHK_FAULT_STOP=ihkd:attached`, now and then): the
+/// journal replay started while the killed ihkd still held the hugepages
+/// it had taken, and could not shrink the pool back.
+fn wait_dead_ihkd(dir: &RuntimeDir) -> Result<(), String> {
+    let Some(pid) = std::fs::read_to_string(dir.pid_file())
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return Ok(());
+    };
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim() == "ihkd" && !wait_exit(pid, DEAD_IHKD_EXIT) {
+        return Err(format!(
+            "ihkd (pid {pid}) runs but does not answer on {}",
+            dir.device_socket(0).display()
+        ));
+    }
+    Ok(())
+}
+
 /// With no ihkd serving and nothing to undo: the sockets, pid file and
 /// empty journal an ihkd killed after its last change left behind (found
 /// by ihk/tests/faults.rs, `IHK_FAULT_STOP=ihkd:quit`), so the runtime
 /// directory is as a clean stop leaves it. An ihkd that still runs under
 /// the pid file's pid but does not answer: nothing is removed.
 fn remove_dead_daemon_files(dir: &RuntimeDir) -> Result<(), String> {
-    if let Some(pid) = std::fs::read_to_string(dir.pid_file())
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-    {
-        // A pid reused by another program is no ihkd.
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() == "ihkd" && !wait_exit(pid, Duration::ZERO) {
-            return Err(format!(
-                "ihkd (pid {pid}) runs but does not answer on {}",
-                dir.device_socket(0).display()
-            ));
-        }
-    }
+    wait_dead_ihkd(dir)?;
     let entries = match std::fs::read_dir(dir.path()) {
         Ok(e) => e,
         Err(_) => return Ok(()),
@@ -99,7 +114,12 @@ pub fn stop_release(dir: &RuntimeDir) -> StopReport {
             }
             return report;
         }
-        // A crashed ihkd left changes behind: a new one restores them.
+        // A crashed ihkd left changes behind: a new one restores them,
+        // once the old one is gone.
+        if let Err(why) = wait_dead_ihkd(dir) {
+            fail(&mut report, "waiting for the dead ihkd", why);
+            return report;
+        }
         report.replayed_crash_journal = true;
         if let Err(e) = start_ihkd(dir) {
             fail(&mut report, "starting ihkd to replay the journal", e.detail);

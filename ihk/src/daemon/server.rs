@@ -597,7 +597,12 @@ fn destroy_os(c: &mut Call, os: u32) -> IhkResult<Reply> {
             Err(e) if e.errno == libc::EBUSY && std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            r => return done(r),
+            r => {
+                if r.is_ok() {
+                    fault::point("ihkd:destroyed");
+                }
+                return done(r);
+            }
         }
     }
 }
