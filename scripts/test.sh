@@ -16,6 +16,12 @@ export MCK_PARTITION_TALLY
 MCK_PARTITION_TALLY=$(mktemp -t mck-partition-tally.XXXXXX)
 trap 'rm -f "$MCK_PARTITION_TALLY"' EXIT
 cargo test --workspace -- --test-threads=1 "$@"
+# The soak of docs/reliability.md: MCK_SOAK_N boots, programs and releases
+# through one ihkd (50 take about 40 s), failing on any growth. Skipped
+# when arguments select tests.
+if [ $# -eq 0 ]; then
+    scripts/soak.sh "${MCK_SOAK_N:-50}"
+fi
 echo "test.sh: $(wc -l < "$MCK_PARTITION_TALLY") partition tests booted real KVM partitions"
 # The hardware-virtualization check (docs/hwvirt.md): the debug build above,
 # in QEMU guests with nested SVM (about 2 minutes). Skipped when arguments

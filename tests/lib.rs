@@ -3,6 +3,8 @@
 //! `tests/tests/`: whole user sessions through several crates (install tree,
 //! `mcreboot`, `mcexec`, `mcstop+release`).
 
+pub mod fuzz;
+
 use std::fs::{File, OpenOptions};
 use std::process::Child;
 use std::time::{Duration, Instant};

@@ -34,11 +34,14 @@ pub const fn kmsg_capacity(region_size: u64) -> u64 {
 }
 
 impl KmsgHeader {
-    /// Positions `[start, end)` of the text currently shown.
-    pub fn visible_range(&self) -> (u64, u64) {
+    /// Positions `[start, end)` of the text currently shown, for a reader
+    /// whose own idea of the text storage is `capacity` bytes: the host
+    /// passes the size it gave the region, never the header's field, which
+    /// the LWK can overwrite (at most `capacity` bytes are ever shown).
+    pub fn visible_range(&self, capacity: u64) -> (u64, u64) {
         let head = self.head.load(Ordering::Acquire);
         let clear = self.clear_pos.load(Ordering::Relaxed).min(head);
-        let oldest = head.saturating_sub(self.capacity);
+        let oldest = head.saturating_sub(capacity);
         (oldest.max(clear), head)
     }
 }
@@ -67,10 +70,10 @@ mod tests {
             _pad: 0,
             _reserved: [0; 3],
         };
-        assert_eq!(h.visible_range(), (150, 250));
+        assert_eq!(h.visible_range(h.capacity), (150, 250));
         h.clear_pos.store(200, Ordering::Relaxed);
-        assert_eq!(h.visible_range(), (200, 250));
+        assert_eq!(h.visible_range(h.capacity), (200, 250));
         h.clear_pos.store(300, Ordering::Relaxed);
-        assert_eq!(h.visible_range(), (250, 250));
+        assert_eq!(h.visible_range(h.capacity), (250, 250));
     }
 }

@@ -16,6 +16,8 @@
 
 pub mod boot_params;
 pub mod doorbell;
+#[cfg(test)]
+mod fuzz;
 pub mod kmsg;
 pub mod layout;
 pub mod linux;

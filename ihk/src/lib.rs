@@ -21,5 +21,5 @@ pub mod list;
 pub mod mond;
 pub mod reserve;
 
-pub use ihk_client::{client, error, paths, proto};
+pub use ihk_client::{client, error, fault, paths, proto};
 pub use ihk_client::{IhkError, IhkResult};

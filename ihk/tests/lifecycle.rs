@@ -145,3 +145,36 @@ fn one_ihkd_per_runtime_dir_and_sigterm_releases_everything() {
     node.reap_ihkd();
     node.assert_clean();
 }
+
+/// ihkd is a daemon: it keeps none of its starter's descriptors. A caller
+/// that runs `flock <lock> mcreboot ...` (the way partition tests and
+/// manual boots share this machine) must not find its lock held by ihkd
+/// after it exits.
+#[test]
+fn ihkd_keeps_no_descriptor_of_the_caller_of_mcreboot() {
+    if !can_run("ihkd_keeps_no_descriptor_of_the_caller_of_mcreboot") {
+        return;
+    }
+    let mut node = Node::new();
+    let held = node.runtime_dir().with_file_name(format!(
+        "{}.held",
+        node.runtime_dir().file_name().unwrap().to_string_lossy()
+    ));
+    node.env.push(("HELD".into(), held.display().to_string()));
+    node.env.push(("MCREBOOT".into(), MCREBOOT.into()));
+    let out = node.run("/bin/sh", &["-c", "exec 7>>\"$HELD\"; exec \"$MCREBOOT\" -c 1 -m 256M"]);
+    node.env.clear();
+    assert!(out.status.success());
+    let pid = node.ihkd_pid().expect("mcreboot started ihkd");
+    let leaked: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|t| *t == held)
+        .map(|t| t.display().to_string())
+        .collect();
+    let _ = std::fs::remove_file(&held);
+    assert!(leaked.is_empty(), "ihkd holds its starter's {leaked:?}");
+    node.ok(MCSTOP, &[]);
+    node.assert_clean();
+}

@@ -17,6 +17,8 @@ use ihk_abi::offload::OffloadCall;
 
 use crate::guest::GuestMemory;
 
+mod capset;
+
 /// Whether mcexec must not execute system call `number`: the routing table
 /// (`lwk/src/syscall/table.rs`, read through [`linux::route`]) has the LWK
 /// handle or refuse it (running it here would change mcexec's own memory
@@ -86,6 +88,7 @@ impl Executor {
             // (FORWARDED_SIGNALS), and the group's other members as on Linux.
             sys::SYS_kill | sys::SYS_tgkill if a[0] as i32 == self.host_pid => return EPERM.neg(),
             sys::SYS_prctl if matches!(a[0], 22 /* PR_SET_SECCOMP */ | 35 /* PR_SET_MM */) => return EINVAL.neg(),
+            sys::SYS_capset => return capset::capset(a, self.host_pid),
             _ => {}
         }
         // SAFETY: not refused; pointer arguments point into the mirror.

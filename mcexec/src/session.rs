@@ -191,6 +191,7 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     };
     let rank = per_node.and_then(|_| crate::rank::local_rank());
     let (conn, memfds) = connect(&dir, opts.os_index, rank, per_node)?;
+    ihk_client::fault::point("mcexec:attached");
     crate::affinity::keep_proxy_off_partition(&dir, opts.os_index);
     if let Some(n) = per_node {
         if n > conn.info.nr_cpus {
@@ -510,6 +511,7 @@ impl Dispatcher {
                 Some(ProcState::Running) => {
                     if self.process.is_none() {
                         self.attach_process()?;
+                        ihk_client::fault::point("mcexec:running");
                     }
                     if let Some(p) = &self.process {
                         p.on_doorbell();
@@ -518,7 +520,10 @@ impl Dispatcher {
                         self.check_os()?;
                     }
                 }
-                Some(ProcState::Exited) => return self.ending(),
+                Some(ProcState::Exited) => {
+                    ihk_client::fault::point("mcexec:exited");
+                    return self.ending();
+                }
                 Some(ProcState::Failed) => return Err(self.start_failure()),
                 other => {
                     return Err(Failure::new(1, format!("process slot in unexpected state {other:?}")));

@@ -4,9 +4,15 @@
 //! they were assigned (§1.2.2.1); ranges must be ascending and no CPU may be
 //! listed twice.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use crate::ListError;
+
+/// The largest CPU id a list may name: Linux's largest `NR_CPUS` on x86-64
+/// is 8192. The bound also keeps a range such as `0-4294967295` from
+/// expanding to billions of ids.
+pub const MAX_CPU_ID: u32 = 8191;
 
 const EXPECTED: &str = "<id>,<id>,... or <first>-<last> in ascending order, e.g. 1,3-5";
 
@@ -39,6 +45,7 @@ impl CpuList {
             return Err(err("the list is empty".into()));
         }
         let mut ids: Vec<u32> = Vec::new();
+        let mut seen: HashSet<u32> = HashSet::new();
         for raw in input.split(',') {
             let token = raw.trim();
             if token.is_empty() {
@@ -60,7 +67,7 @@ impl CpuList {
                 }
             };
             for id in first..=last {
-                if ids.contains(&id) {
+                if !seen.insert(id) {
                     return Err(err(format!("CPU {id} is listed twice ('{token}')")));
                 }
                 ids.push(id);
@@ -101,8 +108,12 @@ fn parse_id(s: &str) -> Result<u32, String> {
     if !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("'{s}' is not a CPU id"));
     }
-    s.parse::<u32>()
-        .map_err(|_| format!("CPU id '{s}' is too large"))
+    match s.parse::<u32>() {
+        Ok(id) if id <= MAX_CPU_ID => Ok(id),
+        _ => Err(format!(
+            "CPU id '{s}' is larger than the largest CPU id, {MAX_CPU_ID}"
+        )),
+    }
 }
 
 /// Print ids in the given order, folding ascending consecutive runs of two or

@@ -25,6 +25,7 @@ impl IkcMap {
             return Err(err("the map is empty".into()));
         }
         let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for raw in input.split('+') {
             let part = raw.trim();
             let (list, dst) = part
@@ -39,7 +40,7 @@ impl IkcMap {
                 .parse()
                 .map_err(|_| err(format!("'{part}': CPU id '{dst}' is too large")))?;
             for &s in srcs.ids() {
-                if pairs.iter().any(|&(p, _)| p == s) {
+                if !seen.insert(s) {
                     return Err(err(format!("LWK CPU {s} is mapped twice ('{part}')")));
                 }
                 pairs.push((s, dst));

@@ -16,8 +16,10 @@
 mod cpu;
 mod ikc;
 mod mem;
+#[cfg(test)]
+mod fuzz;
 
-pub use cpu::{format_cpus, CpuList};
+pub use cpu::{format_cpus, CpuList, MAX_CPU_ID};
 pub use ikc::IkcMap;
 pub use mem::{format_size, MemChunk, MemList, MemSize, MEM_GRANULE};
 

@@ -26,6 +26,7 @@ use super::ihkmond_proc::{ihkmond_path, start_ihkmond, stop_ihkmond};
 use super::destroy_all_instances;
 use crate::client::{self, Client};
 use crate::error::{IhkError, IhkResult};
+use crate::fault;
 use crate::host::topology;
 use crate::list::{format_cpus, CpuList, IkcMap, MemChunk, MemList, MemSize};
 use crate::paths::{Roots, RuntimeDir};
@@ -249,6 +250,7 @@ fn run_steps(
         start_ihkd(dir).map_err(step("starting ihkd"))?;
         done.push(Done::Ihkd);
         report.started_ihkd = true;
+        fault::point("mcreboot:ihkd-started");
     }
     let dev = || Client::device(dir, 0);
 
@@ -299,6 +301,7 @@ fn run_steps(
             .filter(|&(_, b)| b > 0)
             .collect();
         done.push(Done::MemReserved(added));
+        fault::point("mcreboot:mem-reserved");
     }
 
     let reserved = dev()
@@ -316,6 +319,7 @@ fn run_steps(
         c.reserve_cpu(&missing).map_err(step("reserving CPUs"))?;
         report.warnings.extend(c.warnings().iter().cloned());
         done.push(Done::CpusReserved(missing));
+        fault::point("mcreboot:cpus-reserved");
     }
 
     let os = dev()
@@ -323,11 +327,13 @@ fn run_steps(
         .map_err(step("creating the OS instance"))?;
     done.push(Done::OsCreated);
     report.os = os;
+    fault::point("mcreboot:os-created");
     let osc = || Client::os(dir, os);
 
     osc()
         .and_then(|mut c| c.os_assign_cpu(opts.cpus.ids()))
         .map_err(step("assigning CPUs"))?;
+    fault::point("mcreboot:cpus-assigned");
     if let Some(map) = &opts.ikc_map {
         osc()
             .and_then(|mut c| c.os_set_ikc_map(map))
@@ -336,15 +342,18 @@ fn run_steps(
     osc()
         .and_then(|mut c| c.os_assign_mem(&opts.mem))
         .map_err(step("assigning memory"))?;
+    fault::point("mcreboot:mem-assigned");
     osc()
         .and_then(|mut c| c.os_load(&opts.image))
         .map_err(step("loading the kernel image"))?;
+    fault::point("mcreboot:image-loaded");
     osc()
         .and_then(|mut c| c.os_kargs(&opts.kargs()))
         .map_err(step("setting the kernel arguments"))?;
     osc()
         .and_then(|mut c| c.os_boot(opts.boot_timeout))
         .map_err(step("booting"))?;
+    fault::point("mcreboot:booted");
 
     if let Some((uid, gid)) = opts.owner {
         if let Err(e) = dev().and_then(|mut c| c.set_owner(uid, gid)) {

@@ -58,6 +58,7 @@ pub fn serve(handle: &InstanceHandle, pid: u32, stream: &UnixStream, local_rank:
     }
     tracing::info!("OS {}: mcexec pid {pid} attached to process slot {} on LWK CPU {}", handle.index, att.slot, att.cpu);
     if send(stream, &Response::Ok { reply: Reply::Attached(info), warnings: Vec::new() }, &att.fds()) {
+        crate::fault::point("ihkd:attached");
         // Hold the attachment until the connection ends.
         let mut buf = [0u8; 256];
         loop {

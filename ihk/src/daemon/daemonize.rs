@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::unistd::{fork, pipe, setsid, ForkResult};
 
@@ -85,5 +85,24 @@ pub fn daemonize_as(name: &str) -> anyhow::Result<Readiness> {
         // SAFETY: dup2 onto the standard descriptors of this process.
         unsafe { libc::dup2(null.as_raw_fd(), fd) };
     }
+    drop(null);
+    close_inherited(wr.as_raw_fd());
     Ok(Readiness::Pipe(wr))
+}
+
+/// Close every descriptor but the standard ones and `keep`: a daemon must
+/// not hold what its starter had open. Found by scripts/soak.sh: ihkd kept
+/// the partition lock file that the caller of `mcreboot` held (`flock
+/// <file> mcreboot ...`, or a script's `exec 9>>lock`), so the lock
+/// outlived the caller for as long as ihkd ran.
+fn close_inherited(keep: RawFd) {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    for fd in fds.into_iter().filter(|&fd| fd > 2 && fd != keep) {
+        // SAFETY: single-threaded; nothing in this process uses these
+        // descriptors (they came from the starter). The one read_dir used
+        // is already closed, which makes its close fail with EBADF.
+        unsafe { libc::close(fd) };
+    }
 }

@@ -19,10 +19,11 @@ use super::instance::{self, InstanceHandle};
 use super::state::State;
 use super::{prepare_runtime_dir, Config, PidLock, Readiness};
 use crate::error::{IhkError, IhkResult, EINVAL, ENOENT, EPROTO};
+use crate::fault;
 use crate::journal::Journal;
 use crate::list::MemList;
 use crate::proto::wire::{self, Receiver};
-use crate::proto::{DaemonInfo, Reply, Request, RequestEnvelope, Response, PROTOCOL_VERSION};
+use crate::proto::{decode_request, DaemonInfo, Reply, Request, Response};
 use crate::reserve;
 
 /// Which socket a connection came in on.
@@ -308,38 +309,27 @@ fn serve_connection(
         let mut out_fds: Vec<OwnedFd> = Vec::new();
         // A share window to remove if the reply cannot be delivered.
         let mut unsent_window = None;
-        let response = match serde_json::from_str::<RequestEnvelope>(&line) {
-            Err(e) => Response::Err(IhkError::new(EPROTO, format!("unreadable request: {e}"))),
-            Ok(env) if env.v != PROTOCOL_VERSION => Response::Err(IhkError::new(
-                EPROTO,
-                format!(
-                    "protocol version {} is not supported (ihkd speaks {PROTOCOL_VERSION})",
-                    env.v
-                ),
-            )),
-            Ok(env) if matches!(env.req, Request::OsAttach { .. }) => {
+        let response = match decode_request(&line) {
+            Err(e) => Response::Err(e),
+            Ok(Request::OsAttach {
+                local_rank,
+                per_node,
+            }) => {
                 // mcexec (daemon/attach.rs): the connection now belongs to
                 // the attachment and ends with it.
-                if let (
-                    Request::OsAttach {
-                        local_rank,
-                        per_node,
-                    },
-                    Some(h),
-                ) = (env.req, handle)
-                {
+                if let Some(h) = handle {
                     let pid = getsockopt(&stream, PeerCredentials).map_or(0, |c| c.pid() as u32);
                     super::attach::serve(h, pid, &stream, local_rank, per_node);
                 }
                 return;
             }
-            Ok(env) => {
+            Ok(req) => {
                 let fd = if fds.is_empty() {
                     None
                 } else {
                     Some(fds.remove(0))
                 };
-                let name = env.req.name();
+                let name = req.name();
                 let mut call = Call {
                     shared,
                     handle,
@@ -355,7 +345,7 @@ fn serve_connection(
                     uid,
                 };
                 let result =
-                    admit(kind, handle, uid, &env.req).and_then(|()| dispatch(&mut call, env.req));
+                    admit(kind, handle, uid, &req).and_then(|()| dispatch(&mut call, req));
                 if let Err(e) = &result {
                     tracing::info!("{name} from uid {uid} failed: {e}");
                 }
@@ -484,7 +474,13 @@ fn dispatch(c: &mut Call, req: Request) -> IhkResult<Reply> {
         ReserveMem { mem } => reserve_mem(c, &mem),
         ReleaseMem { mem } => done(c.state().release_mem(&mem)),
         QueryMem => query_mem(c),
-        CreateOs => c.state().create_os().map(Reply::OsIndex),
+        CreateOs => {
+            let r = c.state().create_os().map(Reply::OsIndex);
+            if r.is_ok() {
+                fault::point("ihkd:os-created");
+            }
+            r
+        }
         DestroyOs { os } => destroy_os(c, os),
         GetOsInstances => get_os_instances(c),
         SetOwner { uid, gid } => done(c.state().set_owner(uid, gid)),
@@ -550,6 +546,9 @@ fn reserve_cpu(c: &mut Call, cpus: &[u32]) -> IhkResult<Reply> {
         .lock()
         .unwrap()
         .reserve_cpu(cpus, &mut c.warnings);
+    if r.is_ok() {
+        fault::point("ihkd:cpus-reserved");
+    }
     done(r)
 }
 
@@ -576,6 +575,9 @@ fn reserve_mem(c: &mut Call, mem: &MemList) -> IhkResult<Reply> {
         .lock()
         .unwrap()
         .reserve_mem(mem, &mut c.warnings);
+    if r.is_ok() {
+        fault::point("ihkd:mem-reserved");
+    }
     done(r)
 }
 
@@ -595,7 +597,12 @@ fn destroy_os(c: &mut Call, os: u32) -> IhkResult<Reply> {
             Err(e) if e.errno == libc::EBUSY && std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            r => return done(r),
+            r => {
+                if r.is_ok() {
+                    fault::point("ihkd:destroyed");
+                }
+                return done(r);
+            }
         }
     }
 }
@@ -617,6 +624,7 @@ fn daemon_info(c: &Call) -> Reply {
 
 /// Past the privilege check: the daemon exits after replying.
 fn quit(c: &mut Call) -> IhkResult<Reply> {
+    fault::point("ihkd:quit");
     c.quit = true;
     let failures = c.state().teardown();
     if failures.is_empty() {
@@ -638,7 +646,11 @@ fn os_load(c: &mut Call, name: &str) -> IhkResult<Reply> {
 fn os_boot(c: &mut Call, timeout_ms: u64) -> IhkResult<Reply> {
     let (h, spec) = c.state().os_prepare_boot(c.os)?;
     let timeout = Duration::from_millis(timeout_ms.clamp(100, 600_000));
-    done(instance::boot(&h, spec, timeout))
+    let r = instance::boot(&h, spec, timeout);
+    if r.is_ok() {
+        fault::point("ihkd:booted");
+    }
+    done(r)
 }
 
 fn os_get_status(c: &mut Call) -> IhkResult<Reply> {

@@ -12,6 +12,7 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -131,19 +132,33 @@ pub fn lower(journal: &mut Journal, roots: &Roots, r: &Raise) -> IhkResult<()> {
     journal.mark_undone(r.seq)
 }
 
-/// Lower a pool by `added` pages (journal replay and release).
+/// How long pages still in use may take to come back before `undo` gives
+/// up. After a crash the kernel frees a dead ihkd's guest memory a moment
+/// after the process is gone (KVM drops its references late): found by
+/// ihk/tests/faults.rs (`IHK_FAULT_STOP=ihkd:attached`), where the journal
+/// replay of the next ihkd sometimes found all 128 pages still in use.
+const IN_USE_WAIT: Duration = Duration::from_secs(10);
+
+/// Lower a pool by `added` pages (journal replay and release), waiting up
+/// to [`IN_USE_WAIT`] for pages still in use to be freed.
 pub fn undo(roots: &Roots, node: u32, page_kb: u64, added: u64) -> Result<(), String> {
     let _lock = lock_pool(roots, node, page_kb).map_err(|e| e.to_string())?;
     let cur = nr_hugepages(roots, node, page_kb).map_err(|e| e.to_string())?;
     let target = cur.saturating_sub(added);
-    write_nr(roots, node, page_kb, target).map_err(|e| e.to_string())?;
-    let now = nr_hugepages(roots, node, page_kb).map_err(|e| e.to_string())?;
-    if now > target {
-        return Err(format!(
-            "node {node}: nr_hugepages ({page_kb} kB pages) is {now}, expected {target}: pages still in use"
-        ));
+    let deadline = Instant::now() + IN_USE_WAIT;
+    loop {
+        write_nr(roots, node, page_kb, target).map_err(|e| e.to_string())?;
+        let now = nr_hugepages(roots, node, page_kb).map_err(|e| e.to_string())?;
+        if now <= target {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "node {node}: nr_hugepages ({page_kb} kB pages) is {now}, expected {target}: pages still in use"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ impl Kmsg {
     pub fn read(&self) -> String {
         let h = self.header();
         let cap = self.capacity();
-        let (start, end) = h.visible_range();
+        let (start, end) = h.visible_range(cap);
         let mut out = vec![0u8; (end - start) as usize];
         for (i, pos) in (start..end).enumerate() {
             // SAFETY: pos % cap < cap, inside the text area.

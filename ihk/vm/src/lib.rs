@@ -15,6 +15,8 @@
 mod boot;
 mod coredump;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod ikc;
 mod kmsg;
 mod memory;

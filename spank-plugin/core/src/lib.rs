@@ -15,6 +15,8 @@ pub mod baseline;
 pub mod command;
 pub mod config;
 pub mod drain;
+#[cfg(test)]
+mod fuzz;
 pub mod launch;
 pub mod lifecycle;
 pub mod lists;

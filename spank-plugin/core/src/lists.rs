@@ -131,16 +131,19 @@ impl MemList {
     }
 
     /// Requested bytes per NUMA node (several chunks on one node add up).
+    /// Sums saturate: sizes that add up past 2^64 bytes stay above every
+    /// limit instead of wrapping to a small number.
     pub fn per_node(&self) -> BTreeMap<u32, u64> {
         let mut map = BTreeMap::new();
         for &(bytes, node) in &self.0 {
-            *map.entry(node).or_insert(0u64) += bytes;
+            let sum = map.entry(node).or_insert(0u64);
+            *sum = sum.saturating_add(bytes);
         }
         map
     }
 
     pub fn total(&self) -> u64 {
-        self.0.iter().map(|&(bytes, _)| bytes).sum()
+        self.0.iter().fold(0u64, |sum, &(bytes, _)| sum.saturating_add(bytes))
     }
 }
 

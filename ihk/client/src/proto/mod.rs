@@ -13,8 +13,13 @@
 //! Which requests a socket accepts: [`Request::is_device_request`] on mcd,
 //! the others on mcos. Which need root: [`Request::is_privileged`].
 
+mod decode;
+#[cfg(test)]
+mod fuzz;
 pub mod libihk;
 pub mod wire;
+
+pub use decode::decode_request;
 
 use serde::{Deserialize, Serialize};
 

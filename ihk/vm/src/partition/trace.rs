@@ -22,7 +22,12 @@ impl Partition {
             Vec::new()
         } else {
             (0..self.inner.cpus.len())
-                .map_while(|i| self.cpu_trace(i, base + i as u64 * TRACE_CPU_BYTES))
+                // The LWK wrote `base`: an address near 2^64 ends the list
+                // instead of overflowing.
+                .map_while(|i| {
+                    base.checked_add(i as u64 * TRACE_CPU_BYTES)
+                        .and_then(|gpa| self.cpu_trace(i, gpa))
+                })
                 .collect()
         };
         TraceInfo { tsc_khz, cpus }
