@@ -9,15 +9,13 @@
 //!   is logged and kept for `task_init`: errors there reach the user's
 //!   terminal and make every task exit 1 before it runs, so srun exits
 //!   non-zero (a failed launch would make srun 22.05 exit 0). In a batch step
-//!   the batch node's partition boots too (for `mcexec` and `mpirun mcexec`
-//!   in the script itself) and the options are exported so the script's
-//!   sruns inherit them.
+//!   nothing boots: the options are exported so the script's sruns inherit them.
 //! - `slurm_spank_task_init` (the task, as the user, just before Slurm's
 //!   execve): report a pending failure, or become `mcexec -n <tasks on
 //!   node> <argv>` with `IHK_RUNTIME_DIR` set to the site's (see README.md
-//!   for what Slurm's own exec path does after this hook). The batch
-//!   script, a task that is mcexec already and an MPI launcher's node
-//!   daemon (`launch::runs_as_is`) get `IHK_RUNTIME_DIR` and run as they are.
+//!   for what Slurm's own exec path does after this hook). A task that is
+//!   mcexec already and an MPI launcher's node daemon (`launch::runs_as_is`)
+//!   get `IHK_RUNTIME_DIR` and run as they are.
 //! - `slurm_spank_exit` (slurmstepd, root again): the step no longer uses
 //!   the partition (`release = "step"` may shut it down).
 //! - `slurm_spank_job_epilog` (`slurmstepd spank epilog`, root): the cleanup.
@@ -300,17 +298,7 @@ fn remote_post_opt(sp: Spank) {
     };
     match step_id {
         ffi::SLURM_BATCH_SCRIPT => {
-            // The batch script runs on Linux, with the batch node's
-            // partition booted for what it runs itself (`mcexec ./a.out`,
-            // `mpirun mcexec ./a.out`, whose local ranks mpirun starts
-            // without srun); its sruns inherit the options.
-            match prepare_step(sp, &st, step_id) {
-                Ok(active) => st.active = Some(active),
-                Err(e) => {
-                    log::error(&format!("batch step: {e}"));
-                    st.pending_error = Some(e);
-                }
-            }
+            // The batch script runs on Linux; its sruns inherit the options.
             for (id, value) in st.raw.clone() {
                 let var = format!(
                     "SLURM_SPANK__SLURM_SPANK_OPTION_mckernel_{}",
@@ -408,9 +396,6 @@ pub unsafe extern "C" fn slurm_spank_task_init(
         if let Err(e) = sp.setenv("IHK_RUNTIME_DIR", &runtime_dir) {
             log::error(&format!("cannot set IHK_RUNTIME_DIR for mcexec: {e}"));
             return FAIL;
-        }
-        if active.step_id == ffi::SLURM_BATCH_SCRIPT {
-            return OK;
         }
         if let Some(why) = sp.argv().ok().as_deref().and_then(launch::runs_as_is) {
             log::verbose(&format!(
