@@ -9,13 +9,18 @@
 //!   is logged and kept for `task_init`: errors there reach the user's
 //!   terminal and make every task exit 1 before it runs, so srun exits
 //!   non-zero (a failed launch would make srun 22.05 exit 0). In a batch step
-//!   nothing boots: the options are exported so the script's sruns inherit them.
+//!   the options are exported so the script's sruns inherit them, and with
+//!   `release = "job"` the batch node's partition boots there too, for what
+//!   the script runs itself (`mcexec ./a.out`, `mpirun mcexec ./a.out`,
+//!   whose local ranks mpirun starts without srun). With `release = "step"`
+//!   the batch step boots nothing: it would hold the partition for the
+//!   whole job, which that policy exists to prevent.
 //! - `slurm_spank_task_init` (the task, as the user, just before Slurm's
 //!   execve): report a pending failure, or become `mcexec -n <tasks on
 //!   node> <argv>` with `IHK_RUNTIME_DIR` set to the site's (see README.md
-//!   for what Slurm's own exec path does after this hook). A task that is
-//!   mcexec already and an MPI launcher's node daemon (`launch::runs_as_is`)
-//!   get `IHK_RUNTIME_DIR` and run as they are.
+//!   for what Slurm's own exec path does after this hook). The batch
+//!   script, a task that is mcexec already and an MPI launcher's node
+//!   daemon (`launch::runs_as_is`) get `IHK_RUNTIME_DIR` and run as they are.
 //! - `slurm_spank_exit` (slurmstepd, root again): the step no longer uses
 //!   the partition (`release = "step"` may shut it down).
 //! - `slurm_spank_job_epilog` (`slurmstepd spank epilog`, root): the cleanup.
@@ -26,7 +31,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use mckernel_slurm::config::{config_path_from_args, SiteConfig};
+use mckernel_slurm::config::{config_path_from_args, Release, SiteConfig};
 use mckernel_slurm::drain;
 use mckernel_slurm::launch;
 use mckernel_slurm::lifecycle::{self, Acquired};
@@ -299,6 +304,26 @@ fn remote_post_opt(sp: Spank) {
     match step_id {
         ffi::SLURM_BATCH_SCRIPT => {
             // The batch script runs on Linux; its sruns inherit the options.
+            // Under `release = "job"` the batch node's partition boots now,
+            // for the script's own mcexec and mpirun's local ranks.
+            match st.node_config() {
+                Ok(config) if config.release == Release::Job => {
+                    match prepare_step(sp, &st, step_id) {
+                        Ok(active) => st.active = Some(active),
+                        Err(e) => {
+                            log::error(&format!("batch step: {e}"));
+                            st.pending_error = Some(e);
+                        }
+                    }
+                }
+                Ok(_) => log::verbose(
+                    "batch step: release = \"step\": the batch node's partition boots with the first srun step",
+                ),
+                Err(e) => {
+                    log::error(&format!("batch step: {e}"));
+                    st.pending_error = Some(e);
+                }
+            }
             for (id, value) in st.raw.clone() {
                 let var = format!(
                     "SLURM_SPANK__SLURM_SPANK_OPTION_mckernel_{}",
@@ -339,16 +364,16 @@ fn prepare_step(sp: Spank, st: &Plugin, step_id: u32) -> Result<Active, String> 
     let stepd = std::process::id() as i32;
     match lifecycle::acquire(&config, &step, &spec, stepd)? {
         Acquired::Booted => log::info(&format!(
-            "job {} step {}: booted the LWK partition ({}) for uid {}",
+            "job {} {}: booted the LWK partition ({}) for uid {}",
             step.job_id,
-            step_id,
+            step_name(step_id),
             spec.describe(),
             step.uid
         )),
         Acquired::Reused => log::verbose(&format!(
-            "job {} step {}: reusing the job's LWK partition ({})",
+            "job {} {}: reusing the job's LWK partition ({})",
             step.job_id,
-            step_id,
+            step_name(step_id),
             spec.describe()
         )),
     }
@@ -359,6 +384,15 @@ fn prepare_step(sp: Spank, st: &Plugin, step_id: u32) -> Result<Active, String> 
         local_tasks: step.local_tasks,
         lwk_cpus: spec.cpus.len(),
     })
+}
+
+/// "batch step" or "step <n>", as the log lines name a step.
+fn step_name(step_id: u32) -> String {
+    if step_id == ffi::SLURM_BATCH_SCRIPT {
+        "batch step".to_string()
+    } else {
+        format!("step {step_id}")
+    }
 }
 
 /// `mckernel-cpus` -> `mckernel_cpus`, as Slurm names option variables.
@@ -396,6 +430,9 @@ pub unsafe extern "C" fn slurm_spank_task_init(
         if let Err(e) = sp.setenv("IHK_RUNTIME_DIR", &runtime_dir) {
             log::error(&format!("cannot set IHK_RUNTIME_DIR for mcexec: {e}"));
             return FAIL;
+        }
+        if active.step_id == ffi::SLURM_BATCH_SCRIPT {
+            return OK;
         }
         if let Some(why) = sp.argv().ok().as_deref().and_then(launch::runs_as_is) {
             log::verbose(&format!(

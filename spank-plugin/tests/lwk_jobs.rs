@@ -202,10 +202,12 @@ fn a_batch_job_boots_once_for_its_three_steps() {
         &script,
         format!(
             "#!/bin/sh\n\
+             {mcexec} /bin/busybox echo zero || exit 1\n\
              srun /bin/busybox echo one || exit 1\n\
              srun /bin/busybox echo two || exit 1\n\
              srun /bin/busybox echo three || exit 1\n\
              IHK_RUNTIME_DIR={rt} {ihkosctl} 0 kmsg > {kmsg}\n",
+            mcexec = tools.path("mcexec").display(),
             rt = c.path("ihk").display(),
             ihkosctl = tools.path("ihkosctl").display(),
             kmsg = c.path("kmsg.txt").display(),
@@ -226,7 +228,7 @@ fn a_batch_job_boots_once_for_its_three_steps() {
     let output = std::fs::read_to_string(&out).unwrap_or_default();
     assert_eq!(
         output.trim(),
-        "one\ntwo\nthree",
+        "zero\none\ntwo\nthree",
         "job output:\n{output}\nerrors:\n{}\n{}",
         std::fs::read_to_string(&err).unwrap_or_default(),
         c.slurmd_log_tail(60)
@@ -238,11 +240,15 @@ fn a_batch_job_boots_once_for_its_three_steps() {
         1,
         "kmsg:\n{kmsg}"
     );
+    // Under release = "job" the batch step boots the batch node's
+    // partition (the script's own mcexec ran on it) and the steps reuse it.
     let log = c.slurmd_log();
     assert_eq!(
-        log.matches(&format!("mckernel: job {job} step 0: booted"))
+        log.matches(&format!("mckernel: job {job} batch step: booted"))
             .count(),
-        1
+        1,
+        "{}",
+        c.slurmd_log_tail(60)
     );
     assert_eq!(
         log.matches("booted the LWK partition").count(),
@@ -478,7 +484,7 @@ stat -c '%u %U' {}
         c.slurmd_log_tail(40)
     );
     assert!(c.slurmd_log().contains(&format!(
-        "job {job} step 0: booted the LWK partition (CPUs 1 and memory 512M@0) for uid 65534"
+        "job {job} batch step: booted the LWK partition (CPUs 1 and memory 512M@0) for uid 65534"
     )));
     assert_node_clean(&mut c, &tools, &before, Some(&job));
 }

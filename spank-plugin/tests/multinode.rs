@@ -423,6 +423,31 @@ fn mpi_ranks_on_the_lwks_of_two_nodes() {
     assert_eq!(lines_with(&stdout(&o), "rank"), FOUR_RANKS);
     c.assert_clean(None);
 
+    // mpirun inside a batch job, each rank its own mcexec: the batch node's
+    // partition boots with the batch step (release = "job"; mpirun starts
+    // that node's ranks itself), the other node's with the srun that starts
+    // orted there, which runs on Linux as it is. Each node's kmsg shows a program ran
+    // on its LWK.
+    let kmsg = kmsg_lines(&c, "mpirun-kmsg");
+    let (job, out) = batch(
+        &c,
+        "mpirun-lwk",
+        &[&["-N", "2", "-n", "4"], &lwk[..]].concat(),
+        &format!(
+            "export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n\
+             export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo\n\
+             mpirun.openmpi -n 4 {} {} || exit 1\n{kmsg}",
+            c.tools.path("mcexec").display(),
+            ompi.display()
+        ),
+    );
+    assert_eq!(c.job_state(&job), "COMPLETED", "{out}\n{}", c.logs());
+    assert_eq!(lines_with(&out, "rank"), FOUR_RANKS, "{out}");
+    for n in &c.names {
+        let k = std::fs::read_to_string(c.path(&format!("mpirun-kmsg.{n}"))).unwrap_or_default();
+        assert!(k.contains("syscall entry:"), "no rank ran on {n}'s LWK:\n{k}\n{out}");
+    }
+    c.assert_clean(Some(&job));
 
     // Quick launch with the ranks on the LWKs: every srun of the job
     // script gets --mckernel from sbatch.
