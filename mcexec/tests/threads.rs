@@ -230,3 +230,28 @@ fn fork_and_execve_in_a_multithreaded_process() {
     let out = stdout_of(&p, &[exe.to_str().unwrap()], &[]);
     assert_eq!(out, "child of a threaded process\nchild status 0\nexec from a thread\n");
 }
+
+#[test]
+fn posix_timers_and_cpu_time_itimers_are_the_lwk_programs() {
+    if !can_run("posix_timers_and_cpu_time_itimers_are_the_lwk_programs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("ptimers.c", &["-pthread"], tmp.path(), "ptimers") else { return };
+    let p = Partition::boot_cpus("0-1", "512M", &[]);
+    let out = stdout_of(&p, &[exe.to_str().unwrap()], &[]);
+    assert_eq!(
+        out,
+        "signal 1 code 1 value 1 id 1 tid 1\noverrun 1 1 1\ndeleted -1 EINVAL\nthread_id 1\nsigev_thread 1\nnone 1\n\
+         cputimer early 0 used 1\nbad clock EINVAL\nbad sigevent EFAULT\nbad signal EINVAL\nbad time EINVAL\n\
+         bad pointer EFAULT\nbad id EINVAL\nvirtual early 0 left 1 used 1\nprof 1 used 1 interval 50000\n"
+    );
+    // Debian's stress-ng timer stressor: POSIX timers up to 1 MHz, each
+    // expiry a signal taken by the program (re-armed when taken, overruns
+    // counted meanwhile).
+    let t0 = Instant::now();
+    let sng = p.mcexec_command(&["/usr/bin/stress-ng", "--timer", "1", "-t", "2"]).stdin(Stdio::null()).output().unwrap();
+    let text = String::from_utf8_lossy(&sng.stderr).into_owned() + &String::from_utf8_lossy(&sng.stdout);
+    assert!(sng.status.success() && text.contains("successful run completed"), "{:?}\n{text}", sng.status);
+    assert!(t0.elapsed() < Duration::from_secs(60), "stress-ng --timer took {:?}", t0.elapsed());
+}

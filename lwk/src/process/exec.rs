@@ -243,6 +243,7 @@ pub fn execve(t: &Thread, target: Target, argv_va: u64, envp_va: u64) -> SysResu
         return Err(EINTR);
     }
     *p.exe_path.lock() = Some(exe_name);
+    super::ptimer::exec(p);
     t.robust_list.store(0, Ordering::Relaxed);
     // Shared file mappings reach their files before the memory goes.
     super::filemap_io::write_back_all(t);

@@ -14,6 +14,7 @@
 //! direct map (`phys::to_virt`).
 
 pub mod cpuset;
+pub mod cputime;
 pub mod exec;
 pub mod filemap_io;
 pub mod fork;
@@ -21,6 +22,7 @@ pub mod fpu;
 pub mod futex;
 pub mod futex_queue;
 pub mod offload;
+pub mod ptimer;
 pub mod sched;
 pub mod service;
 pub mod share;
@@ -101,6 +103,13 @@ pub struct Process {
     pub exe_path: Mutex<Option<String>>,
     /// Descriptors of directories the LWK's /proc and /sys view lists.
     pub view_dirs: Mutex<alloc::vec::Vec<ViewDir>>,
+    /// CPU time of its threads, dead ones included (`cputime`).
+    pub times: cputime::Times,
+    /// Its POSIX timers and CPU-time interval timers (`ptimer`).
+    pub timers: Mutex<ptimer::Timers>,
+    /// How many CPU-time timers run (0: nothing to check on the way to
+    /// user mode, no CPU-time deadline).
+    pub cpu_timers: AtomicU32,
 }
 
 /// A descriptor of a directory that the LWK's /proc and /sys view lists
@@ -216,6 +225,8 @@ pub struct Thread {
     /// The mask to restore after a signal taken in sigsuspend
     /// (`NO_SAVED_MASK` if none): what the handler's frame records.
     pub saved_sigmask: AtomicU64,
+    /// Its CPU time (`cputime`).
+    pub acct: cputime::Acct,
 }
 
 /// `Thread::saved_sigmask` when nothing is saved (a mask never has the

@@ -270,6 +270,9 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
         last_exit_code: AtomicU32::new(0),
         exe_path: Mutex::new(None),
         view_dirs: Mutex::new(Vec::new()),
+        times: super::cputime::Times::default(),
+        timers: Mutex::new(super::ptimer::Timers::default()),
+        cpu_timers: AtomicU32::new(0),
     }))
 }
 
@@ -364,6 +367,7 @@ pub fn new_thread(mut res: ThreadRes, tid: u32, cpu: u32, start: ThreadStart) ->
         altstack: Mutex::new((0, 0, 2 /* SS_DISABLE */)),
         restart_nr: AtomicU64::new(super::NO_RESTART),
         saved_sigmask: AtomicU64::new(super::NO_SAVED_MASK),
+        acct: super::cputime::Acct::default(),
     });
     p.live_threads.fetch_add(1, Ordering::AcqRel);
     p.threads.lock().push(Arc::clone(&t));

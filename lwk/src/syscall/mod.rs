@@ -19,6 +19,7 @@ mod sysinfo;
 mod table;
 mod thread;
 mod time;
+mod timer;
 mod uname;
 mod uti;
 
