@@ -255,3 +255,19 @@ fn posix_timers_and_cpu_time_itimers_are_the_lwk_programs() {
     assert!(sng.status.success() && text.contains("successful run completed"), "{:?}\n{text}", sng.status);
     assert!(t0.elapsed() < Duration::from_secs(60), "stress-ng --timer took {:?}", t0.elapsed());
 }
+
+#[test]
+fn thread_names_are_per_thread_in_prctl_pthread_and_proc() {
+    if !can_run("thread_names_are_per_thread_in_prctl_pthread_and_proc") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("names.c", &["-pthread"], tmp.path(), "names") else { return };
+    let p = Partition::boot_cpus("0-1", "512M", &[]);
+    let out = stdout_of(&p, &[exe.to_str().unwrap()], &[]);
+    assert_eq!(
+        out,
+        "self workerA inherited workerA\nother workerA\ntask comm workerA\n\
+         set other 0 workerB thread-self workerB\nmain mainname-is-too comm mainname-is-too\nName:\tmainname-is-too\n"
+    );
+}

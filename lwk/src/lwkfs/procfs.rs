@@ -1,6 +1,7 @@
 //! /proc: cpuinfo, meminfo, stat (the LWK CPUs' times, with KVM's steal
 //! time), and the process's own maps, status, stat, exe and task list (as
-//! `self`, `thread-self` or its pid); the rest is Linux's.
+//! `self`, `thread-self` or its pid), and its threads' comm; the rest is
+//! Linux's.
 
 use alloc::format;
 use alloc::string::String;
@@ -25,8 +26,18 @@ pub fn lookup(t: &Thread, rest: &str) -> View {
     if !mine {
         return View::Linux;
     }
-    let file = if who == "thread-self" { file } else { file.strip_prefix(&*format!("task/{}/", t.tid)).unwrap_or(file) };
+    // Any thread's comm (pthread_getname_np and pthread_setname_np of
+    // another thread use it).
+    if let Some((tid, "comm")) = file.strip_prefix("task/").and_then(|x| x.split_once('/')) {
+        return match tid.parse::<u32>().ok().and_then(|tid| t.process.thread(tid)) {
+            Some(x) => View::Comm(x.tid()),
+            None => View::Missing,
+        };
+    }
+    let file = if who == "thread-self" { file } else { file.strip_prefix(&*format!("task/{}/", t.tid())).unwrap_or(file) };
     match file {
+        "comm" if who == "thread-self" => View::Comm(t.tid()),
+        "comm" => View::Comm(pid),
         "maps" => View::Content(maps(t).into_bytes()),
         "status" => View::Content(status(t).into_bytes()),
         "stat" => View::Content(stat(t).into_bytes()),

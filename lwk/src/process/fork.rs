@@ -124,7 +124,7 @@ pub fn child_main(t: &Thread, parent: Arc<Process>) -> ! {
         t.sig_mask.store(req.sig_mask, Ordering::Relaxed);
         *t.altstack.lock() = req.altstack;
         if req.flags & CLONE_CHILD_SETTID != 0 {
-            p.aspace.lock().write_u32(req.child_tid, t.tid)?;
+            p.aspace.lock().write_u32(req.child_tid, t.tid())?;
         }
         if req.flags & CLONE_CHILD_CLEARTID != 0 {
             t.clear_child_tid.store(req.child_tid, Ordering::Relaxed);
@@ -138,7 +138,7 @@ pub fn child_main(t: &Thread, parent: Arc<Process>) -> ! {
     })();
     match result {
         Ok(frame) => {
-            parent.fork_result.store(t.tid as i64, Ordering::Release);
+            parent.fork_result.store(t.tid() as i64, Ordering::Release);
             super::trap::enter_with_frame(t, frame)
         }
         Err(e) => {

@@ -307,7 +307,7 @@ pub fn check_cpu(t: &Thread) -> u64 {
             }
             let now = match tm.clock {
                 Clock::ProcessCpu => pu + ps,
-                Clock::ThreadCpu(tid) if tid == t.tid => tu + ts_,
+                Clock::ThreadCpu(tid) if tid == t.tid() => tu + ts_,
                 _ => continue,
             };
             if now >= tm.expires {

@@ -23,7 +23,7 @@
 
 routes! {
     SYS_read                    => Offload,
-    SYS_write                   => Offload,
+    SYS_write                   => LocalOrOffload(fsview::write),                // a thread's comm file of the LWK /proc view; others offloaded
     SYS_open                    => LocalOrOffload(fsview::open),                 // LWK /proc, /sys view; other paths offloaded
     SYS_close                   => Offload,
     SYS_stat                    => Offload,

@@ -26,7 +26,7 @@ fn clock_of(t: &crate::process::Thread, id: u64) -> Result<Clock, Errno> {
         1 => Ok(Clock::Monotonic),
         7 => Ok(Clock::Boottime),
         2 => Ok(Clock::ProcessCpu),
-        3 => Ok(Clock::ThreadCpu(t.tid)),
+        3 => Ok(Clock::ThreadCpu(t.tid())),
         // MONOTONIC_RAW and the COARSE clocks have no timers (Linux).
         4..=6 => Err(EOPNOTSUPP),
         i if i < 0 => {
@@ -36,7 +36,7 @@ fn clock_of(t: &crate::process::Thread, id: u64) -> Result<Clock, Errno> {
                 return Err(EINVAL);
             }
             if i & 4 != 0 {
-                let tid = if who == 0 { t.tid } else { who };
+                let tid = if who == 0 { t.tid() } else { who };
                 t.process.thread(tid).map(|_| Clock::ThreadCpu(tid)).ok_or(EINVAL)
             } else if who == 0 || who == t.process.pid {
                 Ok(Clock::ProcessCpu)

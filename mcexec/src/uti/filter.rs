@@ -7,8 +7,11 @@
 //! state, ids and the LWK's /proc view stay the LWK's. Offloaded calls run
 //! on Linux directly, as they would through a proxy. Exceptions that must
 //! act on the Linux thread itself run on Linux: `getcpu`, `sched_yield`,
-//! `arch_prctl` (the thread's FS base), `rt_sigreturn`, and the clock reads
-//! (the same clocks, without a round trip).
+//! `arch_prctl` (the thread's FS base), `rt_sigreturn`, the clock reads
+//! (the same clocks, without a round trip), and `write` (LocalOrOffload
+//! only for a thread's `comm` file of the LWK's /proc view: a utility
+//! thread's I/O must not take a round trip per call; its write to such a
+//! file writes Linux's copy of the name and renames nothing).
 //!
 //! Only calls made from the program's code are trapped: the filter lets
 //! every call whose instruction pointer lies outside the LWK user range
@@ -29,7 +32,8 @@ pub fn forwarded(nr: u64) -> bool {
         | sys::SYS_clock_gettime
         | sys::SYS_clock_getres
         | sys::SYS_gettimeofday
-        | sys::SYS_time => false,
+        | sys::SYS_time
+        | sys::SYS_write => false,
         _ => !matches!(route(nr), Route::Offload),
     }
 }
