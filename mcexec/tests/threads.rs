@@ -228,7 +228,7 @@ fn fork_and_execve_in_a_multithreaded_process() {
     let Some(exe) = compile("thread_exec.c", &["-pthread"], tmp.path(), "thread_exec") else { return };
     let p = Partition::boot_cpus("0-1", "512M", &[]);
     let out = stdout_of(&p, &[exe.to_str().unwrap()], &[]);
-    assert_eq!(out, "child of a threaded process\nchild status 0\nexec from a thread\n");
+    assert_eq!(out, "child of a threaded process\nchild status 0\nexec from a thread tid==pid 1 thread 1\n");
 }
 
 #[test]
