@@ -271,3 +271,22 @@ fn thread_names_are_per_thread_in_prctl_pthread_and_proc() {
          set other 0 workerB thread-self workerB\nmain mainname-is-too comm mainname-is-too\nName:\tmainname-is-too\n"
     );
 }
+
+#[test]
+fn signalfd_reports_the_lwk_programs_signals_to_poll_epoll_select_and_read() {
+    if !can_run("signalfd_reports_the_lwk_programs_signals_to_poll_epoll_select_and_read") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("sigfd.c", &["-pthread"], tmp.path(), "sigfd") else { return };
+    let p = Partition::boot_cpus("0-1", "512M", &[]);
+    let out = stdout_of(&p, &[exe.to_str().unwrap()], &[]);
+    assert_eq!(
+        out,
+        "flags cloexec 1 nonblock 1 empty EAGAIN ready 0\n\
+         poll 1 read 128 signo 10 code 0 pid 1 after 0 pending 0\n\
+         epoll 0 1 same 1 signo 12\nselect 1 code 1 int 99\ntimer 1 code 1 int 5 id 1\nblocking 128 signo 10\n\
+         fork child 0 parent 1 signo 12\n\
+         size EINVAL flags EINVAL notsfd EINVAL badfd EBADF fault EFAULT short EINVAL\n"
+    );
+}

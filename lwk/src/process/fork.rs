@@ -119,6 +119,13 @@ pub fn child_main(t: &Thread, parent: Arc<Process>) -> ! {
         }
         p.signals.lock().actions = parent.signals.lock().actions;
         *p.comm.lock() = parent.comm.lock().clone();
+        // The descriptors are inherited, and so are their signalfds (the
+        // child's proxy is a fork of the parent's, with its eventfds).
+        {
+            let l = parent.sigfds.lock().clone();
+            p.sigfd_count.store(l.len() as u32, Ordering::Relaxed);
+            *p.sigfds.lock() = l;
+        }
         t.fs_base.store(req.fs_base, Ordering::Relaxed);
         crate::arch::x86_64::wrmsr(0xc000_0100, req.fs_base);
         t.sig_mask.store(req.sig_mask, Ordering::Relaxed);

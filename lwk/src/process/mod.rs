@@ -26,6 +26,7 @@ pub mod ptimer;
 pub mod sched;
 pub mod service;
 pub mod share;
+pub mod sigfd;
 pub mod sigframe;
 pub mod signal;
 pub mod sync;
@@ -113,6 +114,10 @@ pub struct Process {
     /// How many of `view_dirs` are `comm` files open for writing (0: a
     /// `write` needs no look at them).
     pub view_writers: AtomicU32,
+    /// Its signalfds (`sigfd`), and how many (0: a `read` or a change of
+    /// the pending signals needs no look at them).
+    pub sigfds: Mutex<alloc::vec::Vec<sigfd::SigFd>>,
+    pub sigfd_count: AtomicU32,
 }
 
 /// A descriptor of a directory that the LWK's /proc and /sys view lists

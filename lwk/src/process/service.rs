@@ -274,6 +274,8 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
         timers: Mutex::new(super::ptimer::Timers::default()),
         cpu_timers: AtomicU32::new(0),
         view_writers: AtomicU32::new(0),
+        sigfds: Mutex::new(Vec::new()),
+        sigfd_count: AtomicU32::new(0),
     }))
 }
 

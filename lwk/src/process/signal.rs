@@ -149,6 +149,7 @@ pub fn send_to_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
     }
     p.sig_info.lock()[(sig - 1) as usize] = info;
     p.sig_pending.fetch_or(bit(sig), Ordering::AcqRel);
+    super::sigfd::publish(p);
     let target = {
         let threads = p.threads.lock();
         // Utility threads run their user code on Linux, where the LWK
@@ -182,6 +183,7 @@ pub fn send_to_thread(t: &Thread, sig: u32, info: SigInfo) {
     }
     t.sig_info.lock()[(sig - 1) as usize] = info;
     t.sig_pending.fetch_or(bit(sig), Ordering::AcqRel);
+    super::sigfd::publish(&t.process);
     if t.sig_mask.load(Ordering::Relaxed) & bit(sig) == 0 {
         wake_for_signal(t, sig);
     }
@@ -228,6 +230,7 @@ pub fn dequeue_from(t: &Thread, set: u64) -> Option<(u32, SigInfo)> {
                     // Its overrun count, and a periodic timer's next expiry.
                     super::ptimer::delivered(t, &mut info);
                 }
+                super::sigfd::publish(p);
                 return Some((sig, info));
             }
         }
@@ -532,6 +535,7 @@ pub fn sigaction(t: &Thread, sig: u64, act: u64, oact: u64) -> Result<u64, Errno
             // Setting SIG_IGN (or DFL of an ignored signal) discards pending ones.
             if n.handler == SIG_IGN || (n.handler == SIG_DFL && default_action(sig) == Default::Ignore) {
                 t.process.sig_pending.fetch_and(!bit(sig), Ordering::AcqRel);
+                super::sigfd::publish(&t.process);
             }
         }
         old

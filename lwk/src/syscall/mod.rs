@@ -15,6 +15,7 @@ mod rusage;
 #[macro_use]
 mod routes; // `routes!`, which turns table.rs into `table::lookup`
 mod signal;
+mod signalfd;
 mod sysinfo;
 mod table;
 mod thread;

@@ -22,7 +22,7 @@
 // holds nothing but the one `routes!` invocation, and plain comments.
 
 routes! {
-    SYS_read                    => Offload,
+    SYS_read                    => LocalOrOffload(signalfd::read),               // a signalfd's read is the LWK's; others offloaded
     SYS_write                   => LocalOrOffload(fsview::write),                // a thread's comm file of the LWK /proc view; others offloaded
     SYS_open                    => LocalOrOffload(fsview::open),                 // LWK /proc, /sys view; other paths offloaded
     SYS_close                   => Offload,
@@ -304,14 +304,14 @@ routes! {
     SYS_move_pages              => Refused(ENOSYS, "move_pages: not supported (McKernel: ENOSYS)"),
     SYS_utimensat               => Offload,
     SYS_epoll_pwait             => Offload,
-    SYS_signalfd                => Offload,
+    SYS_signalfd                => Local(signalfd::signalfd),                    // the LWK process's signals; an eventfd of mcexec to poll
     SYS_timerfd_create          => Offload,
     SYS_eventfd                 => Offload,
     SYS_fallocate               => Offload,
     SYS_timerfd_settime         => Offload,
     SYS_timerfd_gettime         => Offload,
     SYS_accept4                 => Offload,
-    SYS_signalfd4               => Offload,
+    SYS_signalfd4               => Local(signalfd::signalfd4),                   // as signalfd
     SYS_eventfd2                => Offload,
     SYS_epoll_create1           => Offload,
     SYS_dup3                    => Offload,
