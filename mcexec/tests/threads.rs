@@ -3,8 +3,10 @@
 //! the process's CPUs, oversubscribed teams time-shared); C++ std::thread
 //! and std::async; Python's ThreadPoolExecutor and asyncio.to_thread;
 //! timed, robust and broadcast futex paths; stress-ng's pthread stressor;
-//! process CPU sets (`nproc`, `-n`); timers and signals from Linux; and
-//! kill -9 of a multithreaded program. Real programs, built here with
+//! process CPU sets (`nproc`, `-n`); timers and signals from Linux; the
+//! LWK's POSIX timers and CPU-time itimers; signalfd; signals aimed at
+//! threads and a fatal one in a thread; thread names; execve from a
+//! thread; and kill -9 of a multithreaded program. Real programs, built here with
 //! Debian's compilers, on real partitions: `-c 0-1` (a 2-CPU LWK sharing
 //! this 2-CPU machine with Linux in pin mode) and `-c 1`.
 
@@ -289,4 +291,27 @@ fn signalfd_reports_the_lwk_programs_signals_to_poll_epoll_select_and_read() {
          fork child 0 parent 1 signo 12\n\
          size EINVAL flags EINVAL notsfd EINVAL badfd EBADF fault EFAULT short EINVAL\n"
     );
+}
+
+#[test]
+fn signals_reach_the_right_thread_and_a_fatal_one_ends_every_thread() {
+    if !can_run("signals_reach_the_right_thread_and_a_fatal_one_ends_every_thread") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("thread_signals.c", &["-pthread"], tmp.path(), "thread_signals") else { return };
+    let exe = exe.to_str().unwrap();
+    let p = Partition::boot_cpus("0-1", "512M", &[]);
+    let out = stdout_of(&p, &[exe], &[]);
+    assert_eq!(
+        out,
+        "process-directed 1\npthread_kill 1 code 1\npthread_sigqueue 1 value 77\nkill0 0 1\nsigpipe -1 EPIPE 1\n"
+    );
+    // A SIGSEGV in one thread ends the process while two others compute.
+    let t0 = Instant::now();
+    let out = p.mcexec_command(&[exe, "fatal"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "spinning\n");
+    assert!(t0.elapsed() < Duration::from_secs(30), "took {:?}", t0.elapsed());
+    assert!(p.mcexec(&["/bin/busybox", "true"]).status.success(), "the next program runs");
 }
