@@ -246,7 +246,8 @@ fn posix_timers_and_cpu_time_itimers_are_the_lwk_programs() {
         out,
         "signal 1 code 1 value 1 id 1 tid 1\noverrun 1 1 1\ndeleted -1 EINVAL\nthread_id 1\nsigev_thread 1\nnone 1\n\
          cputimer early 0 used 1\nbad clock EINVAL\nbad sigevent EFAULT\nbad signal EINVAL\nbad time EINVAL\n\
-         bad pointer EFAULT\nbad id EINVAL\nvirtual early 0 left 1 used 1\nprof 1 used 1 interval 50000\n"
+         bad pointer EFAULT\nbad id EINVAL\nvirtual early 0 left 1 used 1\nprof 1 used 1 interval 50000\n\
+         timers gone after exec\n"
     );
     // Debian's stress-ng timer stressor: POSIX timers up to 1 MHz, each
     // expiry a signal taken by the program (re-armed when taken, overruns

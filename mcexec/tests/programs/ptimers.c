@@ -4,7 +4,8 @@
  * glibc's SIGEV_THREAD, SIGEV_NONE read back, a timer on the process's
  * CPU-time clock, the errors as Linux, and ITIMER_VIRTUAL / ITIMER_PROF
  * counting the program's own CPU time (a sleep does not count, a spin
- * does). Prints one line per check. */
+ * does), and timers deleted at execve (a periodic one whose signal would
+ * kill the new program). Prints one line per check. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -52,7 +53,12 @@ static void *target(void *arg) {
 static volatile int thread_cb;
 static void cb(union sigval v) { if (v.sival_int == 7) thread_cb++; }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "after-exec")) {
+        usleep(300000); /* three periods of the timer set before execve */
+        printf("timers gone after exec\n");
+        return 0;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_rt;
@@ -207,5 +213,18 @@ int main(void) {
     struct itimerval zero = {{0, 0}, {0, 0}};
     setitimer(ITIMER_PROF, &zero, &got);
     printf("prof %d used %d interval %ld\n", prof >= 3, used >= 0.14 && used < 2.0, (long)got.it_interval.tv_usec);
-    return 0;
+
+    /* A periodic timer whose signal's default action kills: gone at
+     * execve (the new program has default actions). */
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGRTMIN + 1;
+    syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &kid);
+    struct itimerspec p100 = {{0, 100000000}, {0, 100000000}};
+    syscall(SYS_timer_settime, kid, 0, &p100, NULL);
+    fflush(stdout);
+    char *args[] = {"ptimers", "after-exec", NULL};
+    execv("/proc/self/exe", args);
+    perror("execv");
+    return 1;
 }
