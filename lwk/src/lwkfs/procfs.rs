@@ -204,10 +204,10 @@ voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
 fn stat(t: &Thread) -> String {
     let p = &t.process;
     let bp = crate::boot_params::get();
-    let now = crate::arch::x86_64::tsc::now();
-    // Clock ticks (USER_HZ = 100) since the process started: all user time
-    // on an LWK CPU that runs nothing else.
-    let ticks = now.saturating_sub(p.start_tsc) / (bp.tsc_khz * 10).max(1);
+    // User and system time in clock ticks (USER_HZ = 100), as charged
+    // (`process::cputime`).
+    let (user_ns, sys_ns) = crate::process::cputime::process_ns(p, t);
+    let (ticks, sys_ticks) = (user_ns / 10_000_000, sys_ns / 10_000_000);
     // Start time in ticks since Linux booted (CLOCK_BOOTTIME at start).
     let since_lwk_boot_ns = (p.start_tsc.saturating_sub(bp.boot_tsc) as u128 * 1_000_000 / bp.tsc_khz.max(1) as u128) as u64;
     let start_boottime = (bp.boot_realtime_ns + since_lwk_boot_ns).wrapping_add(p.start.boottime_offset_ns as u64);
@@ -217,7 +217,7 @@ fn stat(t: &Thread) -> String {
     let (brk_start, stack_top) = (a.brk_start, a.stack_top);
     drop(a);
     format!(
-        "{pid} ({}) R {} {pid} {pid} 0 -1 4194304 0 0 0 0 {ticks} 0 0 0 20 0 {} 0 {boot_ticks} {} {} 18446744073709551615 0 0 {} 0 0 0 0 0 0 0 0 0 17 {} 0 0 0 0 0 0 0 {} 0 0 0 0 0\n",
+        "{pid} ({}) R {} {pid} {pid} 0 -1 4194304 0 0 0 0 {ticks} {sys_ticks} 0 0 20 0 {} 0 {boot_ticks} {} {} 18446744073709551615 0 0 {} 0 0 0 0 0 0 0 0 0 17 {} 0 0 0 0 0 0 0 {} 0 0 0 0 0\n",
         p.comm.lock().as_str(),
         p.ppid,
         p.live_threads.load(Ordering::Relaxed),

@@ -129,7 +129,7 @@ fn bit(sig: u32) -> u64 {
 const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
 
 /// Would `sig` be discarded right away?
-pub fn ignored(p: &Process, sig: u32) -> bool {
+fn ignored(p: &Process, sig: u32) -> bool {
     if sig == SIGKILL {
         return false;
     }
