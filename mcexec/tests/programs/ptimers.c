@@ -55,7 +55,7 @@ static void cb(union sigval v) { if (v.sival_int == 7) thread_cb++; }
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "after-exec")) {
-        usleep(300000); /* three periods of the timer set before execve */
+        usleep(1500000); /* past the first expiry of the timer set before execve */
         printf("timers gone after exec\n");
         return 0;
     }
@@ -87,12 +87,15 @@ int main(int argc, char **argv) {
     sigaddset(&set, SIGRTMIN);
     sigprocmask(SIG_BLOCK, &set, NULL);
     struct itimerspec fast = {{0, 1000000}, {0, 1000000}};
+    double w0 = mono_s();
     syscall(SYS_timer_settime, kid, 0, &fast, NULL);
     usleep(100000);
     siginfo_t si;
     int s = sigwaitinfo(&set, &si);
+    /* At most one overrun per period that passed, and most of them. */
+    int periods = (int)((mono_s() - w0) * 1000) + 2;
     int ov = (int)syscall(SYS_timer_getoverrun, kid);
-    printf("overrun %d %d %d\n", s == SIGRTMIN, si.si_overrun >= 20 && si.si_overrun <= 200, ov == si.si_overrun);
+    printf("overrun %d %d %d\n", s == SIGRTMIN, si.si_overrun >= 50 && si.si_overrun <= periods, ov == si.si_overrun);
     struct itimerspec off = {{0, 0}, {0, 0}};
     syscall(SYS_timer_settime, kid, 0, &off, NULL);
     syscall(SYS_timer_delete, kid);
@@ -144,7 +147,7 @@ int main(int argc, char **argv) {
     syscall(SYS_timer_settime, kid, 0, &two, NULL);
     usleep(20000);
     syscall(SYS_timer_gettime, kid, &cur);
-    printf("none %d\n", cur.it_value.tv_sec == 1 && cur.it_value.tv_nsec > 0);
+    printf("none %d\n", cur.it_value.tv_sec <= 1 && (cur.it_value.tv_sec > 0 || cur.it_value.tv_nsec > 0));
     syscall(SYS_timer_delete, kid);
 
     /* A timer on the process's CPU-time clock: fires after 100 ms of CPU. */
@@ -215,12 +218,14 @@ int main(int argc, char **argv) {
     printf("prof %d used %d interval %ld\n", prof >= 3, used >= 0.14 && used < 2.0, (long)got.it_interval.tv_usec);
 
     /* A periodic timer whose signal's default action kills: gone at
-     * execve (the new program has default actions). */
+     * execve (the new program has default actions). Its first expiry is
+     * 1 s away: execve itself never takes that long, even on a loaded
+     * machine where each LWK system call is emulated. */
     memset(&ev, 0, sizeof ev);
     ev.sigev_notify = SIGEV_SIGNAL;
     ev.sigev_signo = SIGRTMIN + 1;
     syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &kid);
-    struct itimerspec p100 = {{0, 100000000}, {0, 100000000}};
+    struct itimerspec p100 = {{0, 100000000}, {1, 0}};
     syscall(SYS_timer_settime, kid, 0, &p100, NULL);
     fflush(stdout);
     char *args[] = {"ptimers", "after-exec", NULL};
