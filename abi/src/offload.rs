@@ -293,7 +293,13 @@ pub struct ProxyAreaHeader {
     /// Entries in use, sorted by `va`, non-overlapping.
     pub map_count: AtomicU32,
     pub _pad: u32,
-    pub _reserved: [u64; 10],
+    /// Signals pending for the LWK process or one of its threads (bit n-1
+    /// for signal n), published by the LWK while the process has
+    /// signalfds; it rings the process doorbell when the set changes, and
+    /// `mcexec` makes each signalfd's eventfd readable while a signal of
+    /// its mask is pending ([`OffloadCall::SignalfdSet`]).
+    pub sig_pending: AtomicU64,
+    pub _reserved: [u64; 9],
 }
 
 /// One user range mirrored by `mcexec`.
@@ -455,6 +461,18 @@ pub enum OffloadCall {
     /// `UtiRun(UTI_RESUME, result)`. Offload requests made meanwhile (the
     /// call's own, e.g. `ZeroPhys`) are served by the same proxy thread.
     UtiRun = OFFLOAD_CALL_BASE + 18,
+    /// `(fd, mask, flags, pending)`: signalfd of the LWK process. `fd` -1:
+    /// the proxy creates an eventfd (`flags`: SFD_CLOEXEC, SFD_NONBLOCK)
+    /// that stands for a signalfd watching `mask`, and returns its number;
+    /// else `fd` is such an eventfd and gets the new `mask` (EINVAL if it
+    /// is not one). Its eventfd is readable while `pending` (then
+    /// [`ProxyAreaHeader::sig_pending`]) has a signal of `mask`; `read` of
+    /// it is the LWK's.
+    SignalfdSet = OFFLOAD_CALL_BASE + 19,
+    /// `(pending)`: bring every signalfd's readiness up to date with
+    /// `pending` now (after the LWK dequeued signals), before the call
+    /// returns to the program. Returns 0.
+    SignalfdSync = OFFLOAD_CALL_BASE + 20,
 }
 
 /// [`OffloadCall::UtiRun`] kinds.
@@ -537,6 +555,8 @@ impl OffloadCall {
             x if x == OffloadCall::SysvAttach as u64 => OffloadCall::SysvAttach,
             x if x == OffloadCall::ShareSysv as u64 => OffloadCall::ShareSysv,
             x if x == OffloadCall::UtiRun as u64 => OffloadCall::UtiRun,
+            x if x == OffloadCall::SignalfdSet as u64 => OffloadCall::SignalfdSet,
+            x if x == OffloadCall::SignalfdSync as u64 => OffloadCall::SignalfdSync,
             _ => return None,
         })
     }

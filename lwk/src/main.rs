@@ -60,9 +60,14 @@ static HOOKS: cpu::hooks::Hooks = cpu::hooks::Hooks {
     resched: process::sched::note_resched,
 };
 
-/// The local timer: the scheduler's deadline and the test deadlines.
+/// The local timer: the scheduler's deadline, the POSIX timers, the
+/// CPU-time timers and the test deadlines.
 fn timer_interrupt(_from_user: bool) {
-    if timer::tick() {
+    let due = timer::tick();
+    if due.timers {
+        process::ptimer::note_due();
+    }
+    if due.sched || due.timers || due.cputime {
         process::sched::note_resched();
     }
 }
@@ -72,6 +77,7 @@ fn timer_interrupt(_from_user: bool) {
 /// page are refreshed when due.
 fn entered_from_user() {
     monitor::set_cpu_state(CpuState::RunningKernel);
+    process::cputime::entered_kernel();
     ikc::rusage::refresh_if_due();
 }
 

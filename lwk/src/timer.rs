@@ -72,12 +72,27 @@ fn next_deadline() -> u64 {
     mine.iter().filter(|&&(m, at)| m && at != 0).map(|&(_, at)| at).min().unwrap_or(0)
 }
 
-/// Timer interrupt (EOI already sent). Returns whether the scheduler's
-/// deadline passed (its queues need a look).
-pub fn tick() -> bool {
+/// Which of the process layer's deadlines passed at a timer interrupt.
+pub struct Due {
+    /// The scheduler's (its queues need a look).
+    pub sched: bool,
+    /// The POSIX timers armed from this CPU.
+    pub timers: bool,
+    /// The running thread's CPU-time timers (checked on the way back to
+    /// user mode, after the entry charged its user time).
+    pub cputime: bool,
+}
+
+/// Timer interrupt (EOI already sent): the test deadlines, and which of
+/// the process layer's deadlines passed.
+pub fn tick() -> Due {
     let now = tsc::now();
     let me = crate::smp::cpu_id();
-    let sched_due = deadline::take_sched_due(now);
+    let due = Due {
+        sched: deadline::take_sched_due(now),
+        timers: deadline::take_due(deadline::User::Timers, now),
+        cputime: deadline::take_due(deadline::User::CpuTime, now),
+    };
     let p = PANIC_AT.load(Ordering::Relaxed);
     if me == 0 && p != 0 && now >= p {
         panic!("ihk_test_panic: panic requested by kernel argument");
@@ -91,7 +106,7 @@ pub fn tick() -> bool {
         hang();
     }
     deadline::set_kernel(next_deadline());
-    sched_due
+    due
 }
 
 /// `ihk_test_fault`: read from the unmapped page 0.

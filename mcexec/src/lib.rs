@@ -23,4 +23,5 @@ pub mod proxy;
 pub mod rank;
 pub mod session;
 pub mod share;
+pub mod sigfd;
 pub mod uti;

@@ -152,6 +152,12 @@ impl Mirror {
         unsafe { &*self.header }
     }
 
+    /// The LWK process's pending signals as the LWK published them for
+    /// its signalfds (`sigfd`).
+    pub fn sig_pending(&self) -> u64 {
+        self.header().sig_pending.load(Ordering::Acquire)
+    }
+
     /// A consistent copy of the LWK's table and its (even) sequence.
     fn snapshot(&self) -> (u64, Vec<MapEntry>) {
         let h = self.header();

@@ -294,6 +294,9 @@ impl Process {
     /// Called by the dispatcher on a doorbell: wake sleeping proxies that
     /// have a request, interrupt those the LWK asked to interrupt.
     pub fn on_doorbell(&self) {
+        // The LWK rings when its pending signals change while it has
+        // signalfds: their readiness follows.
+        crate::sigfd::sync(self.mirror.sig_pending());
         for i in 0..self.capacity {
             let s = self.slot(i);
             let state = s.state.load(Ordering::Acquire);

@@ -3,8 +3,10 @@
 //! the process's CPUs, oversubscribed teams time-shared); C++ std::thread
 //! and std::async; Python's ThreadPoolExecutor and asyncio.to_thread;
 //! timed, robust and broadcast futex paths; stress-ng's pthread stressor;
-//! process CPU sets (`nproc`, `-n`); timers and signals from Linux; and
-//! kill -9 of a multithreaded program. Real programs, built here with
+//! process CPU sets (`nproc`, `-n`); timers and signals from Linux; the
+//! LWK's POSIX timers and CPU-time itimers; signalfd; signals aimed at
+//! threads and a fatal one in a thread; thread names; execve from a
+//! thread; and kill -9 of a multithreaded program. Real programs, built here with
 //! Debian's compilers, on real partitions: `-c 0-1` (a 2-CPU LWK sharing
 //! this 2-CPU machine with Linux in pin mode) and `-c 1`.
 
@@ -228,5 +230,89 @@ fn fork_and_execve_in_a_multithreaded_process() {
     let Some(exe) = compile("thread_exec.c", &["-pthread"], tmp.path(), "thread_exec") else { return };
     let p = Partition::boot_cpus("0-1", "512M", &[]);
     let out = stdout_of(&p, &[exe.to_str().unwrap()], &[]);
-    assert_eq!(out, "child of a threaded process\nchild status 0\nexec from a thread\n");
+    assert_eq!(out, "child of a threaded process\nchild status 0\nexec from a thread tid==pid 1 thread 1\n");
+}
+
+#[test]
+fn posix_timers_and_cpu_time_itimers_are_the_lwk_programs() {
+    if !can_run("posix_timers_and_cpu_time_itimers_are_the_lwk_programs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("ptimers.c", &["-pthread"], tmp.path(), "ptimers") else { return };
+    let p = Partition::boot_cpus("0-1", "512M", &[]);
+    let out = stdout_of(&p, &[exe.to_str().unwrap()], &[]);
+    assert_eq!(
+        out,
+        "signal 1 code 1 value 1 id 1 tid 1\noverrun 1 1 1\ndeleted -1 EINVAL\nthread_id 1\nsigev_thread 1\nnone 1\n\
+         cputimer early 0 used 1\nbad clock EINVAL\nbad sigevent EFAULT\nbad signal EINVAL\nbad time EINVAL\n\
+         bad pointer EFAULT\nbad id EINVAL\nvirtual early 0 left 1 used 1\nprof 1 used 1 interval 50000\n\
+         timers gone after exec\n"
+    );
+    // Debian's stress-ng timer stressor: POSIX timers up to 1 MHz, each
+    // expiry a signal taken by the program (re-armed when taken, overruns
+    // counted meanwhile).
+    let t0 = Instant::now();
+    let sng = p.mcexec_command(&["/usr/bin/stress-ng", "--timer", "1", "-t", "2"]).stdin(Stdio::null()).output().unwrap();
+    let text = String::from_utf8_lossy(&sng.stderr).into_owned() + &String::from_utf8_lossy(&sng.stdout);
+    assert!(sng.status.success() && text.contains("successful run completed"), "{:?}\n{text}", sng.status);
+    assert!(t0.elapsed() < Duration::from_secs(60), "stress-ng --timer took {:?}", t0.elapsed());
+}
+
+#[test]
+fn thread_names_are_per_thread_in_prctl_pthread_and_proc() {
+    if !can_run("thread_names_are_per_thread_in_prctl_pthread_and_proc") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("names.c", &["-pthread"], tmp.path(), "names") else { return };
+    let p = Partition::boot_cpus("0-1", "512M", &[]);
+    let out = stdout_of(&p, &[exe.to_str().unwrap()], &[]);
+    assert_eq!(
+        out,
+        "self workerA inherited workerA\nother workerA\ntask comm workerA\n\
+         set other 0 workerB thread-self workerB\nmain mainname-is-too comm mainname-is-too\nName:\tmainname-is-too\n"
+    );
+}
+
+#[test]
+fn signalfd_reports_the_lwk_programs_signals_to_poll_epoll_select_and_read() {
+    if !can_run("signalfd_reports_the_lwk_programs_signals_to_poll_epoll_select_and_read") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("sigfd.c", &["-pthread"], tmp.path(), "sigfd") else { return };
+    let p = Partition::boot_cpus("0-1", "512M", &[]);
+    let out = stdout_of(&p, &[exe.to_str().unwrap()], &[]);
+    assert_eq!(
+        out,
+        "flags cloexec 1 nonblock 1 empty EAGAIN ready 0\n\
+         poll 1 read 128 signo 10 code 0 pid 1 after 0 pending 0\n\
+         epoll 0 1 same 1 signo 12\nselect 1 code 1 int 99\ntimer 1 code 1 int 5 id 1\nblocking 128 signo 10\n\
+         fork child 0 parent 1 signo 12\n\
+         size EINVAL flags EINVAL notsfd EINVAL badfd EBADF fault EFAULT short EINVAL\n"
+    );
+}
+
+#[test]
+fn signals_reach_the_right_thread_and_a_fatal_one_ends_every_thread() {
+    if !can_run("signals_reach_the_right_thread_and_a_fatal_one_ends_every_thread") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("thread_signals.c", &["-pthread"], tmp.path(), "thread_signals") else { return };
+    let exe = exe.to_str().unwrap();
+    let p = Partition::boot_cpus("0-1", "512M", &[]);
+    let out = stdout_of(&p, &[exe], &[]);
+    assert_eq!(
+        out,
+        "process-directed 1\npthread_kill 1 code 1\npthread_sigqueue 1 value 77\nkill0 0 1\nsigpipe -1 EPIPE 1\n"
+    );
+    // A SIGSEGV in one thread ends the process while two others compute.
+    let t0 = Instant::now();
+    let out = p.mcexec_command(&[exe, "fatal"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "spinning\n");
+    assert!(t0.elapsed() < Duration::from_secs(30), "took {:?}", t0.elapsed());
+    assert!(p.mcexec(&["/bin/busybox", "true"]).status.success(), "the next program runs");
 }

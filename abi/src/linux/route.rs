@@ -94,7 +94,8 @@ mod tests {
             );
         }
         assert_eq!(route(sys::SYS_mmap), Route::Local);
-        assert_eq!(route(sys::SYS_read), Route::Offload);
+        assert_eq!(route(sys::SYS_pread64), Route::Offload);
+        assert_eq!(route(sys::SYS_read), Route::LocalOrOffload);
         assert_eq!(route(sys::SYS_openat), Route::LocalOrOffload);
         assert_eq!(route(sys::SYS_shmat), Route::Local);
         assert_eq!(route(sys::SYS_msync), Route::LocalOrOffload);

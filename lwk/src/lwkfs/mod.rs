@@ -35,6 +35,9 @@ pub enum View {
     Missing,
     /// Linux's directory, listed the LWK's way.
     Dir(DirKind),
+    /// The `comm` file of this thread of the process (its name; a write
+    /// renames it).
+    Comm(u32),
 }
 
 /// The directories of the view whose listings the LWK rewrites.

@@ -1,6 +1,7 @@
 //! /proc: cpuinfo, meminfo, stat (the LWK CPUs' times, with KVM's steal
 //! time), and the process's own maps, status, stat, exe and task list (as
-//! `self`, `thread-self` or its pid); the rest is Linux's.
+//! `self`, `thread-self` or its pid), and its threads' comm; the rest is
+//! Linux's.
 
 use alloc::format;
 use alloc::string::String;
@@ -25,8 +26,18 @@ pub fn lookup(t: &Thread, rest: &str) -> View {
     if !mine {
         return View::Linux;
     }
-    let file = if who == "thread-self" { file } else { file.strip_prefix(&*format!("task/{}/", t.tid)).unwrap_or(file) };
+    // Any thread's comm (pthread_getname_np and pthread_setname_np of
+    // another thread use it).
+    if let Some((tid, "comm")) = file.strip_prefix("task/").and_then(|x| x.split_once('/')) {
+        return match tid.parse::<u32>().ok().and_then(|tid| t.process.thread(tid)) {
+            Some(x) => View::Comm(x.tid()),
+            None => View::Missing,
+        };
+    }
+    let file = if who == "thread-self" { file } else { file.strip_prefix(&*format!("task/{}/", t.tid())).unwrap_or(file) };
     match file {
+        "comm" if who == "thread-self" => View::Comm(t.tid()),
+        "comm" => View::Comm(pid),
         "maps" => View::Content(maps(t).into_bytes()),
         "status" => View::Content(status(t).into_bytes()),
         "stat" => View::Content(stat(t).into_bytes()),
@@ -193,10 +204,10 @@ voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
 fn stat(t: &Thread) -> String {
     let p = &t.process;
     let bp = crate::boot_params::get();
-    let now = crate::arch::x86_64::tsc::now();
-    // Clock ticks (USER_HZ = 100) since the process started: all user time
-    // on an LWK CPU that runs nothing else.
-    let ticks = now.saturating_sub(p.start_tsc) / (bp.tsc_khz * 10).max(1);
+    // User and system time in clock ticks (USER_HZ = 100), as charged
+    // (`process::cputime`).
+    let (user_ns, sys_ns) = crate::process::cputime::process_ns(p, t);
+    let (ticks, sys_ticks) = (user_ns / 10_000_000, sys_ns / 10_000_000);
     // Start time in ticks since Linux booted (CLOCK_BOOTTIME at start).
     let since_lwk_boot_ns = (p.start_tsc.saturating_sub(bp.boot_tsc) as u128 * 1_000_000 / bp.tsc_khz.max(1) as u128) as u64;
     let start_boottime = (bp.boot_realtime_ns + since_lwk_boot_ns).wrapping_add(p.start.boottime_offset_ns as u64);
@@ -206,7 +217,7 @@ fn stat(t: &Thread) -> String {
     let (brk_start, stack_top) = (a.brk_start, a.stack_top);
     drop(a);
     format!(
-        "{pid} ({}) R {} {pid} {pid} 0 -1 4194304 0 0 0 0 {ticks} 0 0 0 20 0 {} 0 {boot_ticks} {} {} 18446744073709551615 0 0 {} 0 0 0 0 0 0 0 0 0 17 {} 0 0 0 0 0 0 0 {} 0 0 0 0 0\n",
+        "{pid} ({}) R {} {pid} {pid} 0 -1 4194304 0 0 0 0 {ticks} {sys_ticks} 0 0 20 0 {} 0 {boot_ticks} {} {} 18446744073709551615 0 0 {} 0 0 0 0 0 0 0 0 0 17 {} 0 0 0 0 0 0 0 {} 0 0 0 0 0\n",
         p.comm.lock().as_str(),
         p.ppid,
         p.live_threads.load(Ordering::Relaxed),

@@ -242,7 +242,14 @@ pub fn execve(t: &Thread, target: Target, argv_va: u64, envp_va: u64) -> SysResu
     if !super::thread::end_other_threads(t) {
         return Err(EINTR);
     }
+    // Linux's de_thread: the caller takes over the thread-group id as its
+    // tid (its proxy thread and slot stay its own).
+    if t.tid() != p.pid {
+        t.tid.store(p.pid, Ordering::Relaxed);
+        p.thread_slot(t.slot).tid.store(p.pid, Ordering::Relaxed);
+    }
     *p.exe_path.lock() = Some(exe_name);
+    super::ptimer::exec(p);
     t.robust_list.store(0, Ordering::Relaxed);
     // Shared file mappings reach their files before the memory goes.
     super::filemap_io::write_back_all(t);

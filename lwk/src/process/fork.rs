@@ -119,12 +119,19 @@ pub fn child_main(t: &Thread, parent: Arc<Process>) -> ! {
         }
         p.signals.lock().actions = parent.signals.lock().actions;
         *p.comm.lock() = parent.comm.lock().clone();
+        // The descriptors are inherited, and so are their signalfds (the
+        // child's proxy is a fork of the parent's, with its eventfds).
+        {
+            let l = parent.sigfds.lock().clone();
+            p.sigfd_count.store(l.len() as u32, Ordering::Relaxed);
+            *p.sigfds.lock() = l;
+        }
         t.fs_base.store(req.fs_base, Ordering::Relaxed);
         crate::arch::x86_64::wrmsr(0xc000_0100, req.fs_base);
         t.sig_mask.store(req.sig_mask, Ordering::Relaxed);
         *t.altstack.lock() = req.altstack;
         if req.flags & CLONE_CHILD_SETTID != 0 {
-            p.aspace.lock().write_u32(req.child_tid, t.tid)?;
+            p.aspace.lock().write_u32(req.child_tid, t.tid())?;
         }
         if req.flags & CLONE_CHILD_CLEARTID != 0 {
             t.clear_child_tid.store(req.child_tid, Ordering::Relaxed);
@@ -138,7 +145,7 @@ pub fn child_main(t: &Thread, parent: Arc<Process>) -> ! {
     })();
     match result {
         Ok(frame) => {
-            parent.fork_result.store(t.tid as i64, Ordering::Release);
+            parent.fork_result.store(t.tid() as i64, Ordering::Release);
             super::trap::enter_with_frame(t, frame)
         }
         Err(e) => {

@@ -42,7 +42,7 @@ fn word(t: &Thread, uaddr: u64, write: bool) -> Result<(&'static AtomicU32, u64)
 
 /// Current thread `t` as an `Arc` (the futex queue keeps one).
 fn arc_of(t: &Thread) -> Arc<Thread> {
-    t.process.thread(t.tid).expect("the current thread is live")
+    t.process.thread(t.tid()).expect("the current thread is live")
 }
 
 /// FUTEX_WAIT(_BITSET): sleep while `*uaddr == val` until woken through a
@@ -216,7 +216,7 @@ pub fn exit_robust_list(t: &Thread) {
 fn handle_died(t: &Thread, uaddr: u64) {
     let Ok((w, key)) = word(t, uaddr, true) else { return };
     let r = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
-        (v & FUTEX_TID_MASK == t.tid).then_some((v & FUTEX_WAITERS) | FUTEX_OWNER_DIED)
+        (v & FUTEX_TID_MASK == t.tid()).then_some((v & FUTEX_WAITERS) | FUTEX_OWNER_DIED)
     });
     if let Ok(old) = r {
         if old & FUTEX_WAITERS != 0 {

@@ -14,6 +14,7 @@
 //! direct map (`phys::to_virt`).
 
 pub mod cpuset;
+pub mod cputime;
 pub mod exec;
 pub mod filemap_io;
 pub mod fork;
@@ -21,9 +22,11 @@ pub mod fpu;
 pub mod futex;
 pub mod futex_queue;
 pub mod offload;
+pub mod ptimer;
 pub mod sched;
 pub mod service;
 pub mod share;
+pub mod sigfd;
 pub mod sigframe;
 pub mod signal;
 pub mod sync;
@@ -101,19 +104,38 @@ pub struct Process {
     pub exe_path: Mutex<Option<String>>,
     /// Descriptors of directories the LWK's /proc and /sys view lists.
     pub view_dirs: Mutex<alloc::vec::Vec<ViewDir>>,
+    /// CPU time of its threads, dead ones included (`cputime`).
+    pub times: cputime::Times,
+    /// Its POSIX timers and CPU-time interval timers (`ptimer`).
+    pub timers: Mutex<ptimer::Timers>,
+    /// How many CPU-time timers run (0: nothing to check on the way to
+    /// user mode, no CPU-time deadline).
+    pub cpu_timers: AtomicU32,
+    /// How many of `view_dirs` are `comm` files open for writing (0: a
+    /// `write` needs no look at them).
+    pub view_writers: AtomicU32,
+    /// Its signalfds (`sigfd`), and how many (0: a `read` or a change of
+    /// the pending signals needs no look at them).
+    pub sigfds: Mutex<alloc::vec::Vec<sigfd::SigFd>>,
+    pub sigfd_count: AtomicU32,
 }
 
 /// A descriptor of a directory that the LWK's /proc and /sys view lists
-/// its own way (`lwkfs` says how, by `kind`), and the directory it was
-/// opened on: a number closed and reused for another file on Linux no
-/// longer matches, so no close needs to be watched.
+/// its own way (`lwkfs` says how, by `kind`), or of a thread's `comm`
+/// file open for writing (`kind` [`VIEW_COMM`], `tid` its thread), and
+/// the file it was opened on: a number closed and reused for another file
+/// on Linux no longer matches, so no close needs to be watched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ViewDir {
     pub fd: i32,
     pub kind: u8,
     pub dev: u64,
     pub ino: u64,
+    pub tid: u32,
 }
+
+/// `ViewDir::kind` of a `comm` file open for writing.
+pub const VIEW_COMM: u8 = 0x80;
 
 // SAFETY: `threads_ptr` points into the proxy area (direct map) owned by
 // the process; slots are used per the offload protocol.
@@ -146,7 +168,7 @@ impl Process {
 
     /// The live thread with id `tid`.
     pub fn thread(&self, tid: u32) -> Option<Arc<Thread>> {
-        self.threads.lock().iter().find(|t| t.tid == tid).cloned()
+        self.threads.lock().iter().find(|t| t.tid() == tid).cloned()
     }
 }
 
@@ -167,7 +189,10 @@ pub enum ThreadState {
 
 /// One LWK thread.
 pub struct Thread {
-    pub tid: u32,
+    /// Its thread id ([`Thread::tid`]): the host tid of its proxy thread,
+    /// the process's pid for the main thread and for the thread whose
+    /// execve ended the others (Linux's de_thread).
+    pub tid: AtomicU32,
     pub process: Arc<Process>,
     /// Its offload slot (index in the proxy area).
     pub slot: u32,
@@ -216,6 +241,12 @@ pub struct Thread {
     /// The mask to restore after a signal taken in sigsuspend
     /// (`NO_SAVED_MASK` if none): what the handler's frame records.
     pub saved_sigmask: AtomicU64,
+    /// Its CPU time (`cputime`).
+    pub acct: cputime::Acct,
+    /// Its name (`prctl(PR_SET_NAME)`, `comm`, `thread::name_of`); None:
+    /// the process's (`Process::comm`). The main thread's is always the
+    /// process's.
+    pub name: Mutex<Option<String>>,
 }
 
 /// `Thread::saved_sigmask` when nothing is saved (a mask never has the
@@ -228,6 +259,10 @@ pub const NO_RESTART: u64 = u64::MAX;
 pub const NO_MIGRATION: u32 = u32::MAX;
 
 impl Thread {
+    pub fn tid(&self) -> u32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
     pub fn cpu(&self) -> u32 {
         self.cpu.load(Ordering::Relaxed)
     }

@@ -265,6 +265,7 @@ pub fn poll() -> bool {
     // instruction; handlers run on this (kernel) stack as at `hlt`.
     unsafe { core::arch::asm!("sti", "nop", "cli", options(nomem, nostack)) };
     super::trap::poll_events_if_rung();
+    super::ptimer::run_due();
     RESCHED[me() as usize].store(false, Ordering::Relaxed);
     wake_finished(&mut cpu().lock());
     let next = cpu().lock().runq.pop_front();
@@ -352,6 +353,7 @@ fn run(t: Arc<Thread>) {
     crate::smp::set_syscall_stack(top);
     crate::arch::x86_64::wrmsr(IA32_FS_BASE, t.fs_base.load(Ordering::Relaxed));
     tlb::set_active_root(cr3);
+    super::cputime::switched_in(&t);
     // SAFETY: `save` points into this CPU's scheduler state, which lives
     // for the kernel's life; `new_rsp` is the thread's saved context on its
     // own stack; `cr3` maps the kernel half (direct map, kernel image).
@@ -362,6 +364,7 @@ fn run(t: Arc<Thread>) {
     let mut c = cpu().lock();
     let t = c.current.take().expect("current thread");
     c.slice_end = 0;
+    super::cputime::switched_out(&t);
     t.fs_base.store(crate::arch::x86_64::rdmsr(IA32_FS_BASE), Ordering::Relaxed);
     // The registers still hold t's FPU state; save it now so that it can be
     // resumed on this CPU or read for a signal frame at any time.

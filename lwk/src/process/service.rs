@@ -270,6 +270,12 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
         last_exit_code: AtomicU32::new(0),
         exe_path: Mutex::new(None),
         view_dirs: Mutex::new(Vec::new()),
+        times: super::cputime::Times::default(),
+        timers: Mutex::new(super::ptimer::Timers::default()),
+        cpu_timers: AtomicU32::new(0),
+        view_writers: AtomicU32::new(0),
+        sigfds: Mutex::new(Vec::new()),
+        sigfd_count: AtomicU32::new(0),
     }))
 }
 
@@ -337,7 +343,7 @@ pub fn new_thread(mut res: ThreadRes, tid: u32, cpu: u32, start: ThreadStart) ->
     ts.tid.store(tid, Ordering::Relaxed);
     ts.cpu.store(cpu, Ordering::Relaxed);
     let t = Arc::new(Thread {
-        tid,
+        tid: AtomicU32::new(tid),
         process: Arc::clone(&p),
         slot: slot_i,
         kstack_pa,
@@ -364,6 +370,8 @@ pub fn new_thread(mut res: ThreadRes, tid: u32, cpu: u32, start: ThreadStart) ->
         altstack: Mutex::new((0, 0, 2 /* SS_DISABLE */)),
         restart_nr: AtomicU64::new(super::NO_RESTART),
         saved_sigmask: AtomicU64::new(super::NO_SAVED_MASK),
+        acct: super::cputime::Acct::default(),
+        name: Mutex::new(None),
     });
     p.live_threads.fetch_add(1, Ordering::AcqRel);
     p.threads.lock().push(Arc::clone(&t));

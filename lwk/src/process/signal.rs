@@ -53,16 +53,22 @@ pub struct SigInfo {
     pub uid: u32,
     /// Fault address (SIGSEGV, SIGBUS, SIGILL, SIGFPE).
     pub addr: u64,
+    /// `si_value` (SI_QUEUE, SI_TIMER).
+    pub value: u64,
+    /// `si_timerid` and `si_overrun` (SI_TIMER, `ptimer`).
+    pub timerid: i32,
+    pub overrun: i32,
 }
 
 pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
 pub const SI_TKILL: i32 = -6;
+pub const SI_TIMER: i32 = -2;
 
 impl SigInfo {
     /// Sent by the calling thread's process (kill, tgkill, raise).
     pub fn from(t: &Thread, code: i32) -> SigInfo {
-        SigInfo { code, pid: t.process.pid, uid: t.process.start.uid, addr: 0 }
+        SigInfo { code, pid: t.process.pid, uid: t.process.start.uid, ..SigInfo::default() }
     }
 
     /// The bytes of a `siginfo_t` (128) for signal `sig`.
@@ -72,9 +78,17 @@ impl SigInfo {
         b[8..12].copy_from_slice(&self.code.to_le_bytes());
         if matches!(sig, 4 | 7 | 8 | 11) && self.code > 0 {
             b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+        } else if self.code == SI_TIMER {
+            b[16..20].copy_from_slice(&self.timerid.to_le_bytes());
+            b[20..24].copy_from_slice(&self.overrun.to_le_bytes());
+            b[24..32].copy_from_slice(&self.value.to_le_bytes());
         } else {
             b[16..20].copy_from_slice(&self.pid.to_le_bytes());
             b[20..24].copy_from_slice(&self.uid.to_le_bytes());
+            if self.code < 0 {
+                // sigqueue, mq_notify, AIO: the sender's si_value.
+                b[24..32].copy_from_slice(&self.value.to_le_bytes());
+            }
         }
         b
     }
@@ -135,6 +149,7 @@ pub fn send_to_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
     }
     p.sig_info.lock()[(sig - 1) as usize] = info;
     p.sig_pending.fetch_or(bit(sig), Ordering::AcqRel);
+    super::sigfd::publish(p);
     let target = {
         let threads = p.threads.lock();
         // Utility threads run their user code on Linux, where the LWK
@@ -168,6 +183,7 @@ pub fn send_to_thread(t: &Thread, sig: u32, info: SigInfo) {
     }
     t.sig_info.lock()[(sig - 1) as usize] = info;
     t.sig_pending.fetch_or(bit(sig), Ordering::AcqRel);
+    super::sigfd::publish(&t.process);
     if t.sig_mask.load(Ordering::Relaxed) & bit(sig) == 0 {
         wake_for_signal(t, sig);
     }
@@ -195,16 +211,26 @@ fn wake_for_signal(t: &Thread, sig: u32) {
     super::sched::kick_thread(t);
 }
 
+/// Is `sig` pending for `t` (its own or its process's)?
+pub fn is_pending(t: &Thread, sig: u32) -> bool {
+    (t.sig_pending.load(Ordering::Acquire) | t.process.sig_pending.load(Ordering::Acquire)) & bit(sig) != 0
+}
+
 /// Remove and return the lowest signal of `set` pending for `t` (its own
 /// first, then its process's), with what its siginfo says.
-fn dequeue_from(t: &Thread, set: u64) -> Option<(u32, SigInfo)> {
+pub fn dequeue_from(t: &Thread, set: u64) -> Option<(u32, SigInfo)> {
     let p = &t.process;
     for (pending, infos) in [(&t.sig_pending, &t.sig_info), (&p.sig_pending, &p.sig_info)] {
         let hit = pending.load(Ordering::Acquire) & set;
         if hit != 0 {
             let sig = hit.trailing_zeros() + 1;
-            let info = infos.lock()[(sig - 1) as usize];
+            let mut info = infos.lock()[(sig - 1) as usize];
             if pending.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) != 0 {
+                if info.code == SI_TIMER {
+                    // Its overrun count, and a periodic timer's next expiry.
+                    super::ptimer::delivered(t, &mut info);
+                }
+                super::sigfd::publish(p);
                 return Some((sig, info));
             }
         }
@@ -509,6 +535,7 @@ pub fn sigaction(t: &Thread, sig: u64, act: u64, oact: u64) -> Result<u64, Errno
             // Setting SIG_IGN (or DFL of an ignored signal) discards pending ones.
             if n.handler == SIG_IGN || (n.handler == SIG_DFL && default_action(sig) == Default::Ignore) {
                 t.process.sig_pending.fetch_and(!bit(sig), Ordering::AcqRel);
+                super::sigfd::publish(&t.process);
             }
         }
         old

@@ -96,6 +96,8 @@ pub fn create(t: &Thread, f: &TrapFrame, flags: u64, stack: u64, ptid: u64, ctid
     let fs = if flags & CLONE_SETTLS != 0 { tls } else { crate::arch::x86_64::rdmsr(IA32_FS_BASE) };
     child.fs_base.store(fs, Ordering::Relaxed);
     child.sig_mask.store(t.sig_mask.load(Ordering::Relaxed), Ordering::Relaxed);
+    // As Linux: a new thread is named as the thread that created it.
+    *child.name.lock() = Some(name_of(t));
     *child.affinity.lock() = *t.affinity.lock();
     // The parent's FPU/SIMD state (live in this CPU's registers) is the
     // child's first state, as Linux copies it.
@@ -146,7 +148,7 @@ pub fn end_other_threads(t: &Thread) -> bool {
     let p = &t.process;
     loop {
         let others: alloc::vec::Vec<_> =
-            p.threads.lock().iter().filter(|x| x.tid != t.tid).cloned().collect();
+            p.threads.lock().iter().filter(|x| x.tid() != t.tid()).cloned().collect();
         if others.is_empty() {
             return true;
         }
@@ -160,5 +162,28 @@ pub fn end_other_threads(t: &Thread) -> bool {
         drop(others);
         t.set_state(super::ThreadState::Runnable);
         sched::yield_now(t);
+    }
+}
+
+/// Thread `t`'s name (`comm`): the main thread's is the process's.
+pub fn name_of(t: &Thread) -> alloc::string::String {
+    if t.tid() != t.process.pid {
+        if let Some(n) = t.name.lock().clone() {
+            return n;
+        }
+    }
+    t.process.comm.lock().clone()
+}
+
+/// Name thread `t` (PR_SET_NAME, a write to its `comm`): at most 15
+/// bytes, up to the first NUL.
+pub fn set_name(t: &Thread, raw: &[u8]) {
+    let raw = &raw[..raw.len().min(15)];
+    let raw = &raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())];
+    let n = alloc::string::String::from_utf8_lossy(raw).into_owned();
+    if t.tid() == t.process.pid {
+        *t.process.comm.lock() = n;
+    } else {
+        *t.name.lock() = Some(n);
     }
 }

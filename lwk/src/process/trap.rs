@@ -103,6 +103,10 @@ pub fn return_to_user(f: &mut TrapFrame) {
         if t.leave.load(Ordering::Acquire) {
             super::thread::exit_thread(t, 0);
         }
+        // POSIX timers due on this CPU, then the CPU-time ones of `t`'s
+        // process: their signals are taken right below.
+        super::ptimer::run_due();
+        super::cputime::leaving_for_user(t);
         let restart = t.take_restart();
         signal::deliver(t, f, restart);
         crate::arch::x86_64::tlb::leaving_for_user();
@@ -193,7 +197,7 @@ pub fn user_exception(f: &mut TrapFrame) {
         14 => (if f.error_code & 1 != 0 { 2 } else { 1 }, crate::arch::x86_64::read_cr2()), // SEGV_ACCERR / MAPERR
         _ => (signal::SI_KERNEL, f.rip),
     };
-    force_signal(t, sig, signal::SigInfo { code, pid: 0, uid: 0, addr });
+    force_signal(t, sig, signal::SigInfo { code, addr, ..signal::SigInfo::default() });
 }
 
 /// Deliver a synchronous fault signal: if the program blocks or ignores

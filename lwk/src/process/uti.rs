@@ -81,7 +81,7 @@ pub fn uti_main(t: &Thread, frame: TrapFrame) -> ! {
                 "{}[{}]: utility thread {} could not run on Linux (error {}): ending the process",
                 p.comm.lock(),
                 p.pid,
-                t.tid,
+                t.tid(),
                 -r
             );
             service::kill_process(p, SIGKILL, false);
@@ -104,7 +104,7 @@ fn fault(t: &Thread, addr: u64, write: bool) -> i64 {
     if p.aspace.lock().fault(addr, write, false) {
         return 0;
     }
-    crate::printk!("{}[{}]: segfault at {:x} in utility thread {} (on Linux)", p.comm.lock(), p.pid, addr, t.tid);
+    crate::printk!("{}[{}]: segfault at {:x} in utility thread {} (on Linux)", p.comm.lock(), p.pid, addr, t.tid());
     service::kill_process(p, SIGSEGV, false);
     -(EFAULT.0 as i64)
 }

@@ -1,7 +1,8 @@
 //! open, openat, readlink, readlinkat, getdents64: paths in the LWK's
 //! /proc and /sys view (`lwkfs`) are answered from the LWK, and listings
 //! of the view's directories are rewritten by it; every other path, and
-//! every relative path, is offloaded unchanged.
+//! every relative path, is offloaded unchanged. `write` to a thread's
+//! `comm` file of the view renames the thread; other writes are offloaded.
 
 use alloc::vec::Vec;
 
@@ -84,6 +85,16 @@ fn open_view(f: &mut TrapFrame, dirfd: u64, path_va: u64, flags: u64, mode: u64)
             }
             with_phys(t, OffloadCall::MemfdPhys, &data, flags & O_CLOEXEC, 0)
         }
+        View::Comm(tid) => {
+            let target = t.process.thread(tid).ok_or(ENOENT)?;
+            let mut name = crate::process::thread::name_of(&target).into_bytes();
+            name.push(b'\n');
+            let fd = with_phys(t, OffloadCall::MemfdPhys, &name, flags & O_CLOEXEC, 0)?;
+            if flags & O_ACCMODE != 0 {
+                note_view_file(t, fd, crate::process::VIEW_COMM, tid);
+            }
+            Ok(fd)
+        }
         View::Cpuinfo(cpus) => {
             if flags & O_ACCMODE != 0 {
                 return Err(EACCES);
@@ -144,27 +155,68 @@ pub fn readlinkat(f: &mut TrapFrame) -> SysResult {
 
 /// Remember that descriptor `fd` lists a directory of the view.
 fn note_view_dir(t: &Thread, fd: u64, kind: DirKind) {
-    // Without its identity it cannot be told from a later file: Linux's listing.
+    note_view_file(t, fd, kind as u8, 0);
+}
+
+/// Remember what descriptor `fd` is in the view (`ViewDir`).
+fn note_view_file(t: &Thread, fd: u64, kind: u8, tid: u32) {
+    // Without its identity it cannot be told from a later file: Linux's.
     let Ok((info, _)) = filemap_io::describe(t, fd) else { return };
-    let mut dirs = t.process.view_dirs.lock();
+    let p = &t.process;
+    let mut dirs = p.view_dirs.lock();
     dirs.retain(|d| d.fd != fd as i32);
     if dirs.len() >= MAX_VIEW_DIRS {
         dirs.remove(0);
     }
-    dirs.push(ViewDir { fd: fd as i32, kind: kind as u8, dev: info.dev, ino: info.ino });
+    dirs.push(ViewDir { fd: fd as i32, kind, dev: info.dev, ino: info.ino, tid });
+    let writers = dirs.iter().filter(|d| d.kind == crate::process::VIEW_COMM).count();
+    p.view_writers.store(writers as u32, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// What the view knows of descriptor `fd`, if it still is the file it
+/// was opened on.
+fn view_file(t: &Thread, fd: u64) -> Option<ViewDir> {
+    let d = t.process.view_dirs.lock().iter().find(|d| d.fd == fd as i32).copied()?;
+    match filemap_io::describe(t, fd) {
+        Ok((info, _)) if info.dev == d.dev && info.ino == d.ino => Some(d),
+        _ => {
+            let p = &t.process;
+            let mut dirs = p.view_dirs.lock();
+            dirs.retain(|x| *x != d);
+            let writers = dirs.iter().filter(|d| d.kind == crate::process::VIEW_COMM).count();
+            p.view_writers.store(writers as u32, core::sync::atomic::Ordering::Relaxed);
+            None
+        }
+    }
 }
 
 /// The view's kind of directory `fd` lists, if it still is the directory
 /// it was opened on.
 fn view_dir(t: &Thread, fd: u64) -> Option<DirKind> {
-    let d = t.process.view_dirs.lock().iter().find(|d| d.fd == fd as i32).copied()?;
-    match filemap_io::describe(t, fd) {
-        Ok((info, _)) if info.dev == d.dev && info.ino == d.ino => DirKind::from_u8(d.kind),
-        _ => {
-            t.process.view_dirs.lock().retain(|x| *x != d);
-            None
-        }
+    view_file(t, fd).and_then(|d| DirKind::from_u8(d.kind))
+}
+
+/// write(fd, buf, count): to a thread's `comm` file of the view, renames
+/// the thread (as Linux: the first 15 bytes, the count returned); any
+/// other descriptor is offloaded (one counter read when no such file is
+/// open).
+pub fn write(f: &mut TrapFrame) -> SysResult {
+    let [fd, buf, count, ..] = args(f);
+    let t = current();
+    if t.process.view_writers.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+        return offload::syscall(f);
     }
+    let Some(d) = view_file(t, fd).filter(|d| d.kind == crate::process::VIEW_COMM) else {
+        return offload::syscall(f);
+    };
+    let mut b = [0u8; 15];
+    let n = (count as usize).min(b.len());
+    t.process.aspace.lock().read(buf, &mut b[..n])?;
+    match t.process.thread(d.tid) {
+        Some(target) => crate::process::thread::set_name(&target, &b[..n]),
+        None => return Err(ESRCH),
+    }
+    Ok(count)
 }
 
 /// getdents64(fd, buf, count): Linux's listing, rewritten for a directory

@@ -11,7 +11,7 @@ pub fn getpid(_: &mut TrapFrame) -> SysResult {
 }
 
 pub fn gettid(_: &mut TrapFrame) -> SysResult {
-    Ok(current().tid as u64)
+    Ok(current().tid() as u64)
 }
 
 pub fn getppid(_: &mut TrapFrame) -> SysResult {

@@ -15,10 +15,12 @@ mod rusage;
 #[macro_use]
 mod routes; // `routes!`, which turns table.rs into `table::lookup`
 mod signal;
+mod signalfd;
 mod sysinfo;
 mod table;
 mod thread;
 mod time;
+mod timer;
 mod uname;
 mod uti;
 

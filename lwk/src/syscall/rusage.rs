@@ -1,8 +1,9 @@
 //! getrusage for the calling process or thread: the LWK's accounting (the
-//! proxy's own usage on Linux says nothing about the program). An LWK CPU
-//! runs its thread without a tick, so user time is the time since start,
-//! as `CLOCK_PROCESS_CPUTIME_ID` reports it (`time.rs`). RUSAGE_CHILDREN is
-//! Linux's: the children's proxies are mcexec's children.
+//! proxy's own usage on Linux says nothing about the program). User and
+//! system time are what the LWK charged at the threads' changes of state
+//! (`process::cputime`), as `CLOCK_PROCESS_CPUTIME_ID` reports them
+//! (`time.rs`). RUSAGE_CHILDREN is Linux's: the children's proxies are
+//! mcexec's children.
 
 use super::errno::*;
 use super::{args, current, offload};
@@ -25,11 +26,17 @@ pub fn getrusage(f: &mut TrapFrame) -> SysResult {
     }
     let t = current();
     let p = &t.process;
-    let khz = crate::boot_params::get().tsc_khz.max(1);
-    let us = crate::arch::x86_64::tsc::now().saturating_sub(p.start_tsc) * 1000 / khz;
+    let (user, system) = if who as i32 as i64 == RUSAGE_THREAD {
+        crate::process::cputime::thread_ns(t)
+    } else {
+        crate::process::cputime::process_ns(p, t)
+    };
     let mut r = [0u8; RUSAGE_SIZE];
-    r[0..8].copy_from_slice(&(us / 1_000_000).to_le_bytes());
-    r[8..16].copy_from_slice(&(us % 1_000_000).to_le_bytes());
+    for (i, ns) in [user, system].into_iter().enumerate() {
+        let us = ns / 1000;
+        r[i * 16..i * 16 + 8].copy_from_slice(&(us / 1_000_000).to_le_bytes());
+        r[i * 16 + 8..i * 16 + 16].copy_from_slice(&(us % 1_000_000).to_le_bytes());
+    }
     let a = p.aspace.lock();
     r[MAXRSS..MAXRSS + 8].copy_from_slice(&(a.backed_bytes / 1024).to_le_bytes());
     a.write(usage, &r)?;

@@ -166,12 +166,13 @@ pub fn rt_sigqueueinfo(f: &mut TrapFrame) -> SysResult {
 /// (Linux refuses codes >= 0, i.e. posing as the kernel or kill, from
 /// another process; to itself a process may send what it likes).
 fn queued_info(t: &crate::process::Thread, uinfo: u64) -> Result<sig::SigInfo, Errno> {
-    let mut b = [0u8; 24];
+    let mut b = [0u8; 32];
     t.process.aspace.lock().read(uinfo, &mut b)?;
     let code = i32::from_le_bytes(b[8..12].try_into().unwrap());
     let pid = u32::from_le_bytes(b[16..20].try_into().unwrap());
     let uid = u32::from_le_bytes(b[20..24].try_into().unwrap());
-    Ok(sig::SigInfo { code, pid, uid, addr: 0 })
+    let value = u64::from_le_bytes(b[24..32].try_into().unwrap());
+    Ok(sig::SigInfo { code, pid, uid, value, ..sig::SigInfo::default() })
 }
 
 /// rt_tgsigqueueinfo(tgid, tid, sig, info).

@@ -22,8 +22,8 @@
 // holds nothing but the one `routes!` invocation, and plain comments.
 
 routes! {
-    SYS_read                    => Offload,
-    SYS_write                   => Offload,
+    SYS_read                    => LocalOrOffload(signalfd::read),               // a signalfd's read is the LWK's; others offloaded
+    SYS_write                   => LocalOrOffload(fsview::write),                // a thread's comm file of the LWK /proc view; others offloaded
     SYS_open                    => LocalOrOffload(fsview::open),                 // LWK /proc, /sys view; other paths offloaded
     SYS_close                   => Offload,
     SYS_stat                    => Offload,
@@ -58,9 +58,9 @@ routes! {
     SYS_dup2                    => Offload,
     SYS_pause                   => Offload,
     SYS_nanosleep               => Offload,
-    SYS_getitimer               => Offload,
+    SYS_getitimer               => LocalOrOffload(timer::getitimer),                   // VIRTUAL, PROF: LWK CPU time; REAL offloaded
     SYS_alarm                   => Offload,
-    SYS_setitimer               => Offload,
+    SYS_setitimer               => LocalOrOffload(timer::setitimer),                   // VIRTUAL, PROF: LWK CPU time; REAL offloaded
     SYS_getpid                  => Local(ids::getpid),
     SYS_sendfile                => Offload,
     SYS_socket                  => Offload,
@@ -244,11 +244,11 @@ routes! {
     SYS_restart_syscall         => Offload,
     SYS_semtimedop              => Offload,
     SYS_fadvise64               => Offload,
-    SYS_timer_create            => Offload,
-    SYS_timer_settime           => Offload,
-    SYS_timer_gettime           => Offload,
-    SYS_timer_getoverrun        => Offload,
-    SYS_timer_delete            => Offload,
+    SYS_timer_create            => Local(timer::timer_create),                         // LWK timers: process::ptimer
+    SYS_timer_settime           => Local(timer::timer_settime),
+    SYS_timer_gettime           => Local(timer::timer_gettime),
+    SYS_timer_getoverrun        => Local(timer::timer_getoverrun),
+    SYS_timer_delete            => Local(timer::timer_delete),
     SYS_clock_settime           => Offload,
     SYS_clock_gettime           => LocalOrOffload(time::clock_gettime),          // clocks the LWK does not keep offloaded
     SYS_clock_getres            => LocalOrOffload(time::clock_getres),           // clocks the LWK does not keep offloaded
@@ -304,14 +304,14 @@ routes! {
     SYS_move_pages              => Refused(ENOSYS, "move_pages: not supported (McKernel: ENOSYS)"),
     SYS_utimensat               => Offload,
     SYS_epoll_pwait             => Offload,
-    SYS_signalfd                => Offload,
+    SYS_signalfd                => Local(signalfd::signalfd),                    // the LWK process's signals; an eventfd of mcexec to poll
     SYS_timerfd_create          => Offload,
     SYS_eventfd                 => Offload,
     SYS_fallocate               => Offload,
     SYS_timerfd_settime         => Offload,
     SYS_timerfd_gettime         => Offload,
     SYS_accept4                 => Offload,
-    SYS_signalfd4               => Offload,
+    SYS_signalfd4               => Local(signalfd::signalfd4),                   // as signalfd
     SYS_eventfd2                => Offload,
     SYS_epoll_create1           => Offload,
     SYS_dup3                    => Offload,

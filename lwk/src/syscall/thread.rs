@@ -1,7 +1,8 @@
 //! Thread-state calls answered locally: arch_prctl (FS base),
 //! set_tid_address, set/get_robust_list, futex (the queues are in
 //! `process::futex`), CPU placement (sched_{get,set}affinity, getcpu,
-//! sched_yield) and prctl's name calls.
+//! sched_yield) and prctl's name calls (per thread,
+//! `process::thread::name_of`).
 
 use core::sync::atomic::Ordering;
 
@@ -50,7 +51,7 @@ pub fn arch_prctl(f: &mut TrapFrame) -> SysResult {
 pub fn set_tid_address(f: &mut TrapFrame) -> SysResult {
     let t = current();
     t.clear_child_tid.store(f.rdi, Ordering::Relaxed);
-    Ok(t.tid as u64)
+    Ok(t.tid() as u64)
 }
 
 /// `struct robust_list_head` is three words.
@@ -71,7 +72,7 @@ pub fn get_robust_list(f: &mut TrapFrame) -> SysResult {
     let [pid, head_ptr, len_ptr, ..] = args(f);
     let t = current();
     let target = match pid {
-        0 => t.process.thread(t.tid),
+        0 => t.process.thread(t.tid()),
         tid => t.process.thread(tid as u32),
     }
     .ok_or(ESRCH)?;
@@ -161,7 +162,7 @@ pub fn sched_yield(_: &mut TrapFrame) -> SysResult {
 /// runs on Linux in its proxy thread whose host tid is its tid.
 fn affinity_target(pid: u64) -> Option<alloc::sync::Arc<crate::process::Thread>> {
     let t = current();
-    let target = if pid == 0 { t.process.thread(t.tid) } else { t.process.thread(pid as u32) };
+    let target = if pid == 0 { t.process.thread(t.tid()) } else { t.process.thread(pid as u32) };
     target.filter(|x| !x.uti.load(Ordering::Relaxed))
 }
 
@@ -235,13 +236,13 @@ pub fn prctl(f: &mut TrapFrame) -> SysResult {
                 }
                 *byte = c[0];
             }
-            let n = b.iter().position(|&c| c == 0).unwrap_or(15);
-            *t.process.comm.lock() = alloc::string::String::from_utf8_lossy(&b[..n]).into_owned();
+            drop(a);
+            crate::process::thread::set_name(t, &b);
             Ok(0)
         }
         PR_GET_NAME => {
             let mut b = [0u8; 16];
-            let c = t.process.comm.lock().clone();
+            let c = crate::process::thread::name_of(t);
             let n = c.len().min(15);
             b[..n].copy_from_slice(&c.as_bytes()[..n]);
             t.process.aspace.lock().write(arg, &b)?;

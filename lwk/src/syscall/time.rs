@@ -1,8 +1,9 @@
 //! Clocks from the TSC (local, as the hot path of timing code must be):
 //! CLOCK_REALTIME from the boot-time base the host put in the boot
 //! parameters; MONOTONIC and BOOTTIME as the host's offsets from REALTIME
-//! that mcexec measured at start; CPU-time clocks as the time since the
-//! process started (its thread owns its CPU). Other clock ids are offloaded.
+//! that mcexec measured at start; CPU-time clocks as the LWK charged the
+//! process's and the thread's user and system time (`process::cputime`).
+//! Other clock ids are offloaded.
 
 use super::errno::*;
 use super::{args, current, offload};
@@ -43,8 +44,13 @@ fn clock_ns(clock: u64) -> Option<u64> {
         // mcexec read the two offsets at two instants: BOOTTIME never
         // falls below MONOTONIC because of that.
         CLOCK_BOOTTIME => realtime_ns().wrapping_add(sp.boottime_offset_ns.max(sp.monotonic_offset_ns) as u64),
-        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => {
-            ticks_to_ns(crate::arch::x86_64::tsc::now().saturating_sub(t.process.start_tsc))
+        CLOCK_PROCESS_CPUTIME_ID => {
+            let (u, s) = crate::process::cputime::process_ns(&t.process, t);
+            u + s
+        }
+        CLOCK_THREAD_CPUTIME_ID => {
+            let (u, s) = crate::process::cputime::thread_ns(t);
+            u + s
         }
         _ => return None,
     })

@@ -7,8 +7,12 @@
 //! state, ids and the LWK's /proc view stay the LWK's. Offloaded calls run
 //! on Linux directly, as they would through a proxy. Exceptions that must
 //! act on the Linux thread itself run on Linux: `getcpu`, `sched_yield`,
-//! `arch_prctl` (the thread's FS base), `rt_sigreturn`, and the clock reads
-//! (the same clocks, without a round trip).
+//! `arch_prctl` (the thread's FS base), `rt_sigreturn`, the clock reads
+//! (the same clocks, without a round trip), and `read` and `write`
+//! (LocalOrOffload only for a signalfd and for a thread's `comm` file of
+//! the LWK's /proc view: a utility thread's I/O must not take a round trip
+//! per call; its read of a signalfd reads the eventfd's counter, and its
+//! write to such a file renames nothing).
 //!
 //! Only calls made from the program's code are trapped: the filter lets
 //! every call whose instruction pointer lies outside the LWK user range
@@ -29,7 +33,9 @@ pub fn forwarded(nr: u64) -> bool {
         | sys::SYS_clock_gettime
         | sys::SYS_clock_getres
         | sys::SYS_gettimeofday
-        | sys::SYS_time => false,
+        | sys::SYS_time
+        | sys::SYS_read
+        | sys::SYS_write => false,
         _ => !matches!(route(nr), Route::Offload),
     }
 }
