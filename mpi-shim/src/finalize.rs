@@ -16,7 +16,7 @@ type FFinalize = unsafe extern "C" fn(*mut c_int);
 pub unsafe extern "C" fn MPI_Finalize() -> c_int {
     progress::stop();
     let Some(f) = lookup(c"PMPI_Finalize") else {
-        eprintln!("mpi-shim: PMPI_Finalize not found: the program must be linked with an MPI library");
+        say!("PMPI_Finalize not found: the program must be linked with an MPI library");
         return 1;
     };
     // SAFETY: `int PMPI_Finalize(void)`.
@@ -30,7 +30,7 @@ pub unsafe extern "C" fn MPI_Finalize() -> c_int {
 unsafe fn fortran_finalize(ierr: *mut c_int) {
     progress::stop();
     let Some(f) = lookup(c"pmpi_finalize_") else {
-        eprintln!("mpi-shim: pmpi_finalize_ not found: the program must be linked with an MPI library");
+        say!("pmpi_finalize_ not found: the program must be linked with an MPI library");
         // SAFETY: the caller's INTEGER.
         unsafe { *ierr = 1 };
         return;

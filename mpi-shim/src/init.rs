@@ -25,8 +25,8 @@ type FInit = unsafe extern "C" fn(*mut c_int);
 type FInitThread = unsafe extern "C" fn(*mut c_int, *mut c_int, *mut c_int);
 
 fn missing(name: &CStr) -> c_int {
-    eprintln!(
-        "mpi-shim: {} not found: the program must be linked with an MPI library",
+    say!(
+        "{} not found: the program must be linked with an MPI library",
         name.to_string_lossy()
     );
     NO_MPI_LIBRARY
@@ -86,7 +86,9 @@ unsafe fn init_thread(
     };
     // SAFETY: same standard signature as MPI_Init_thread; arguments
     // unchanged but the level.
-    let rc = unsafe { std::mem::transmute::<*mut std::ffi::c_void, CInitThread>(f)(argc, argv, level, provided) };
+    let rc = unsafe {
+        std::mem::transmute::<*mut std::ffi::c_void, CInitThread>(f)(argc, argv, level, provided)
+    };
     if rc == 0 {
         // SAFETY: the library wrote the level it provides.
         progress::start(unsafe { *provided });
@@ -132,7 +134,9 @@ unsafe fn fortran_init_thread(required: *mut c_int, provided: *mut c_int, ierr: 
     // SAFETY: the caller's INTEGER.
     let mut level = progress::level_to_ask(unsafe { *required });
     // SAFETY: pmpi_init_thread_(required, provided, ierr), all MPI_Fint*.
-    unsafe { std::mem::transmute::<*mut std::ffi::c_void, FInitThread>(f)(&mut level, provided, ierr) };
+    unsafe {
+        std::mem::transmute::<*mut std::ffi::c_void, FInitThread>(f)(&mut level, provided, ierr)
+    };
     // SAFETY: the status was written into the caller's INTEGER.
     if unsafe { *ierr } == 0 {
         // SAFETY: the library wrote the level it provides.

@@ -24,6 +24,20 @@
 //! The MPI functions are looked up at run time (`dlsym`), so the crate builds
 //! without MPI and works with Open MPI's and MPICH's ABIs alike.
 
+/// Writes `mpi-shim: <message>` to stderr in one write, so that the lines
+/// of ranks sharing a terminal or a pipe do not interleave.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::say_line(&format!($($arg)*))
+    };
+}
+
+fn say_line(message: &str) {
+    use std::io::Write;
+    let line = format!("mpi-shim: {message}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
 mod finalize;
 mod hooks;
 mod init;

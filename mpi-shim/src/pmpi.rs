@@ -61,9 +61,11 @@ pub(crate) struct Abi {
 /// `ompi_mpi_comm_*`) or one of the MPICH ABI (told by its version string).
 /// `None` for any other MPI, or none.
 pub(crate) fn detect() -> Option<Abi> {
-    if let (Some(world), Some(self_comm), Some(byte)) =
-        (lookup(c"ompi_mpi_comm_world"), lookup(c"ompi_mpi_comm_self"), lookup(c"ompi_mpi_byte"))
-    {
+    if let (Some(world), Some(self_comm), Some(byte)) = (
+        lookup(c"ompi_mpi_comm_world"),
+        lookup(c"ompi_mpi_comm_self"),
+        lookup(c"ompi_mpi_byte"),
+    ) {
         return Some(Abi {
             name: "Open MPI",
             world: world as Comm,
@@ -85,14 +87,17 @@ pub(crate) fn detect() -> Option<Abi> {
         return None;
     }
     let text = String::from_utf8_lossy(&buf[..len.clamp(0, LIBRARY_VERSION_MAX as c_int) as usize]);
-    ["MPICH", "Intel(R) MPI", "MVAPICH"].iter().any(|n| text.contains(n)).then_some(Abi {
-        name: "MPICH",
-        world: MPICH_COMM_WORLD,
-        self_comm: MPICH_COMM_SELF,
-        byte: MPICH_BYTE,
-        any_source: MPICH_ANY_SOURCE,
-        any_tag: ANY_TAG,
-    })
+    ["MPICH", "Intel(R) MPI", "MVAPICH"]
+        .iter()
+        .any(|n| text.contains(n))
+        .then_some(Abi {
+            name: "MPICH",
+            world: MPICH_COMM_WORLD,
+            self_comm: MPICH_COMM_SELF,
+            byte: MPICH_BYTE,
+            any_source: MPICH_ANY_SOURCE,
+            any_tag: ANY_TAG,
+        })
 }
 
 /// Rank and size of `MPI_COMM_WORLD` from the MPI library itself, after MPI

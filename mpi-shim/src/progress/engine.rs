@@ -67,7 +67,11 @@ impl Poller {
         // SAFETY: `int MPI_Test(MPI_Request *, int *flag, MPI_Status *)`,
         // the request as u64 (pmpi module comment).
         let test = unsafe { std::mem::transmute::<*mut c_void, Test>(test) };
-        Poller { test, request, max_sleep }
+        Poller {
+            test,
+            request,
+            max_sleep,
+        }
     }
 
     /// Polls until [`STOP`] is set.
@@ -82,10 +86,11 @@ impl Poller {
             // is this thread's own and stays pending (nothing is sent on
             // its communicator); flag and status are writable and large
             // enough for either ABI.
-            let rc = unsafe { (self.test)(&mut self.request, &mut flag, status.as_mut_ptr().cast()) };
+            let rc =
+                unsafe { (self.test)(&mut self.request, &mut flag, status.as_mut_ptr().cast()) };
             let n = POLLS.fetch_add(1, Ordering::Relaxed);
             if rc != 0 || flag != 0 {
-                eprintln!("mpi-shim: MPI_Test of the progress request returned {rc}, flag {flag}: the progress thread stops");
+                say!("MPI_Test of the progress request returned {rc}, flag {flag}: the progress thread stops");
                 return;
             }
             if n % CPU_SAMPLE == 0 {
@@ -122,7 +127,9 @@ mod tests {
         assert_eq!(b.after(t0, quick, max), Duration::ZERO);
         assert_eq!(b.after(t0 + SPIN / 2, quick, max), Duration::ZERO);
         let late = t0 + SPIN;
-        let sleeps: Vec<u128> = (0..6).map(|_| b.after(late, quick, max).as_micros()).collect();
+        let sleeps: Vec<u128> = (0..6)
+            .map(|_| b.after(late, quick, max).as_micros())
+            .collect();
         assert_eq!(sleeps, [1, 2, 4, 8, 8, 8]);
         // Work resets it: spinning again.
         assert_eq!(b.after(late, BUSY, max), Duration::ZERO);

@@ -48,7 +48,7 @@ pub(crate) fn settings_from(get: impl Fn(&str) -> Option<String>) -> Option<Sett
         Some(true) => {}
         Some(false) => return None,
         None => {
-            eprintln!("mpi-shim: MPISHIM_ASYNC_PROGRESS={on} is not 0 or 1: asynchronous progress stays off");
+            say!("MPISHIM_ASYNC_PROGRESS={on} is not 0 or 1: asynchronous progress stays off");
             return None;
         }
     }
@@ -57,22 +57,25 @@ pub(crate) fn settings_from(get: impl Fn(&str) -> Option<String>) -> Option<Sett
         Some(v) => match v.trim().parse::<u64>() {
             Ok(us) => Duration::from_micros(us),
             Err(_) => {
-                eprintln!(
-                    "mpi-shim: MPISHIM_PROGRESS_MAX_SLEEP_US={v} is not a number of microseconds: using {}",
+                say!(
+                    "MPISHIM_PROGRESS_MAX_SLEEP_US={v} is not a number of microseconds: using {}",
                     DEFAULT_MAX_SLEEP.as_micros()
                 );
                 DEFAULT_MAX_SLEEP
             }
         },
     };
-    let verbose = get("MPISHIM_VERBOSE").and_then(|v| truthy(&v)).unwrap_or(false);
+    let verbose = get("MPISHIM_VERBOSE")
+        .and_then(|v| truthy(&v))
+        .unwrap_or(false);
     Some(Settings { max_sleep, verbose })
 }
 
 /// The settings from the process environment, read once.
 pub(crate) fn settings() -> Option<&'static Settings> {
     static S: std::sync::OnceLock<Option<Settings>> = std::sync::OnceLock::new();
-    S.get_or_init(|| settings_from(|k| std::env::var(k).ok())).as_ref()
+    S.get_or_init(|| settings_from(|k| std::env::var(k).ok()))
+        .as_ref()
 }
 
 /// The thread level to ask the library for when the application asked for
@@ -103,7 +106,8 @@ static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
 
 type CommDup = unsafe extern "C" fn(Comm, *mut Comm) -> c_int;
 type CommFree = unsafe extern "C" fn(*mut Comm) -> c_int;
-type Irecv = unsafe extern "C" fn(*mut c_void, c_int, Handle, c_int, c_int, Comm, *mut Handle) -> c_int;
+type Irecv =
+    unsafe extern "C" fn(*mut c_void, c_int, Handle, c_int, c_int, Comm, *mut Handle) -> c_int;
 type Cancel = unsafe extern "C" fn(*mut Handle) -> c_int;
 type Wait = unsafe extern "C" fn(*mut Handle, *mut c_void) -> c_int;
 
@@ -116,8 +120,7 @@ static mut SINK: u8 = 0;
 pub(crate) fn start(provided: c_int) {
     let Some(s) = settings() else { return };
     if provided < THREAD_MULTIPLE {
-        eprintln!(
-            "mpi-shim: the MPI library provides thread level {provided}, not MPI_THREAD_MULTIPLE: no asynchronous progress"
+        say!("the MPI library provides thread level {provided}, not MPI_THREAD_MULTIPLE: no asynchronous progress"
         );
         return;
     }
@@ -126,36 +129,51 @@ pub(crate) fn start(provided: c_int) {
         return;
     }
     let Some(abi) = pmpi::detect() else {
-        eprintln!("mpi-shim: the MPI library is neither Open MPI nor of the MPICH ABI: no asynchronous progress");
+        say!("the MPI library is neither Open MPI nor of the MPICH ABI: no asynchronous progress");
         return;
     };
-    let (Some(dup), Some(irecv), Some(test)) = (lookup(c"PMPI_Comm_dup"), lookup(c"PMPI_Irecv"), lookup(c"PMPI_Test"))
-    else {
-        eprintln!("mpi-shim: PMPI_Comm_dup, PMPI_Irecv or PMPI_Test not found: no asynchronous progress");
+    let (Some(dup), Some(irecv), Some(test)) = (
+        lookup(c"PMPI_Comm_dup"),
+        lookup(c"PMPI_Irecv"),
+        lookup(c"PMPI_Test"),
+    ) else {
+        say!("PMPI_Comm_dup, PMPI_Irecv or PMPI_Test not found: no asynchronous progress");
         return;
     };
     // SAFETY: `int MPI_Comm_dup(MPI_Comm, MPI_Comm *)` and `int
     // MPI_Irecv(void *, int, MPI_Datatype, int, int, MPI_Comm, MPI_Request
     // *)`, handles as u64 (pmpi module comment).
     let (dup, irecv) = unsafe {
-        (std::mem::transmute::<*mut c_void, CommDup>(dup), std::mem::transmute::<*mut c_void, Irecv>(irecv))
+        (
+            std::mem::transmute::<*mut c_void, CommDup>(dup),
+            std::mem::transmute::<*mut c_void, Irecv>(irecv),
+        )
     };
     let mut comm: Comm = 0;
     // SAFETY: MPI is initialised with MPI_THREAD_MULTIPLE; MPI_COMM_SELF of
     // this library, and a zeroed u64 for the result. Duplicating SELF is
     // local to this process (no other rank takes part).
     if unsafe { dup(abi.self_comm, &mut comm) } != 0 {
-        eprintln!("mpi-shim: MPI_Comm_dup(MPI_COMM_SELF) failed: no asynchronous progress");
+        say!("MPI_Comm_dup(MPI_COMM_SELF) failed: no asynchronous progress");
         return;
     }
     let mut request: Handle = 0;
     // SAFETY: a zero-byte receive into a static byte, any source and tag of
     // the private communicator (nobody sends on it), a zeroed u64 for the
     // request.
-    if unsafe { irecv(std::ptr::addr_of_mut!(SINK).cast(), 0, abi.byte, abi.any_source, abi.any_tag, comm, &mut request) }
-        != 0
+    if unsafe {
+        irecv(
+            std::ptr::addr_of_mut!(SINK).cast(),
+            0,
+            abi.byte,
+            abi.any_source,
+            abi.any_tag,
+            comm,
+            &mut request,
+        )
+    } != 0
     {
-        eprintln!("mpi-shim: MPI_Irecv on the private communicator failed: no asynchronous progress");
+        say!("MPI_Irecv on the private communicator failed: no asynchronous progress");
         free_comm(comm);
         return;
     }
@@ -164,12 +182,20 @@ pub(crate) fn start(provided: c_int) {
     match spawn::progress_thread(poller) {
         Ok((thread, how)) => {
             if s.verbose {
-                eprintln!("mpi-shim: asynchronous progress thread started ({how}, {}, MPI_THREAD_MULTIPLE)", abi.name);
+                say!(
+                    "asynchronous progress thread started ({how}, {}, MPI_THREAD_MULTIPLE)",
+                    abi.name
+                );
             }
-            *running = Some(Running { thread, comm, request, how });
+            *running = Some(Running {
+                thread,
+                comm,
+                request,
+                how,
+            });
         }
         Err(e) => {
-            eprintln!("mpi-shim: cannot start the progress thread: {e}: no asynchronous progress");
+            say!("cannot start the progress thread: {e}: no asynchronous progress");
             cancel(request);
             free_comm(comm);
         }
@@ -201,19 +227,24 @@ fn free_comm(mut comm: Comm) {
 /// Stops and joins the progress thread, if one runs, and cancels its
 /// request and frees its communicator. Called before the library's finalisation.
 pub(crate) fn stop() {
-    let Some(r) = RUNNING.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+    let Some(r) = RUNNING.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return;
+    };
     STOP.store(true, Ordering::SeqCst);
     // SAFETY: `r.thread` was created joinable by `spawn` and is joined once
     // (the record was taken out of RUNNING).
     let rc = unsafe { libc::pthread_join(r.thread, std::ptr::null_mut()) };
     if rc != 0 {
-        eprintln!("mpi-shim: joining the progress thread failed: {}", std::io::Error::from_raw_os_error(rc));
+        say!(
+            "joining the progress thread failed: {}",
+            std::io::Error::from_raw_os_error(rc)
+        );
     }
     cancel(r.request);
     free_comm(r.comm);
     if settings().is_some_and(|s| s.verbose) {
-        eprintln!(
-            "mpi-shim: asynchronous progress thread stopped ({}): {} polls, ran on CPUs {}",
+        say!(
+            "asynchronous progress thread stopped ({}): {} polls, ran on CPUs {}",
             r.how,
             POLLS.load(Ordering::SeqCst),
             cpu_list(CPUS.load(Ordering::SeqCst))
@@ -234,7 +265,11 @@ fn cpu_list(mask: u64) -> String {
         while cpu < 63 && mask & (1 << cpu) != 0 {
             cpu += 1;
         }
-        parts.push(if cpu - 1 == first { first.to_string() } else { format!("{first}-{}", cpu - 1) });
+        parts.push(if cpu - 1 == first {
+            first.to_string()
+        } else {
+            format!("{first}-{}", cpu - 1)
+        });
     }
     if mask & (1 << 63) != 0 {
         parts.push(">=63".into());
@@ -267,24 +302,48 @@ mod tests {
     use super::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
     fn off_unless_asked() {
         assert_eq!(settings_from(env(&[])), None);
         assert_eq!(settings_from(env(&[("MPISHIM_ASYNC_PROGRESS", "0")])), None);
-        assert_eq!(settings_from(env(&[("MPISHIM_ASYNC_PROGRESS", "maybe")])), None);
+        assert_eq!(
+            settings_from(env(&[("MPISHIM_ASYNC_PROGRESS", "maybe")])),
+            None
+        );
         let s = settings_from(env(&[("MPISHIM_ASYNC_PROGRESS", "1")])).unwrap();
-        assert_eq!(s, Settings { max_sleep: DEFAULT_MAX_SLEEP, verbose: false });
+        assert_eq!(
+            s,
+            Settings {
+                max_sleep: DEFAULT_MAX_SLEEP,
+                verbose: false
+            }
+        );
         let s = settings_from(env(&[
             ("MPISHIM_ASYNC_PROGRESS", "yes"),
             ("MPISHIM_PROGRESS_MAX_SLEEP_US", "50"),
             ("MPISHIM_VERBOSE", "1"),
         ]))
         .unwrap();
-        assert_eq!(s, Settings { max_sleep: Duration::from_micros(50), verbose: true });
-        let s = settings_from(env(&[("MPISHIM_ASYNC_PROGRESS", "1"), ("MPISHIM_PROGRESS_MAX_SLEEP_US", "x")])).unwrap();
+        assert_eq!(
+            s,
+            Settings {
+                max_sleep: Duration::from_micros(50),
+                verbose: true
+            }
+        );
+        let s = settings_from(env(&[
+            ("MPISHIM_ASYNC_PROGRESS", "1"),
+            ("MPISHIM_PROGRESS_MAX_SLEEP_US", "x"),
+        ]))
+        .unwrap();
         assert_eq!(s.max_sleep, DEFAULT_MAX_SLEEP);
     }
 

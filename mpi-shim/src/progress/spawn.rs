@@ -28,8 +28,13 @@ const UTI_FLAG_PREFER_FWK: u64 = 1 << 15;
 
 type Start = extern "C" fn(*mut c_void) -> *mut c_void;
 type UtiAttrInit = unsafe extern "C" fn(*mut UtiAttr) -> c_int;
-type UtiPthreadCreate =
-    unsafe extern "C" fn(*mut libc::pthread_t, *mut libc::pthread_attr_t, Start, *mut c_void, *const UtiAttr) -> c_int;
+type UtiPthreadCreate = unsafe extern "C" fn(
+    *mut libc::pthread_t,
+    *mut libc::pthread_attr_t,
+    Start,
+    *mut c_void,
+    *const UtiAttr,
+) -> c_int;
 
 /// libuti's two functions, from the program or loaded now.
 fn libuti() -> Option<(UtiAttrInit, UtiPthreadCreate)> {
@@ -95,31 +100,42 @@ extern "C" fn thread_main(arg: *mut c_void) -> *mut c_void {
     let poller = unsafe { Box::from_raw(arg.cast::<Poller>()) };
     // A panic must not unwind into the C thread start.
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poller.run())).is_err() {
-        eprintln!("mpi-shim: the progress thread panicked; it stops");
+        say!("the progress thread panicked; it stops");
     }
     std::ptr::null_mut()
 }
 
 /// Starts the thread running `poller`; returns it (joinable) and how it
 /// was created.
-pub(crate) fn progress_thread(poller: Poller) -> Result<(libc::pthread_t, &'static str), std::io::Error> {
+pub(crate) fn progress_thread(
+    poller: Poller,
+) -> Result<(libc::pthread_t, &'static str), std::io::Error> {
     let arg = Box::into_raw(Box::new(poller)).cast::<c_void>();
     // SAFETY: pthread_t is plain data, written by the create call.
     let mut thread: libc::pthread_t = unsafe { std::mem::zeroed() };
     let (rc, how) = match libuti() {
         Some((init, create)) => {
-            let mut attr = UtiAttr { numa_set: [0; 16], flags: 0 };
+            let mut attr = UtiAttr {
+                numa_set: [0; 16],
+                flags: 0,
+            };
             // SAFETY: `attr` is a writable uti_attr_t.
             unsafe { init(&mut attr) };
             attr.flags |= UTI_FLAG_PREFER_FWK | UTI_FLAG_CPU_INTENSIVE;
             // SAFETY: valid out-pointer, default pthread attributes, a C
             // start routine and its argument, initialised hints.
-            (unsafe { create(&mut thread, std::ptr::null_mut(), thread_main, arg, &attr) }, "UTI")
+            (
+                unsafe { create(&mut thread, std::ptr::null_mut(), thread_main, arg, &attr) },
+                "UTI",
+            )
         }
         None => {
-            eprintln!("mpi-shim: libuti.so.1 not found: the progress thread is an ordinary thread (not placed by UTI)");
+            say!("libuti.so.1 not found: the progress thread is an ordinary thread (not placed by UTI)");
             // SAFETY: as above, with pthread_create.
-            (unsafe { libc::pthread_create(&mut thread, std::ptr::null(), thread_main, arg) }, "pthread_create")
+            (
+                unsafe { libc::pthread_create(&mut thread, std::ptr::null(), thread_main, arg) },
+                "pthread_create",
+            )
         }
     };
     if rc != 0 {
