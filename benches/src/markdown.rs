@@ -181,7 +181,7 @@ fn overlap_section(
          0 = nothing hidden, 1 = all. Without a progress thread, then with mpi-shim's (`LD_PRELOAD=libmpishim.so \
          MPISHIM_ASYNC_PROGRESS=1`, created with uti_pthread_create). LWK: `mcreboot -c {cpu} -m {} -O` \
          (allow_oversubscribe: both ranks share the LWK CPU), `mpirun -n 2 mcexec --enable-uti`: the progress threads \
-         run on the Linux CPUs. Linux: mpirun pinned to CPU {cpu}, progress threads on the other CPUs (UTI_CPU_SET).\n\n\
+         run on the Linux CPUs. Linux: `mpirun --bind-to none` pinned to CPU {cpu} (both ranks on it), progress threads on the other CPUs (UTI_CPU_SET).\n\n\
          | side | progress thread | exchange (ms) | compute (ms) | both (ms) | overlap | progress thread's CPUs |\n\
          |---|---|--:|--:|--:|--:|---|\n",
         o.thread_mem,

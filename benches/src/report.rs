@@ -645,7 +645,7 @@ mod tests {
         assert_eq!(rows[4].verdict(), Verdict::Pass);
         let rows = &rows[..2];
         assert_eq!(rows[0].ratio(), Some(20.0));
-        let t = markdown_table(&rows);
+        let t = markdown_table(rows);
         assert!(
             t.contains("| thread create+join | us | 800.0 | 40.00 | 20.000 | - | info |"),
             "{t}"
@@ -654,7 +654,7 @@ mod tests {
             t.contains("| futex ping-pong 2 CPUs | us | 1500 | 60.00 | 25.000 | - | info |"),
             "{t}"
         );
-        let c = console_table(&rows);
+        let c = console_table(rows);
         assert!(
             c.lines()
                 .nth(3)

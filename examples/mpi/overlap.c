@@ -26,7 +26,7 @@
  *     (comm_ms), the computation alone (comp_ms), both overlapped
  *     (total_ms), and overlap = (comm + comp - total) / comm, the part of
  *     the communication hidden behind the computation (0 = none, 1 = all).
- *     The computation is sized to about twice the exchange.
+ *     The computation is sized to about twice the exchange, at least 0.25 s.
  *
  * Exit status 1 on a wrong result.
  * Build: mpicc.openmpi (or mpicc.mpich) -O2 -o overlap overlap.c
@@ -155,7 +155,7 @@ static double median(double *v, int n)
 static int bench(int rank, char **argv, struct exchange *x)
 {
 	int reps = atoi(argv[3]);
-	double *comm, *comp, *total, t;
+	double *comm, *comp, *total, t, goal;
 	long n;
 
 	if (reps < 1)
@@ -174,11 +174,19 @@ static int bench(int rank, char **argv, struct exchange *x)
 		wait_both(x);
 		comm[r] = now() - t;
 	}
-	/* Size the computation to about twice the exchange; rank 0 decides. */
+	/*
+	 * Size the computation to about twice the exchange, and at least
+	 * 0.25 s (ranks that share a CPU take turns in time slices of some
+	 * milliseconds: a shorter computation would fit in one); rank 0
+	 * decides.
+	 */
 	t = now();
 	work(10000000);
 	t = now() - t;
-	n = (long)(10000000.0 * 2.0 * median(comm, reps) / (t > 0 ? t : 1e-9));
+	goal = 2.0 * median(comm, reps);
+	if (goal < 0.25)
+		goal = 0.25;
+	n = (long)(10000000.0 * goal / (t > 0 ? t : 1e-9));
 	if (n < 1000)
 		n = 1000;
 	MPI_Bcast(&n, 1, MPI_LONG, 0, MPI_COMM_WORLD);

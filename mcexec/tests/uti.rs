@@ -422,3 +422,57 @@ fn mpi_shim_progress_thread_on_linux_moves_a_large_message_while_ranks_compute()
     a.extend([mcexec, "--enable-uti", &mpich, "check", "8", "120", "init_thread"]);
     check("MPICH with the shim", &run("mpiexec.mpich", &a), "MPICH", 3);
 }
+
+/// mcexec's virtual size (kB) and number of tasks, from Linux's /proc.
+fn mcexec_size_and_tasks(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    (kb, std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count())
+}
+
+/// An ended utility thread leaves nothing in mcexec (docs/uti.md): its
+/// host thread returns from the program to its own stack and ends as a
+/// Rust thread, its alternate signal stack is freed. 2 threads, then 10
+/// more, one after the other: mcexec's virtual size does not grow (it grew
+/// by about 0.8 MiB per thread before: stack, alternate stack), and no task
+/// is left.
+#[test]
+fn ended_utility_threads_leave_no_memory_in_mcexec() {
+    if !can_run("ended_utility_threads_leave_no_memory_in_mcexec") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = build(tmp.path(), "uti_many");
+    let counter = counter_file(tmp.path());
+    let p = Partition::boot("1G", &[]);
+    let mut c = p
+        .mcexec_command(&["--enable-uti", exe.to_str().unwrap(), "12"])
+        .env("UTI_COUNTER_FILE", &counter)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    let mut stdin = c.stdin.take().unwrap();
+    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().expect("a line").unwrap(), "checkpoint");
+    let (size2, tasks2) = mcexec_size_and_tasks(pid);
+    use std::io::Write;
+    stdin.write_all(b"go\n").unwrap();
+    assert_eq!(lines.next().expect("a line").unwrap(), "ended 12");
+    let (size12, tasks12) = mcexec_size_and_tasks(pid);
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    let st = c.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    eprintln!("mcexec: {size2} kB, {tasks2} tasks after 2 utility threads; {size12} kB, {tasks12} tasks after 12");
+    assert_eq!(tasks12, tasks2, "tasks left by ended utility threads");
+    // 10 threads leaking 0.8 MiB each would be 8 MiB; allow 1 MiB of
+    // unrelated growth (malloc arenas, mirror bookkeeping).
+    assert!(size12 <= size2 + 1024, "mcexec grew from {size2} kB to {size12} kB over 10 utility threads");
+}

@@ -9,8 +9,8 @@
 //! LWK side: `mcreboot -c <cpu> -O` (allow_oversubscribe: both ranks on
 //! the one LWK CPU), `mpirun -n 2 mcexec --enable-uti overlap bench`: the
 //! progress threads run on the Linux CPUs, placed by UTI. Linux side:
-//! `mpirun` pinned to the same CPU (its ranks inherit it), the progress
-//! threads on the other CPUs (`UTI_CPU_SET`). vader's single copy is off
+//! `mpirun --bind-to none` pinned to the same CPU (its ranks inherit it),
+//! the progress threads on the other CPUs (`UTI_CPU_SET`). vader's single copy is off
 //! by default (`--overlap-single-copy none`): with CMA the whole 8 MiB is
 //! one `process_vm_readv` by the receiver, which on the LWK is one
 //! offloaded call, while the copy-in/copy-out pipeline is what a progress
@@ -179,7 +179,12 @@ pub fn run(
     shim: bool,
     other_cpus: &str,
 ) -> Result<Overlap> {
-    let mut launcher: Vec<String> = ["mpirun.openmpi", "-n", "2"].map(String::from).to_vec();
+    // --bind-to none: natively, mpirun's default binding would put the two
+    // ranks on two cores whatever CPU it was started on; both sides run
+    // them on the one CPU.
+    let mut launcher: Vec<String> = ["mpirun.openmpi", "-n", "2", "--bind-to", "none"]
+        .map(String::from)
+        .to_vec();
     launcher.extend(["--mca", "btl_vader_single_copy_mechanism", single_copy].map(String::from));
     if shim {
         for e in [

@@ -9,9 +9,11 @@
 //! MPICH 4.0: a probe on a one-process communicator never reaches UCX.)
 //!
 //! Back-off: a poll that took long (the engine moved data) keeps the
-//! thread spinning; after [`SPIN`] of quick polls only, it sleeps between
-//! polls, 1 us doubling up to the configured maximum, so an idle program
-//! does not keep a Linux CPU busy.
+//! thread polling at once; a quick one yields the CPU first (the progress
+//! threads of several ranks may share a Linux CPU, and a pipelined
+//! transfer needs both ends' threads to take turns); after [`SPIN`] of
+//! quick polls only, it sleeps between polls, 1 us doubling up to the
+//! configured maximum, so an idle program does not keep a Linux CPU busy.
 
 use super::{CPUS, POLLS, STOP};
 use crate::pmpi::Handle;
@@ -96,9 +98,15 @@ impl Poller {
             if n % CPU_SAMPLE == 0 {
                 record_cpu();
             }
-            let pause = backoff.after(start, start.elapsed(), self.max_sleep);
+            let took = start.elapsed();
+            let pause = backoff.after(start, took, self.max_sleep);
             if !pause.is_zero() {
                 std::thread::sleep(pause);
+            } else if took < BUSY {
+                // Nothing moved: let another thread of this CPU run (the
+                // other ranks' progress threads, mcexec's proxies).
+                // SAFETY: no arguments.
+                unsafe { libc::sched_yield() };
             }
         }
         record_cpu();
