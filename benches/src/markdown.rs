@@ -176,12 +176,16 @@ fn overlap_section(
     let cpu = o.cpu();
     *s += &format!(
         "\nMPI overlap (issue 18): `examples/mpi/overlap.c bench {MIB} {reps}`, two Open MPI ranks exchange {MIB} MiB with \
-         MPI_Isend/Irecv (`btl_vader_single_copy_mechanism {copy}`), compute for about twice the exchange's time without \
-         calling MPI, then wait; overlap = (exchange + compute - both) / exchange, medians of {reps} repetitions, \
+         MPI_Isend/Irecv (`btl_vader_single_copy_mechanism {copy}`), compute for about twice the exchange's time (at least \
+         0.25 s) without calling MPI, then wait; overlap = (exchange + compute - both) / exchange, medians of {reps} repetitions, \
          0 = nothing hidden, 1 = all. Without a progress thread, then with mpi-shim's (`LD_PRELOAD=libmpishim.so \
          MPISHIM_ASYNC_PROGRESS=1`, created with uti_pthread_create). LWK: `mcreboot -c {cpu} -m {} -O` \
          (allow_oversubscribe: both ranks share the LWK CPU), `mpirun -n 2 mcexec --enable-uti`: the progress threads \
-         run on the Linux CPUs. Linux: `mpirun --bind-to none` pinned to CPU {cpu} (both ranks on it), progress threads on the other CPUs (UTI_CPU_SET).\n\n\
+         run on the Linux CPUs. Linux: `mpirun --bind-to none` pinned to CPU {cpu} (both ranks on it), progress threads on the other CPUs (UTI_CPU_SET). \
+         Both ranks share one CPU (on this 2-CPU machine the other one is Linux's, for the progress threads): \
+         without a progress thread the exchange alone advances only when the ranks take turns, and a rank that \
+         waits while the other computes moves the data meanwhile (Linux's scheduler switches every few \
+         milliseconds, the LWK's every 10 ms), which a ratio above 0 without a thread shows.\n\n\
          | side | progress thread | exchange (ms) | compute (ms) | both (ms) | overlap | progress thread's CPUs |\n\
          |---|---|--:|--:|--:|--:|---|\n",
         o.thread_mem,
