@@ -349,13 +349,19 @@ fn mpi_shim_progress_thread_on_linux_moves_a_large_message_while_ranks_compute()
     let prefix = install_libs(tmp.path());
     let shim = prefix.join("lib/libmpishim.so").display().to_string();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mpi/overlap.c");
-    let mpicc = |cc: &str| -> String {
+    let mpicc = |cc: &str| -> Option<String> {
         let exe = tmp.path().join(cc);
-        let st = Command::new(cc).args(["-O2", "-Wall", "-Werror", "-o"]).arg(&exe).arg(&src).status();
-        assert!(st.is_ok_and(|s| s.success()), "{cc} overlap.c failed (scripts/setup-deps.sh installs Open MPI and MPICH)");
-        exe.display().to_string()
+        match Command::new(cc).args(["-O2", "-Wall", "-Werror", "-o"]).arg(&exe).arg(&src).status() {
+            Ok(st) => assert!(st.success(), "{cc} overlap.c failed"),
+            Err(e) => {
+                // Skipped only outside CI (scripts/setup-deps.sh installs both MPIs).
+                mck_tests::cannot_run("mpi_shim_progress_thread_on_linux_moves_a_large_message_while_ranks_compute", &format!("no {cc}: {e}"));
+                return None;
+            }
+        }
+        Some(exe.display().to_string())
     };
-    let (ompi, mpich) = (mpicc("mpicc.openmpi"), mpicc("mpicc.mpich"));
+    let (Some(ompi), Some(mpich)) = (mpicc("mpicc.openmpi"), mpicc("mpicc.mpich")) else { return };
     let counter = counter_file(tmp.path());
     // The partition on host CPU 0, Linux keeps CPU 1: the LWK numbers its
     // CPU 0 too, so a progress thread left on the LWK would report CPU 0,
