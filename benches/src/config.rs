@@ -15,6 +15,9 @@ pub enum Phase {
     /// FWQ only (part of the single-CPU phase): the OS-noise runs, LWK
     /// and Linux alternately, with steal time and the LWK's noise trace.
     Fwq,
+    /// MPI communication/computation overlap, without and with mpi-shim's
+    /// progress thread (a 1-CPU partition with allow_oversubscribe).
+    Overlap,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -129,7 +132,9 @@ pub struct Options {
 
     /// Run one phase only: `fwq` (FWQ alone, both sides alternately),
     /// `threads` (the 2-CPU thread benchmarks, on both
-    /// sides) or `single-cpu` (boot times and every other benchmark).
+    /// sides), `overlap` (MPI overlap with and without mpi-shim's progress
+    /// thread, on both sides) or `single-cpu` (boot times and every other
+    /// benchmark).
     #[arg(long, value_enum)]
     pub only: Option<Phase>,
 
@@ -161,6 +166,16 @@ pub struct Options {
     #[arg(long, default_value_t = 60)]
     pub thread_seconds: u64,
 
+    /// Timed repetitions of each part of the MPI overlap benchmark.
+    #[arg(long, default_value_t = 5)]
+    pub overlap_reps: u64,
+
+    /// vader's single-copy mechanism in the overlap benchmark
+    /// (btl_vader_single_copy_mechanism): `none` (copy-in/copy-out through
+    /// shared memory) or `cma`.
+    #[arg(long, default_value = "none")]
+    pub overlap_single_copy: String,
+
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     pub bench: bool,
@@ -183,6 +198,7 @@ impl Options {
             self.thread_creates = self.thread_creates.min(50);
             self.thread_round_trips = self.thread_round_trips.min(200);
             self.mpi_round_trips = self.mpi_round_trips.min(100);
+            self.overlap_reps = self.overlap_reps.min(2);
         } else if self.fwq_samples < 10_000 {
             bail!(
                 "--fwq-samples must be at least 10000 (issue 5), got {}",
@@ -202,11 +218,18 @@ impl Options {
             ("--thread-creates", self.thread_creates),
             ("--thread-round-trips", self.thread_round_trips),
             ("--mpi-round-trips", self.mpi_round_trips),
+            ("--overlap-reps", self.overlap_reps),
             ("--thread-seconds", self.thread_seconds),
         ] {
             if v == 0 {
                 bail!("{what} must be at least 1, got 0");
             }
+        }
+        if !["none", "cma"].contains(&self.overlap_single_copy.as_str()) {
+            bail!(
+                "--overlap-single-copy must be none or cma, got '{}'",
+                self.overlap_single_copy
+            );
         }
         if !(10..=33).contains(&self.gups_log2) {
             bail!("--gups-log2 must be in 10..=33, got {}", self.gups_log2);
@@ -423,6 +446,12 @@ mod tests {
         assert!(o.runs_single_cpu_partition());
         let o = Options::parse_from(["mck-bench", "--only", "single-cpu"]).resolve().unwrap();
         assert!(o.runs(Phase::Fwq) && o.runs(Phase::SingleCpu));
+        assert!(!o.runs(Phase::Overlap));
+        let o = Options::parse_from(["mck-bench", "--only", "overlap"]).resolve().unwrap();
+        assert!(o.runs(Phase::Overlap) && !o.runs(Phase::Threads));
+        assert!(!o.runs_single_cpu_partition());
+        let o = Options::parse_from(["mck-bench", "--overlap-single-copy", "knem"]);
+        assert!(o.resolve().is_err());
         let o = Options::parse_from(["mck-bench", "--thread-round-trips", "0"]);
         assert!(o
             .resolve()

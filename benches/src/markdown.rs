@@ -90,6 +90,7 @@ pub fn report(
                 Phase::SingleCpu => "single-CPU",
                 Phase::Threads => "thread",
                 Phase::Fwq => "FWQ",
+                Phase::Overlap => "MPI overlap",
             }
         );
     }
@@ -117,6 +118,9 @@ pub fn report(
     if threads {
         s += "\nThe thread rows (issue 12) have no target: they compare the LWK's thread creation and cross-CPU \
               futex wake-up with Linux's on the same two CPUs.\n";
+    }
+    if res.lwk_overlap.is_some() || res.linux_overlap.is_some() {
+        overlap_section(&mut s, o, &res.lwk_overlap, &res.linux_overlap);
     }
     if !problems.is_empty() || !plot_notes.is_empty() {
         s += "\n## Problems\n\n";
@@ -159,6 +163,53 @@ pub fn report(
         }
     }
     s
+}
+
+/// The MPI overlap benchmark: how it ran and its times.
+fn overlap_section(
+    s: &mut String,
+    o: &Options,
+    lwk: &Option<crate::bench::overlap::OverlapSide>,
+    linux: &Option<crate::bench::overlap::OverlapSide>,
+) {
+    use crate::bench::overlap::{cpu_list, MIB};
+    let cpu = o.cpu();
+    *s += &format!(
+        "\nMPI overlap (issue 18): `examples/mpi/overlap.c bench {MIB} {reps}`, two Open MPI ranks exchange {MIB} MiB with \
+         MPI_Isend/Irecv (`btl_vader_single_copy_mechanism {copy}`), compute for about twice the exchange's time (at least \
+         0.25 s) without calling MPI, then wait; overlap = (exchange + compute - both) / exchange, medians of {reps} repetitions, \
+         0 = nothing hidden, 1 = all. Without a progress thread, then with mpi-shim's (`LD_PRELOAD=libmpishim.so \
+         MPISHIM_ASYNC_PROGRESS=1`, created with uti_pthread_create). LWK: `mcreboot -c {cpu} -m {} -O` \
+         (allow_oversubscribe: both ranks share the LWK CPU), `mpirun -n 2 mcexec --enable-uti`: the progress threads \
+         run on the Linux CPUs. Linux: `mpirun --bind-to none` pinned to CPU {cpu} (both ranks on it), progress threads on the other CPUs (UTI_CPU_SET). \
+         Both ranks share one CPU (on this 2-CPU machine the other one is Linux's, for the progress threads): \
+         without a progress thread the exchange alone advances only when the ranks take turns, and a rank that \
+         waits while the other computes moves the data meanwhile (Linux's scheduler switches every few \
+         milliseconds, the LWK's every 10 ms), which a ratio above 0 without a thread shows.\n\n\
+         | side | progress thread | exchange (ms) | compute (ms) | both (ms) | overlap | progress thread's CPUs |\n\
+         |---|---|--:|--:|--:|--:|---|\n",
+        o.thread_mem,
+        reps = o.overlap_reps,
+        copy = o.overlap_single_copy,
+    );
+    for (name, side) in [("LWK", lwk), ("Linux", linux)] {
+        let Some(side) = side else { continue };
+        for (what, r) in [("none", &side.none), ("mpi-shim", &side.shim)] {
+            match r {
+                Ok(r) => {
+                    *s += &format!(
+                        "| {name} | {what} | {:.2} | {:.2} | {:.2} | {:.3} | {} |\n",
+                        r.comm_ms,
+                        r.comp_ms,
+                        r.total_ms,
+                        r.ratio,
+                        r.progress_cpus.map_or("-".to_string(), cpu_list)
+                    )
+                }
+                Err(e) => *s += &format!("| {name} | {what} | error: {} | | | | |\n", e.replace('\n', " ")),
+            }
+        }
+    }
 }
 
 /// The threads section: what was run and the percentiles.
@@ -452,6 +503,11 @@ mod tests {
             boots,
             lwk_threads: Some(ThreadSide::failed("booting the 2-CPU partition: no")),
             linux_threads: Some(threads_side()),
+            lwk_overlap: Some(crate::bench::overlap::OverlapSide {
+                none: Ok(overlap(0.0, None)),
+                shim: Ok(overlap(0.75, Some(1))),
+            }),
+            linux_overlap: Some(crate::bench::overlap::OverlapSide::failed("mpicc.openmpi: no")),
         };
         let rows = report::all_rows(&res, &o.boot_sizes, true, true, true);
         let md = report(&o, &rows, &res, &report::problems(&rows), &[]);
@@ -483,6 +539,20 @@ mod tests {
         assert!(md.contains("mcreboot -c 0-1 -m 1G"), "{md}");
         assert!(line("| futex ping-pong 2 CPUs | Linux | 3 |")
             .ends_with("| 0, 1 (sched_getcpu agrees) |"));
+        let row = line("| MPI 8 MiB Isend/Irecv overlap, mpi-shim progress thread (UTI) |");
+        assert!(row.contains("| 0.750 |") && row.ends_with("| ERROR |"), "{row}");
+        assert!(line("| LWK | mpi-shim | 20.00 |").ends_with("| 0.750 | 0 |"), "{md}");
+        assert!(line("| Linux | none | error: mpicc.openmpi: no |").len() > 10);
+    }
+
+    fn overlap(ratio: f64, cpus: Option<u64>) -> crate::bench::overlap::Overlap {
+        crate::bench::overlap::Overlap {
+            comm_ms: 20.0,
+            comp_ms: 40.0,
+            total_ms: 60.0 - 20.0 * ratio,
+            ratio,
+            progress_cpus: cpus,
+        }
     }
 
     fn threads_side() -> ThreadSide {

@@ -98,6 +98,16 @@ impl Node {
     /// Boots `mcreboot -c <cpus> -m <mem>` and waits for RUNNING; returns
     /// the guard and the time from starting mcreboot to RUNNING.
     pub fn boot(&self, cpus: &str, mem: &str) -> Result<(Partition<'_>, Duration)> {
+        self.boot_with(cpus, mem, &[])
+    }
+
+    /// As [`Node::boot`], with more mcreboot options (`-O`).
+    pub fn boot_with(
+        &self,
+        cpus: &str,
+        mem: &str,
+        extra: &[&str],
+    ) -> Result<(Partition<'_>, Duration)> {
         std::fs::create_dir_all(&self.runtime_dir)
             .with_context(|| format!("creating {}", self.runtime_dir.display()))?;
         // The guard exists before mcreboot runs: a half-done boot is undone too.
@@ -106,7 +116,7 @@ impl Node {
             down: false,
         };
         let mut c = self.command(&self.tools.mcreboot);
-        c.args(["-c", cpus, "-m", mem]);
+        c.args(["-c", cpus, "-m", mem]).args(extra);
         let shown = show(&c);
         let start = Instant::now();
         run_command(c, BOOT_LIMIT, true).with_context(|| shown.clone())?;

@@ -8,6 +8,7 @@ use crate::bench::gups::{GupsResult, Mode};
 use crate::bench::stream::{StreamResult, KERNELS};
 use crate::bench::syscall::{Op, SyscallResult, OPS};
 use crate::bench::mpi::PingPong;
+use crate::bench::overlap::{Overlap, OverlapSide, MIB};
 use crate::bench::threads::{ThreadSide, ThreadsResult, MODES};
 use crate::bench::Outcome;
 use crate::stats;
@@ -65,6 +66,9 @@ pub struct RunResults {
     /// The thread benchmarks on two CPUs.
     pub lwk_threads: Option<ThreadSide>,
     pub linux_threads: Option<ThreadSide>,
+    /// The MPI overlap benchmark (issue 18), without and with mpi-shim.
+    pub lwk_overlap: Option<OverlapSide>,
+    pub linux_overlap: Option<OverlapSide>,
 }
 
 /// What a row must meet.
@@ -396,8 +400,34 @@ pub fn thread_rows(lwk: Option<&ThreadSide>, linux: Option<&ThreadSide>) -> Vec<
     rows
 }
 
+/// The rows of the MPI overlap benchmark (issue 18), without target: the
+/// part of an 8 MiB exchange hidden behind computation, without a progress
+/// thread and with mpi-shim's.
+pub fn overlap_rows(lwk: Option<&OverlapSide>, linux: Option<&OverlapSide>) -> Vec<Row> {
+    let ratio = |o: &Overlap| o.ratio;
+    let none = |s: Option<&OverlapSide>| Cell::from(s.map(|s| &s.none), ratio);
+    let shim = |s: Option<&OverlapSide>| Cell::from(s.map(|s| &s.shim), ratio);
+    vec![
+        Row::new(
+            format!("MPI {MIB} MiB Isend/Irecv overlap, no progress thread"),
+            "ratio",
+            none(lwk),
+            none(linux),
+            Target::None,
+        ),
+        Row::new(
+            format!("MPI {MIB} MiB Isend/Irecv overlap, mpi-shim progress thread (UTI)"),
+            "ratio",
+            shim(lwk),
+            shim(linux),
+            Target::None,
+        ),
+    ]
+}
+
 /// Every row of a run: the single-CPU rows (when that phase ran), then the
-/// thread rows (when that phase ran).
+/// thread rows (when that phase ran), then the overlap rows (when that
+/// phase ran).
 /// The rows of the phases run: everything on one CPU (`single`), or only
 /// FWQ (`fwq` without `single`), and the thread benchmarks (`threads`).
 pub fn all_rows(
@@ -417,6 +447,12 @@ pub fn all_rows(
         out.extend(thread_rows(
             r.lwk_threads.as_ref(),
             r.linux_threads.as_ref(),
+        ));
+    }
+    if r.lwk_overlap.is_some() || r.linux_overlap.is_some() {
+        out.extend(overlap_rows(
+            r.lwk_overlap.as_ref(),
+            r.linux_overlap.as_ref(),
         ));
     }
     out
@@ -609,7 +645,7 @@ mod tests {
         assert_eq!(rows[4].verdict(), Verdict::Pass);
         let rows = &rows[..2];
         assert_eq!(rows[0].ratio(), Some(20.0));
-        let t = markdown_table(&rows);
+        let t = markdown_table(rows);
         assert!(
             t.contains("| thread create+join | us | 800.0 | 40.00 | 20.000 | - | info |"),
             "{t}"
@@ -618,7 +654,7 @@ mod tests {
             t.contains("| futex ping-pong 2 CPUs | us | 1500 | 60.00 | 25.000 | - | info |"),
             "{t}"
         );
-        let c = console_table(&rows);
+        let c = console_table(rows);
         assert!(
             c.lines()
                 .nth(3)

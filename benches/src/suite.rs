@@ -2,15 +2,18 @@
 //! tools, take the workspace's partition lock, clear leftovers of a crashed
 //! run, time boots, boot the benchmark partition, run every single-CPU
 //! benchmark under mcexec, shut it down, boot the 2-CPU partition, run the
-//! thread benchmarks, shut it down, release the lock (FWQ runs first on
-//! the booted partition, LWK and Linux alternately); then run the same
-//! programs natively pinned to the same CPU (and to the same two CPUs for
-//! the thread benchmarks); then the table, the Markdown report and the
-//! plots. `--only` restricts the run to one of the two phases.
+//! thread benchmarks, shut it down, boot a 1-CPU partition with
+//! allow_oversubscribe for the MPI overlap benchmark (without and with
+//! mpi-shim's progress thread), shut it down, release the lock (FWQ runs
+//! first on the booted partition, LWK and Linux alternately); then run the
+//! same programs natively pinned to the same CPU (and to the same two CPUs
+//! for the thread benchmarks); then the table, the Markdown report and the
+//! plots. `--only` restricts the run to one of the phases.
 
 use crate::bench::fwq::{FwqResult, Observer};
 use crate::bench::gups::Mode;
 use crate::bench::mpi::{Copy as MpiCopy, MpiSide};
+use crate::bench::overlap::{OverlapSide, Setup as OverlapSetup};
 use crate::bench::syscall::OPS;
 use crate::bench::threads::{Mode as ThreadMode, ThreadSide};
 use crate::bench::{self, outcome, Ctx, Outcome};
@@ -52,6 +55,7 @@ pub fn run(o: &Options) -> Result<Summary> {
     let fwq = o.runs(Phase::Fwq);
     let part = o.runs_single_cpu_partition();
     let threads = o.runs(Phase::Threads);
+    let overlap = o.runs(Phase::Overlap);
     // The affinity the harness started with: the thread phases (two CPUs)
     // run with it, the single-CPU phases keep the harness off their CPU.
     let all_cpus = affinity::current()?;
@@ -85,10 +89,16 @@ pub fn run(o: &Options) -> Result<Summary> {
         );
     }
 
+    // The overlap program and the shim, for both sides (or why not).
+    let overlap_setup = overlap.then(|| {
+        bench::overlap::setup(&out.join("bin"), o.prefix.as_deref(), !o.no_build && !o.linux_only)
+            .map_err(|e| format!("{e:#}"))
+    });
+
     let (mut res, linux_fwq) = if o.linux_only {
         (RunResults::default(), None)
     } else {
-        lwk_phases(o, &ctx, &all_cpus)?
+        lwk_phases(o, &ctx, &all_cpus, overlap_setup.as_ref())?
     };
 
     if part {
@@ -117,6 +127,16 @@ pub fn run(o: &Options) -> Result<Summary> {
             &ctx,
             None,
         )?);
+    }
+
+    if let Some(setup) = &overlap_setup {
+        affinity::set(&all_cpus)?;
+        keep_off_cpu(cpu)?;
+        eprintln!("mck-bench: Linux side of the MPI overlap benchmark, ranks pinned to CPU {cpu}");
+        res.linux_overlap = Some(match setup {
+            Ok(s) => run_overlap(&Runner::linux(cpu), o, s, None, &all_cpus)?,
+            Err(why) => OverlapSide::failed(why),
+        });
     }
 
     let boot_sizes: &[String] = if o.linux_only { &[] } else { &o.boot_sizes };
@@ -200,6 +220,7 @@ fn lwk_phases(
     o: &Options,
     ctx: &Ctx,
     all_cpus: &CpuSet,
+    overlap: Option<&std::result::Result<OverlapSetup, String>>,
 ) -> Result<(RunResults, Option<Outcome<FwqResult>>)> {
     let single = o.runs(Phase::SingleCpu);
     let part = o.runs_single_cpu_partition();
@@ -212,6 +233,7 @@ fn lwk_phases(
             Vec::new()
         },
         lwk_threads: threads.then(|| ThreadSide::failed(&why)),
+        lwk_overlap: overlap.map(|_| OverlapSide::failed(&why)),
         ..Default::default()
     };
     if !nix::unistd::geteuid().is_root() || !Path::new("/dev/kvm").exists() {
@@ -262,7 +284,75 @@ fn lwk_phases(
         res.lwk_threads = Some(threads_phase(o, ctx, &node)?);
         check_restored(o, &node)?;
     }
+    if let Some(setup) = overlap {
+        affinity::set(all_cpus)?;
+        res.lwk_overlap = Some(overlap_phase(o, setup, &node, all_cpus)?);
+        check_restored(o, &node)?;
+    }
     Ok((res, linux_fwq))
+}
+
+/// The MPI overlap benchmark on a 1-CPU partition with allow_oversubscribe
+/// (`mcreboot -c <cpu> -O`): both ranks on its CPU, the progress threads on
+/// the Linux CPUs.
+fn overlap_phase(
+    o: &Options,
+    setup: &std::result::Result<OverlapSetup, String>,
+    node: &Node,
+    all_cpus: &CpuSet,
+) -> Result<OverlapSide> {
+    let setup = match setup {
+        Ok(s) => s,
+        Err(why) => return Ok(OverlapSide::failed(why)),
+    };
+    let mcexec = match node.mcexec(&o.mcexec_args) {
+        Ok(m) => m,
+        Err(why) => return Ok(OverlapSide::failed(&why)),
+    };
+    let cpu = o.cpu().to_string();
+    eprintln!(
+        "mck-bench: LWK MPI overlap, mcreboot -c {cpu} -m {} -O",
+        o.thread_mem
+    );
+    let side = match node.boot_with(&cpu, &o.thread_mem, &["-O"]) {
+        Err(e) => OverlapSide::failed(&format!("booting the overlap partition: {e:#}")),
+        Ok((partition, t)) => {
+            eprintln!("  RUNNING after {:.3} s", t.as_secs_f64());
+            let runner = Runner::lwk(o.cpu(), mcexec, Some(health_of(node)));
+            let r = run_overlap(&runner, o, setup, Some(node), all_cpus)?;
+            partition
+                .shutdown()
+                .context("shutting down the overlap partition")?;
+            r
+        }
+    };
+    Ok(side)
+}
+
+/// The overlap benchmark without, then with mpi-shim's progress thread, on
+/// one side. Native progress threads go to the CPUs of `all_cpus` other
+/// than the ranks' CPU.
+fn run_overlap(
+    r: &Runner,
+    o: &Options,
+    setup: &OverlapSetup,
+    node: Option<&Node>,
+    all_cpus: &CpuSet,
+) -> Result<OverlapSide> {
+    let others: Vec<String> = (0..CpuSet::count())
+        .filter(|&c| c != o.cpu() && all_cpus.is_set(c).unwrap_or(false))
+        .map(|c| c.to_string())
+        .collect();
+    let others = if others.is_empty() { o.cpu().to_string() } else { others.join(",") };
+    let mut st = Stepper { node, dead: None };
+    let mut one = |shim: bool| {
+        st.run(|| {
+            bench::overlap::run(r, setup, o.overlap_reps, &o.overlap_single_copy, shim, &others)
+        })
+    };
+    let none = one(false)?;
+    let shim = one(true)?;
+    Ok(OverlapSide { none, shim })
 }
 
 /// After mcstop+release nothing of the partition may be left.

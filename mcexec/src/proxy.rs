@@ -125,8 +125,10 @@ impl Process {
             spin = ((spin * 3 + gap * 4) / 4).clamp(SPIN_MIN, SPIN_MAX);
             let req = self.take_request(i);
             if req.failed.is_none() && req.call() == Some(OffloadCall::UtiRun) {
-                // This thread becomes the utility thread (never returns).
+                // This thread becomes the utility thread, until it exits.
                 crate::uti::run(self, i, req.args);
+                self.forget_proxy(i);
+                return;
             }
             let result = self.execute(i, &req);
             self.answer(i, &req, result);

@@ -27,29 +27,38 @@ fn build_program(dir: &Path) -> PathBuf {
     build(dir, "uti_queue")
 }
 
-/// As [`build_program`], for `tests/programs/<name>.c`.
-fn build(dir: &Path, name: &str) -> PathBuf {
+/// Build libuti and libmpishim (same target directory as mcexec) and
+/// install both under `dir/prefix`; returns the prefix.
+fn install_libs(dir: &Path) -> PathBuf {
     let lib_dir = common::bin_dir();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut c = Command::new(cargo);
-    c.args(["build", "-p", "uti", "--lib", "--manifest-path"]).arg(&manifest);
+    c.args(["build", "-p", "uti", "-p", "mpi-shim", "--lib", "--manifest-path"]).arg(&manifest);
     if lib_dir.file_name().is_some_and(|n| n == "release") {
         c.arg("--release");
     }
     if let Some(target) = lib_dir.parent() {
         c.env("CARGO_TARGET_DIR", target);
     }
-    assert!(c.status().expect("cargo build -p uti").success(), "building libuti failed");
+    assert!(c.status().expect("cargo build -p uti -p mpi-shim").success(), "building libuti and libmpishim failed");
     let prefix = dir.join("prefix");
-    let st = Command::new("sh")
-        .stdout(Stdio::null())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../uti/install.sh"))
-        .arg(&prefix)
-        .arg(lib_dir)
-        .status()
-        .expect("uti/install.sh");
-    assert!(st.success(), "uti/install.sh failed");
+    for component in ["uti", "mpi-shim"] {
+        let st = Command::new("sh")
+            .stdout(Stdio::null())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../{component}/install.sh")))
+            .arg(&prefix)
+            .arg(lib_dir)
+            .status()
+            .expect("install.sh");
+        assert!(st.success(), "{component}/install.sh failed");
+    }
+    prefix
+}
+
+/// As [`build_program`], for `tests/programs/<name>.c`.
+fn build(dir: &Path, name: &str) -> PathBuf {
+    let prefix = install_libs(dir);
     let exe = dir.join(name);
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/programs/{name}.c"));
     let lib = prefix.join("lib");
@@ -276,4 +285,200 @@ fn placement_hints_put_the_thread_on_linux_or_keep_it_on_the_lwk() {
         c.kill().unwrap();
         assert_eq!(c.wait().unwrap().signal(), Some(libc::SIGKILL));
     }
+}
+
+/// One rank's line of `examples/mpi/overlap.c check`.
+#[derive(Debug)]
+struct OverlapLine {
+    arrived: bool,
+    tested: bool,
+    data_ok: bool,
+    provided: i64,
+    polls: i64,
+    cpus: i64,
+}
+
+fn overlap_lines(what: &str, out: &std::process::Output) -> Vec<OverlapLine> {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: {:?}\n{text}\n{err}", out.status);
+    (0..2)
+        .map(|rank| {
+            let line = text
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("rank {rank}: ")))
+                .unwrap_or_else(|| panic!("{what}: no line of rank {rank}: {text}\n{err}"));
+            let w: Vec<&str> = line.split_whitespace().collect();
+            let field = |name: &str| -> &str {
+                let i = w.iter().position(|x| *x == name).unwrap_or_else(|| panic!("{what}: no {name}: {line}"));
+                w[i + 1]
+            };
+            let num = |name: &str| -> i64 { field(name).parse().unwrap_or_else(|_| panic!("{what}: {name}: {line}")) };
+            OverlapLine {
+                arrived: field("arrived_in_compute") == "yes",
+                tested: field("test_after_compute") == "1",
+                data_ok: field("data") == "ok",
+                provided: num("provided"),
+                polls: num("polls"),
+                cpus: num("cpus"),
+            }
+        })
+        .collect()
+}
+
+/// mpi-shim's asynchronous progress (issue 18, item 3) with Debian's Open
+/// MPI and MPICH on the LWK: two ranks (`mcexec --enable-uti`, sharing the
+/// partition's CPU: `allow_oversubscribe`) exchange 8 MiB with
+/// MPI_Isend/Irecv and then compute without calling MPI until the last
+/// word of the message is in their receive buffer (examples/mpi/overlap.c).
+/// Without the shim nothing moves during the computation (Open MPI with
+/// vader's copy-in/copy-out: every fragment after the first needs the
+/// sender's progress engine), so each rank computes for its whole 2 s and
+/// sees nothing arrive. With `LD_PRELOAD=libmpishim.so
+/// MPISHIM_ASYNC_PROGRESS=1` the message arrives during the computation,
+/// driven by the progress thread, which ran on the Linux CPU only (its
+/// sched_getcpu, exported by the shim); the receive request is complete at
+/// the first MPI_Test after the computation, every word is right, and the
+/// jobs end cleanly.
+#[test]
+fn mpi_shim_progress_thread_on_linux_moves_a_large_message_while_ranks_compute() {
+    if !can_run("mpi_shim_progress_thread_on_linux_moves_a_large_message_while_ranks_compute") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = install_libs(tmp.path());
+    let shim = prefix.join("lib/libmpishim.so").display().to_string();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mpi/overlap.c");
+    let mpicc = |cc: &str| -> Option<String> {
+        let exe = tmp.path().join(cc);
+        match Command::new(cc).args(["-O2", "-Wall", "-Werror", "-o"]).arg(&exe).arg(&src).status() {
+            Ok(st) => assert!(st.success(), "{cc} overlap.c failed"),
+            Err(e) => {
+                // Skipped only outside CI (scripts/setup-deps.sh installs both MPIs).
+                mck_tests::cannot_run("mpi_shim_progress_thread_on_linux_moves_a_large_message_while_ranks_compute", &format!("no {cc}: {e}"));
+                return None;
+            }
+        }
+        Some(exe.display().to_string())
+    };
+    let (Some(ompi), Some(mpich)) = (mpicc("mpicc.openmpi"), mpicc("mpicc.mpich")) else { return };
+    let counter = counter_file(tmp.path());
+    // The partition on host CPU 0, Linux keeps CPU 1: the LWK numbers its
+    // CPU 0 too, so a progress thread left on the LWK would report CPU 0,
+    // one on Linux reports 1.
+    let p = Partition::boot_cpus("0", "1G", &["-O"]);
+    let mcexec = env!("CARGO_BIN_EXE_mcexec");
+    let run = |launcher: &str, args: &[&str]| {
+        let out = p
+            .command(Path::new(launcher))
+            .args(args)
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .env("UTI_COUNTER_FILE", &counter)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        common::log(Path::new(launcher), args, &out);
+        out
+    };
+    let ompi_job = |env: &[&str], limit: &str| {
+        let mut a = vec!["-n", "2", "--mca", "btl_vader_single_copy_mechanism", "none"];
+        for e in env {
+            a.extend(["-x", e]);
+        }
+        a.extend([mcexec, "--enable-uti", &ompi, "check", "8", limit]);
+        run("mpirun.openmpi", &a)
+    };
+    let shim_env = [
+        format!("LD_PRELOAD={shim}"),
+        "MPISHIM_ASYNC_PROGRESS=1".to_string(),
+        "MPISHIM_VERBOSE=1".to_string(),
+    ];
+    let shim_env: Vec<&str> = shim_env.iter().map(String::as_str).collect();
+
+    // Without the shim: nothing arrives while the ranks compute.
+    for l in overlap_lines("Open MPI without the shim", &ompi_job(&[], "2")) {
+        assert!(!l.arrived && l.data_ok && l.polls == -1, "{l:?}");
+    }
+
+    let check = |what: &str, out: &std::process::Output, mpi: &str, provided: i64| {
+        for l in overlap_lines(what, out) {
+            assert!(l.arrived && l.tested && l.data_ok, "{what}: {l:?}");
+            assert_eq!(l.provided, provided, "{what}: {l:?}");
+            // Progress thread polls, seen on host CPU 1 only (bit 1): the
+            // Linux CPU.
+            assert!(l.polls > 0 && l.cpus == 2, "{what}: {l:?}");
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        let started = format!("mpi-shim: asynchronous progress thread started (UTI, {mpi}, MPI_THREAD_MULTIPLE)");
+        assert_eq!(err.matches(&started).count(), 2, "{what}: {err}");
+        assert_eq!(err.matches("ran on CPUs 1\n").count(), 2, "{what}: {err}");
+    };
+    // With it: MPI_Init becomes MPI_THREAD_MULTIPLE, the message arrives
+    // during the computation.
+    check("Open MPI with the shim", &ompi_job(&shim_env, "120"), "Open MPI", -1);
+
+    // MPICH (ch4:ucx), the application asking for MPI_THREAD_FUNNELED:
+    // provided is what the library gives, MPI_THREAD_MULTIPLE (3).
+    let mut a = vec!["-n", "2"];
+    for e in &shim_env {
+        let (k, v) = e.split_once('=').unwrap();
+        a.extend(["-genv", k, v]);
+    }
+    a.extend([mcexec, "--enable-uti", &mpich, "check", "8", "120", "init_thread"]);
+    check("MPICH with the shim", &run("mpiexec.mpich", &a), "MPICH", 3);
+}
+
+/// mcexec's virtual size (kB) and number of tasks, from Linux's /proc.
+fn mcexec_size_and_tasks(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    (kb, std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count())
+}
+
+/// An ended utility thread leaves nothing in mcexec (docs/uti.md): its
+/// host thread returns from the program to its own stack and ends as a
+/// Rust thread, its alternate signal stack is freed. 2 threads, then 10
+/// more, one after the other: mcexec's virtual size does not grow (it grew
+/// by about 0.8 MiB per thread before: stack, alternate stack), and no task
+/// is left.
+#[test]
+fn ended_utility_threads_leave_no_memory_in_mcexec() {
+    if !can_run("ended_utility_threads_leave_no_memory_in_mcexec") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = build(tmp.path(), "uti_many");
+    let counter = counter_file(tmp.path());
+    let p = Partition::boot("1G", &[]);
+    let mut c = p
+        .mcexec_command(&["--enable-uti", exe.to_str().unwrap(), "12"])
+        .env("UTI_COUNTER_FILE", &counter)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    let mut stdin = c.stdin.take().unwrap();
+    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().expect("a line").unwrap(), "checkpoint");
+    let (size2, tasks2) = mcexec_size_and_tasks(pid);
+    use std::io::Write;
+    stdin.write_all(b"go\n").unwrap();
+    assert_eq!(lines.next().expect("a line").unwrap(), "ended 12");
+    let (size12, tasks12) = mcexec_size_and_tasks(pid);
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    let st = c.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    eprintln!("mcexec: {size2} kB, {tasks2} tasks after 2 utility threads; {size12} kB, {tasks12} tasks after 12");
+    assert_eq!(tasks12, tasks2, "tasks left by ended utility threads");
+    // 10 threads leaking 0.8 MiB each would be 8 MiB; allow 1 MiB of
+    // unrelated growth (malloc arenas, mirror bookkeeping).
+    assert!(size12 <= size2 + 1024, "mcexec grew from {size2} kB to {size12} kB over 10 utility threads");
 }

@@ -32,7 +32,7 @@ pub(crate) fn run_post_init() {
     for hook in hooks {
         // A panicking hook must not unwind into the MPI program's C frames.
         if std::panic::catch_unwind(hook).is_err() {
-            eprintln!("mpi-shim: a post-MPI_Init hook panicked; continuing without it");
+            say!("a post-MPI_Init hook panicked; continuing without it");
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod fwq;
 pub mod gups;
 pub mod launch;
 pub mod mpi;
+pub mod overlap;
 pub mod stream;
 pub mod syscall;
 pub mod threads;

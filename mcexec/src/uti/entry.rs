@@ -22,12 +22,14 @@ pub const ALTSTACK_SIZE: usize = 512 << 10;
 pub struct AltHeader {
     /// mcexec's FS base of this thread (its glibc thread pointer).
     pub mcexec_fs: u64,
+    /// The stack pointer at which [`enter_program`] returns (written by
+    /// it, used by [`leave_program`]).
+    pub return_rsp: u64,
 }
 
 const SYS_RT_SIGRETURN: u64 = 15;
 const SYS_SIGALTSTACK: u64 = 131;
 const SYS_ARCH_PRCTL: u64 = 158;
-const SYS_EXIT: u64 = 60;
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
 
@@ -54,20 +56,18 @@ pub fn fs_base() -> u64 {
     v
 }
 
-/// End the calling thread only (not the process), without unwinding.
-pub fn exit_thread() -> ! {
-    // SAFETY: SYS_exit ends this thread; nothing of it runs afterwards.
-    unsafe { asm!("syscall", in("rax") SYS_EXIT, in("rdi") 0u64, options(noreturn)) }
-}
-
 /// Enter the program with `regs` on this thread: FS base, all general
-/// registers, flags, fresh FPU state; `alt` (`ALTSTACK_SIZE` bytes) becomes
-/// the alternate signal stack and the signal mask stays this thread's.
+/// registers, flags, fresh FPU state; `alt` (`ALTSTACK_SIZE` bytes, an
+/// [`AltHeader`] at its start) becomes the alternate signal stack and the
+/// signal mask stays this thread's. Returns when the thread's handler
+/// calls [`leave_program`] (the LWK thread has exited), on mcexec's FS
+/// base, with the handler's signal mask and `alt` still the alternate
+/// stack (no longer in use).
 ///
 /// # Safety
 /// The program's memory must be mirrored, the SIGSYS handler and filter in
-/// place, and `alt` a live allocation that is never freed.
-pub unsafe fn enter_program(regs: &UtiRegs, alt: *mut u8) -> ! {
+/// place, and `alt` live until this returns.
+pub unsafe fn enter_program(regs: &UtiRegs, alt: *mut u8) {
     // The kernel reads the frame at the stack pointer (after an 8-byte
     // return-address slot), as it built it for a handler.
     let mut buf = vec![0u8; 4096].into_boxed_slice();
@@ -101,25 +101,71 @@ pub unsafe fn enter_program(regs: &UtiRegs, alt: *mut u8) -> ! {
     uc.uc_stack = libc::stack_t { ss_sp: alt.cast(), ss_flags: 0, ss_size: ALTSTACK_SIZE };
     // SAFETY: reads this thread's signal mask into the frame.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut uc.uc_sigmask) };
-    let frame = Box::leak(buf).as_mut_ptr() as u64 + 64;
-    // SAFETY: after ARCH_SET_FS no Rust code runs on this thread until the
-    // SIGSYS entry swaps FS back; rt_sigreturn loads the frame built above
-    // (rdx is not touched by `syscall`).
+    let frame = buf.as_mut_ptr() as u64 + 64;
+    // SAFETY: `alt` starts with the header (written by the caller).
+    let ret_slot = unsafe { std::ptr::addr_of_mut!((*(alt as *mut AltHeader)).return_rsp) };
+    // SAFETY: the callee-saved registers and the address of label 2 are
+    // pushed on this stack and the stack pointer is kept in the header;
+    // `leave_program` comes back to label 2 with exactly that stack
+    // pointer, which pops them: to the compiler the block returns like a
+    // call that clobbered the caller-saved registers. After ARCH_SET_FS no
+    // Rust code runs on this thread until an entry swaps FS back;
+    // rt_sigreturn loads the frame built above (`buf` outlives the block;
+    // rdx is not touched by `syscall`).
     unsafe {
         asm!(
+            "push rbp",
+            "push rbx",
+            "push r12",
+            "push r13",
+            "push r14",
+            "push r15",
+            "lea rcx, [rip + 2f]",
+            "push rcx",
+            "mov [r8], rsp",
             "syscall",
             "mov rsp, rdx",
             "mov eax, {sigreturn}",
             "syscall",
             "ud2",
+            "2:",
+            "pop r15",
+            "pop r14",
+            "pop r13",
+            "pop r12",
+            "pop rbx",
+            "pop rbp",
             sigreturn = const SYS_RT_SIGRETURN,
             in("rax") SYS_ARCH_PRCTL,
             in("rdi") ARCH_SET_FS,
             in("rsi") regs.fs_base,
             in("rdx") frame,
-            options(noreturn)
+            in("r8") ret_slot,
+            clobber_abi("C"),
         )
     }
+    drop(buf);
+}
+
+/// From a utility thread's handler (on its alternate stack, mcexec's FS
+/// base), after the LWK thread has exited: return from [`enter_program`]
+/// on the thread's own stack, abandoning the handler and the program's
+/// context, so that the thread ends as a Rust thread (glibc takes back its
+/// stack, thread-locals are dropped) and its alternate stack can be freed.
+///
+/// # Safety
+/// Only in a handler of a utility thread whose `enter_program` has not
+/// returned; nothing on the alternate stack may be used afterwards.
+pub unsafe fn leave_program() -> ! {
+    let mut ss = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
+    // SAFETY: reads this thread's alternate stack into a local; its header
+    // was written by `run` and `enter_program`.
+    let rsp = unsafe {
+        raw2(SYS_SIGALTSTACK, 0, &mut ss as *mut libc::stack_t as u64);
+        (*(ss.ss_sp as *const AltHeader)).return_rsp
+    };
+    // SAFETY: per the contract; see `enter_program` for the stack layout.
+    unsafe { asm!("mov rsp, {0}", "ret", in(reg) rsp, options(noreturn)) }
 }
 
 /// SIGSYS handler (SA_SIGINFO | SA_ONSTACK): a utility thread's program

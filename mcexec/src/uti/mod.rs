@@ -20,9 +20,13 @@
 //! maps while this one runs is mirrored at this thread's next forwarded
 //! call or offload request (docs/uti.md).
 //!
+//! When the LWK thread exits (`ThreadExit`), the handler returns from
+//! `entry::enter_program` on the thread's own stack (`leave_program`):
+//! `run` restores the signal mask, frees the alternate stack and returns,
+//! and the proxy thread ends as any other, so glibc takes back its stack.
+//!
 //! Must not: run mcexec code on the program's FS base (`entry.rs` swaps it
-//! first), or free the thread's alternate stack or frame (the thread never
-//! returns to its Rust start; both are left when it ends).
+//! first), or free the thread's alternate stack while the program runs.
 
 mod cpus;
 mod entry;
@@ -76,8 +80,8 @@ enum StartError {
 }
 
 /// Become the utility thread of slot `i` (`args` of its UtiRun(UTI_START)).
-/// Never returns: the thread runs the program until it exits.
-pub fn run(process: &Arc<Process>, i: u32, args: [u64; 6]) -> ! {
+/// Returns when the LWK thread has exited (the proxy thread then ends).
+pub fn run(process: &Arc<Process>, i: u32, args: [u64; 6]) {
     let regs = match prepare(process, i, args[1]) {
         Ok(regs) => regs,
         Err(e) => {
@@ -86,15 +90,32 @@ pub fn run(process: &Arc<Process>, i: u32, args: [u64; 6]) -> ! {
             // The LWK ends the process on a negative answer.
             process.publish(i, -EFAULT, None);
             process.serve_slot(i);
-            entry::exit_thread();
+            return;
         }
     };
-    let alt = Box::leak(vec![0u8; entry::ALTSTACK_SIZE].into_boxed_slice()).as_mut_ptr();
+    let mut alt = vec![0u8; entry::ALTSTACK_SIZE].into_boxed_slice();
     // SAFETY: `alt` is ours, large enough and aligned for the header.
-    unsafe { (alt as *mut entry::AltHeader).write(entry::AltHeader { mcexec_fs: entry::fs_base() }) };
+    unsafe {
+        (alt.as_mut_ptr() as *mut entry::AltHeader)
+            .write(entry::AltHeader { mcexec_fs: entry::fs_base(), return_rsp: 0 })
+    };
+    // SAFETY: reads this thread's signal mask into a local.
+    let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask) };
     // SAFETY: mirror up to date (take_request), handler and filter
-    // installed by `prepare`, `alt` leaked.
-    unsafe { entry::enter_program(&regs, alt) }
+    // installed by `prepare`, `alt` lives until after the return.
+    unsafe { entry::enter_program(&regs, alt.as_mut_ptr()) };
+    // Back from the handler of the exiting thread: its mask, and `alt`
+    // still registered (no longer in use: we are on our own stack).
+    let off = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+    // SAFETY: restores the mask read above; disables the alternate stack
+    // before it is freed (a signal now runs on this stack, and the entries
+    // do nothing outside the program's code).
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
+        libc::sigaltstack(&off, std::ptr::null_mut());
+    }
+    drop(alt);
 }
 
 /// Everything but the jump: registers, affinity, handler, context, filter.
@@ -250,7 +271,9 @@ fn forward(process: &Arc<Process>, i: u32, nr: u64, args: [u64; 6], sp: u64) -> 
                 // SAFETY: gettid has no arguments.
                 let me = unsafe { libc::gettid() } as u32;
                 TIDS.lock().unwrap_or_else(|e| e.into_inner()).retain(|&t| t != me);
-                entry::exit_thread();
+                // SAFETY: in this utility thread's handler, on mcexec's FS
+                // base; nothing here is used afterwards.
+                unsafe { entry::leave_program() }
             }
             _ => {
                 let r = process.execute(i, &req);
