@@ -202,14 +202,14 @@ fn inject(point: &str) -> Result<(), String> {
                 return Err("mcexec did not end after its fork child was killed".into());
             };
             let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            // As on Linux: before the LWK knows of the child, fork fails
+            // As on Linux: before the LWK created the child, fork fails
             // (EAGAIN, the shell gives up: status 2); after, the child
-            // exists and was killed (the subshell's status 128 + 9).
-            let as_linux = if point == "mcexec:fork-started" {
-                out.status.code() == Some(0) && stdout == "parent 137\n"
-            } else {
-                out.status.code() == Some(2) && stderr.contains("can't fork: Resource temporarily unavailable")
-            };
+            // exists and was killed (the subshell's status 128 + 9). At
+            // `fork-started` either may be (the LWK may see the proxy gone
+            // before or after it starts the child); never EINTR.
+            let failed = out.status.code() == Some(2) && stderr.contains("can't fork: Resource temporarily unavailable");
+            let killed_child = out.status.code() == Some(0) && stdout == "parent 137\n";
+            let as_linux = failed || (point == "mcexec:fork-started" && killed_child);
             if !as_linux {
                 return Err(format!("the program saw the fault unlike on Linux: {:?} {stdout:?} {stderr:?}", out.status));
             }

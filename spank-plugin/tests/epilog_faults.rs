@@ -216,8 +216,10 @@ impl Drop for JobNode {
 /// Kill the epilogue at `point`, run it again, check the node.
 fn inject(point: &str) -> Result<(), String> {
     let mut node = JobNode::new();
+    let t0 = Instant::now();
     let before = hugepages();
     node.start_job();
+    eprintln!("job started after {:?} (partition lock held)", t0.elapsed());
     let log = node.dir.path().join("fault.log");
     let log_s = log.display().to_string();
     let out = node.epilog(&[(ENV, point), (LOG_ENV, &log_s)]);
@@ -231,12 +233,14 @@ fn inject(point: &str) -> Result<(), String> {
     if !out.status.success() {
         return Err(format!("the second epilogue failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
+    eprintln!("second epilogue done after {:?}", t0.elapsed());
     node.check_clean(&before)?;
     // And a third finds nothing to do.
     let out = node.epilog(&[]);
     if !out.status.success() || !out.stdout.is_empty() {
         return Err(format!("a third epilogue did something: {:?} {}", out.status, String::from_utf8_lossy(&out.stdout)));
     }
+    eprintln!("{point}: {:?} with the partition lock", t0.elapsed());
     Ok(())
 }
 
