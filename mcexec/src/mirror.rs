@@ -36,11 +36,20 @@ pub enum MirrorError {
     Map { va: u64, len: u64, err: nix::Error },
     #[error("the LWK published an invalid map entry {0:x?}")]
     BadEntry(MapEntry),
+    #[error("the LWK's map table is misplaced: {0}")]
+    BadTable(String),
+    #[error("the LWK's map table stayed mid-update (odd sequence {0}) for {1:?}")]
+    Stuck(u64, std::time::Duration),
     #[error("no host file is known for the share window at {0:#x} (+{1:#x})")]
     NoWindow(u64, u64),
     #[error(transparent)]
     Guest(#[from] crate::guest::GuestError),
 }
+
+/// How long the LWK may keep its map table mid-update (odd sequence): a
+/// rewrite takes microseconds, plus whatever the host's scheduler delays
+/// the LWK's CPU by.
+pub const UPDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 static EXECUTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -135,6 +144,12 @@ impl Mirror {
         let entries_gpa = header_gpa + header.map_offset as u64;
         let capacity = header.map_capacity;
         let entries = guest.ptr(entries_gpa, capacity as u64 * std::mem::size_of::<MapEntry>() as u64)?;
+        // The LWK wrote the offset: a misaligned table would make every
+        // read of an entry undefined behaviour (a panic in a debug build).
+        // Found by mcexec/tests/fuzz.rs.
+        if (entries as usize) % std::mem::align_of::<MapEntry>() != 0 {
+            return Err(MirrorError::BadTable(format!("entries at offset {:#x} are misaligned", header.map_offset)));
+        }
         let header = header as *const ProxyAreaHeader;
         Ok(Mirror {
             guest,
@@ -158,12 +173,23 @@ impl Mirror {
         self.header().sig_pending.load(Ordering::Acquire)
     }
 
-    /// A consistent copy of the LWK's table and its (even) sequence.
-    fn snapshot(&self) -> (u64, Vec<MapEntry>) {
+    /// A consistent copy of the LWK's table and its (even) sequence; an
+    /// error when the LWK leaves the sequence odd for [`UPDATE_TIMEOUT`]
+    /// (a broken LWK: the proxy thread would spin for ever).
+    fn snapshot(&self) -> Result<(u64, Vec<MapEntry>), MirrorError> {
         let h = self.header();
+        let start = std::time::Instant::now();
+        let mut spins = 0u32;
         loop {
             let s1 = h.map_seq.load(Ordering::Acquire);
             if s1 & 1 == 1 {
+                spins = spins.wrapping_add(1);
+                if spins % 1024 == 0 {
+                    if start.elapsed() > UPDATE_TIMEOUT {
+                        return Err(MirrorError::Stuck(s1, UPDATE_TIMEOUT));
+                    }
+                    std::thread::yield_now();
+                }
                 std::hint::spin_loop();
                 continue;
             }
@@ -176,7 +202,7 @@ impl Mirror {
             }
             fence(Ordering::Acquire);
             if h.map_seq.load(Ordering::Relaxed) == s1 {
-                return (s1, v);
+                return Ok((s1, v));
             }
         }
     }
@@ -215,7 +241,7 @@ impl Mirror {
         if applied.seq >= needed && needed != 0 {
             return Ok(());
         }
-        let (seq, new) = self.snapshot();
+        let (seq, new) = self.snapshot()?;
         if seq == applied.seq && seq != 0 {
             return Ok(());
         }

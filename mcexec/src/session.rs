@@ -295,10 +295,12 @@ pub fn fork_child(env: Arc<Env>, parent_slot: u32, parent: Vec<i32>, report: Own
         // process inherited and must not keep (ihkd watches the socket).
         unsafe { libc::close(fd) };
     }
+    ihk_client::fault::point("mcexec:forked");
     let r = (|| -> Result<Ending, Failure> {
         // The parent's mirrors go; the child's come from its own table.
         crate::mirror::reset_user_range().map_err(|e| Failure::new(1, e.to_string()))?;
         let (conn, memfds) = connect(&env.dir, env.os_index, None, None)?;
+        ihk_client::fault::point("mcexec:fork-attached");
         // The inherited guest window serves; these duplicates are not needed.
         drop(memfds);
         let parent_gpa =
@@ -404,6 +406,7 @@ fn serve(env: Arc<Env>, mut conn: Conn, params: StartParams, report: Option<Owne
     if let Some(r) = report {
         // SAFETY: one byte from a local to our pipe.
         unsafe { libc::write(r.as_raw_fd(), b"1".as_ptr() as *const libc::c_void, 1) };
+        ihk_client::fault::point("mcexec:fork-started");
     }
     let mut reserved = env.keep_fds.clone();
     reserved.extend(conn.raw_fds());
@@ -547,6 +550,11 @@ impl Dispatcher {
             .guest
             .ptr(area_gpa + header.threads_offset as u64, cap as u64 * std::mem::size_of::<ThreadSlot>() as u64)
             .map_err(|e| err(&e))? as *mut ThreadSlot;
+        // The LWK wrote the offset: misaligned slots would make every use
+        // undefined behaviour.
+        if (slots as usize) % std::mem::align_of::<ThreadSlot>() != 0 {
+            return Err(err(&format!("thread slots at offset {:#x} are misaligned", header.threads_offset)));
+        }
         let mirror = Mirror::new(Arc::clone(&self.guest), area_gpa, self.granule).map_err(|e| err(&e))?;
         let process = Arc::new(Process::new(
             slots,

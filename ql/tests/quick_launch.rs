@@ -535,12 +535,12 @@ fn socket_directory_is_private() {
     // made reachable, so the refusal is about the socket directory itself).
     std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     if !nix::unistd::getuid().is_root() {
-        eprintln!("SKIP (other user part): needs root to run as another user");
+        mck_tests::cannot_run("socket_directory_is_private (other user part)", "needs root to run as another user");
         return;
     }
     let nobody = nix::unistd::User::from_name("nobody").ok().flatten();
     let Some(nobody) = nobody else {
-        eprintln!("SKIP (other user part): no user 'nobody'");
+        mck_tests::cannot_run("socket_directory_is_private (other user part)", "no user 'nobody'");
         return;
     };
     let exe = bin("ql_mpiexec_start");

@@ -46,7 +46,7 @@ fn assert_clean(c: &mut Cluster) {
 #[test]
 fn plugin_loads_and_bad_requests_fail_at_submission() {
     if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+        mck_tests::cannot_run("plugin_loads_and_bad_requests_fail_at_submission", &why);
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());

@@ -680,7 +680,7 @@ fn caller_pthread_attr_is_honoured_and_restored() {
 #[test]
 fn high_priority_falls_back_without_privilege() {
     if common::euid() != 0 {
-        eprintln!("skipped: needs root to drop CAP_SYS_NICE with setpriv");
+        mck_tests::cannot_run("high_priority_falls_back_without_privilege", "needs root to drop CAP_SYS_NICE with setpriv");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -813,7 +813,7 @@ fn exclusive_cpus_across_processes_on_this_machine() {
     let t = &topologies()[3];
     let allowed = &t.model.allowed;
     if allowed.len() < 2 {
-        eprintln!("skipped: needs two allowed CPUs");
+        mck_tests::cannot_run("exclusive_cpus_across_processes_on_this_machine", "needs two allowed CPUs");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -137,7 +137,7 @@ fn exclusive_threads_spread_and_release_their_cpus() {
     let uti = std::sync::Arc::new(this_machine(&dir));
     let allowed = uti.machine().allowed.clone();
     if allowed.len() < 2 {
-        eprintln!("skipped: needs two allowed CPUs");
+        mck_tests::cannot_run("exclusive_threads_spread_and_release_their_cpus", "needs two allowed CPUs");
         return;
     }
     let caller = allowed.first().unwrap();

@@ -101,6 +101,10 @@ impl Client {
         .map_err(|e| IhkError::inval(format!("encoding {name}: {e}")))?;
         wire::send(&self.sock, &line, fds)
             .map_err(|e| IhkError::os(e, format!("sending {name} to ihkd")))?;
+        if name == "os_shutdown" {
+            // The client (ihkosctl) gone while ihkd shuts the LWK down.
+            crate::fault::point("ihkosctl:shutdown-sent");
+        }
         let (reply, fds) = self
             .rx
             .recv(&self.sock)

@@ -38,6 +38,24 @@ pub fn ihkmond_pid(dir: &RuntimeDir) -> Option<u32> {
     std::fs::read_to_string(&path).ok()?.trim().parse().ok()
 }
 
+/// Remove the pid file of an ihkmond that died without removing it (killed:
+/// found by ihk/tests/faults.rs, `IHK_FAULT_STOP=ihkmond:started`), so
+/// that the runtime directory is as a clean stop leaves it. Only while we
+/// hold its lock: a starting ihkmond that has it keeps its file.
+fn remove_stale_pid_file(dir: &RuntimeDir) -> IhkResult<()> {
+    let path = mond::pid_file(dir);
+    let Ok(f) = OpenOptions::new().read(true).open(&path) else { return Ok(()) };
+    // SAFETY: flock on a descriptor we own; released when `f` closes.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Ok(()); // an ihkmond holds it (it is starting)
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(IhkError::os(e, format!("removing {}", path.display()))),
+    }
+}
+
 /// Start ihkmond for `dir` (it detaches; this returns once it runs) and
 /// return its pid.
 pub fn start_ihkmond(
@@ -75,6 +93,7 @@ pub fn start_ihkmond(
 /// Returns whether one was running.
 pub fn stop_ihkmond(dir: &RuntimeDir) -> IhkResult<bool> {
     let Some(pid) = ihkmond_pid(dir) else {
+        remove_stale_pid_file(dir)?;
         return Ok(false);
     };
     let target = nix::unistd::Pid::from_raw(pid as i32);

@@ -115,6 +115,7 @@ fn main() {
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
     ready.ok();
+    ihk::fault::point("ihkmond:started");
     mond::run(&dir, &opts, &STOP);
     drop(lock);
 }

@@ -555,6 +555,7 @@ impl State {
         }
         let r = h.teardown(&mut self.mem, SHUTDOWN_TIMEOUT);
         tracing::info!("OS {os}: shut down; its CPUs and memory are reserved again");
+        crate::fault::point("ihkd:shut-down");
         r
     }
 }

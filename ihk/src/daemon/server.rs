@@ -317,6 +317,13 @@ fn serve_connection(
             }) => {
                 // mcexec (daemon/attach.rs): the connection now belongs to
                 // the attachment and ends with it.
+                let owner = shared.state.lock().unwrap().owner;
+                if let Err(e) = may_use_memory(uid, owner, "os_attach") {
+                    tracing::info!("os_attach from uid {uid} refused: {e}");
+                    let text = serde_json::to_string(&Response::Err(e)).unwrap_or_default();
+                    let _ = wire::send(&stream, &text, &[]);
+                    return;
+                }
                 if let Some(h) = handle {
                     let pid = getsockopt(&stream, PeerCredentials).map_or(0, |c| c.pid() as u32);
                     super::attach::serve(h, pid, &stream, local_rank, per_node);
@@ -462,6 +469,25 @@ fn admit(
     Ok(())
 }
 
+/// Whether `uid` may have the LWK's memory (`os_attach` hands over every
+/// guest memory region, `os_share_window` maps into it): root and the
+/// owner set by `mcreboot -o` only. The socket's group may open the socket
+/// (mode 0660, to query and read kmsg), but another user's process on
+/// this instance would be as open to it as its own (issue 20, item 4).
+fn may_use_memory(uid: u32, owner: Option<(u32, u32)>, name: &str) -> IhkResult<()> {
+    let owner_uid = owner.map_or(0, |(u, _)| u);
+    if uid == 0 || uid == owner_uid {
+        return Ok(());
+    }
+    Err(IhkError::new(
+        libc::EACCES,
+        format!(
+            "{name}: the OS instance belongs to uid {owner_uid}, the caller is uid {uid}; only its owner \
+             (mcreboot -o) and root may run programs on it"
+        ),
+    ))
+}
+
 /// The request table: each request to its handler below (the libihk and
 /// ihkmond ones to `daemon/libihk.rs`).
 fn dispatch(c: &mut Call, req: Request) -> IhkResult<Reply> {
@@ -524,6 +550,7 @@ fn os_share_window(
     writable: bool,
     shmid: Option<i32>,
 ) -> IhkResult<Reply> {
+    may_use_memory(c.uid, c.state().owner, "os_share_window")?;
     let backing = match shmid {
         Some(id) => ihk_vm::ShareBacking::Sysv { shmid: id, uid: c.uid },
         None => ihk_vm::ShareBacking::File(

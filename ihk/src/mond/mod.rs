@@ -107,6 +107,7 @@ pub fn run(dir: &RuntimeDir, opts: &Options, stop: &AtomicBool) {
 fn look_at(dir: &RuntimeDir, w: &mut Watched, opts: &Options, log: &mut Syslog) {
     let r = Client::os(dir, w.os).and_then(|mut c| {
         let view = c.os_watch(w.kmsg_from(opts.redirect_kmsg))?;
+        crate::fault::point("ihkmond:watching");
         for e in w.observe(&view, Instant::now(), log) {
             if let Err(err) = c.os_report_event(view.boot, e) {
                 tracing::warn!("OS instance {}: reporting {e:?}: {err}", w.os);

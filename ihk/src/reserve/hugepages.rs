@@ -133,10 +133,12 @@ pub fn lower(journal: &mut Journal, roots: &Roots, r: &Raise) -> IhkResult<()> {
 }
 
 /// How long pages still in use may take to come back before `undo` gives
-/// up. After a crash the kernel frees a dead ihkd's guest memory a moment
-/// after the process is gone (KVM drops its references late): found by
-/// ihk/tests/faults.rs (`IHK_FAULT_STOP=ihkd:attached`), where the journal
-/// replay of the next ihkd sometimes found all 128 pages still in use.
+/// up. Found by ihk/tests/faults.rs (`IHK_FAULT_STOP=ihkd:attached`): the
+/// journal replay of the next ihkd sometimes found all 128 pages still in
+/// use. The cause was mcstop+release taking a killed ihkd for gone when
+/// only its leader thread had exited (`admin::daemon_proc::wait_exit` now
+/// waits for the whole thread group); this wait stays for memory the
+/// kernel gives back a moment after its last user is gone.
 const IN_USE_WAIT: Duration = Duration::from_secs(10);
 
 /// Lower a pool by `added` pages (journal replay and release), waiting up

@@ -20,18 +20,14 @@ pub fn can_run(test: &str) -> bool {
     mck_tests::can_boot_partitions(test)
 }
 
-/// Whether a process runs (a zombie does not: this machine's init may be
-/// slow to reap the daemons it inherits).
+/// Whether a process runs: any of its threads (a zombie whose threads have
+/// all exited does not: this machine's init may be slow to reap the
+/// daemons it inherits; a zombie leader with threads left still runs and
+/// still holds its memory).
 pub fn process_alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(s) => {
-            s.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                != Some("Z")
-        }
-    }
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or("").to_string();
+    !(field("State:").starts_with('Z') && field("Threads:") == "1")
 }
 
 /// The LWK image built with this workspace (next to the binaries).

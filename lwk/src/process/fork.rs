@@ -148,6 +148,16 @@ pub fn child_main(t: &Thread, parent: Arc<Process>) -> ! {
             parent.fork_result.store(t.tid() as i64, Ordering::Release);
             super::trap::enter_with_frame(t, frame)
         }
+        // Killed before it ran (its proxy died: ihk/tests/faults.rs,
+        // `mcexec:fork-started`): the copy's offloaded calls failed with
+        // EINTR. The child exists, so the parent's fork succeeds, and its
+        // wait sees the child killed (its proxy died of SIGKILL), as on
+        // Linux for a child killed right after fork; a fork failing with
+        // EINTR, which Linux never returns, made shells give up.
+        Err(_) if p.is_dying() => {
+            parent.fork_result.store(t.tid() as i64, Ordering::Release);
+            service::exit_process(t, 0, 9)
+        }
         Err(e) => {
             parent.fork_result.store(-(e.0 as i64), Ordering::Release);
             p.slot.start_error.store(-(e.0 as i64), Ordering::Relaxed);

@@ -219,6 +219,7 @@ pub fn cleanup_job(config: &SiteConfig, job_id: u32) -> Report {
             }
         }
     };
+    ihk_client::fault::point("mckernel-epilog:locked");
     let rec = match state.load(&lock) {
         Ok(r) => r,
         Err(e) => {
@@ -273,6 +274,7 @@ fn teardown(config: &SiteConfig, job_id: u32, rec: Option<&NodeRecord>) -> Repor
             ));
         }
     }
+    ihk_client::fault::point("mckernel-epilog:proxies-ended");
     let Some(rec) = rec else { return report };
 
     // 2. Shut the partition down, release CPUs and memory, replay the
@@ -292,6 +294,7 @@ fn teardown(config: &SiteConfig, job_id: u32, rec: Option<&NodeRecord>) -> Repor
             .push(format!("mcstop+release failed ({})", o.describe())),
         Err(e) => report.problems.push(e),
     }
+    ihk_client::fault::point("mckernel-epilog:released");
 
     // 3. Check the node is as before.
     if ihkd_answers(config) {

@@ -57,13 +57,21 @@ pub fn terminate(pids: &[i32], grace: Duration) -> Vec<i32> {
 }
 
 fn exists(pid: i32) -> bool {
-    // A zombie has exited; only its parent's wait remains.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    // A zombie whose threads have all exited is gone (only its parent's
+    // wait remains); a zombie leader whose proxy threads still exit still
+    // maps the partition's memory (ihk's `wait_exit` says more).
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or("")
+            .to_string()
+    };
+    !(field("State:").starts_with('Z') && field("Threads:") == "1")
 }
 
 fn wait_gone(mut pids: Vec<i32>, limit: Duration) -> Vec<i32> {
