@@ -502,7 +502,8 @@ const SIGNAL_LINES: [&str; 7] = [
 /// si_code, si_value, the handler's mask and its restoration); a blocked
 /// signal stays pending and runs at the unblock, on the thread's
 /// sigaltstack; SA_RESETHAND | SA_NODEFER; a read() of a pipe on Linux is
-/// interrupted with EINTR. A SIGSEGV of the utility thread kills the
+/// interrupted with EINTR; a signal sent to the process while the main
+/// thread blocks it runs on the utility thread. A SIGSEGV of the utility thread kills the
 /// process with SIGSEGV, and the partition runs the next program.
 #[test]
 fn signal_handlers_run_in_a_utility_thread() {
@@ -520,7 +521,7 @@ fn signal_handlers_run_in_a_utility_thread() {
     common::log(&exe, &[], &linux);
     let text = lines(&linux);
     assert_eq!(linux.status.code(), Some(0), "{text}");
-    for l in SIGNAL_LINES.iter().chain(&["read: -1 EINTR", "done 7"]) {
+    for l in SIGNAL_LINES.iter().chain(&["read: -1 EINTR", "process-directed: tid ok", "done 7"]) {
         assert!(text.lines().any(|x| x == *l), "Linux: no {l:?} in {text}");
     }
 
@@ -540,7 +541,7 @@ fn signal_handlers_run_in_a_utility_thread() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     // On Linux CPU 0, kept off the partition's CPU 1.
     assert!(text.contains("uti cpu 0 affinity 0-0\n"), "{text}");
-    for l in SIGNAL_LINES.iter().chain(&["read: -1 EINTR", "done 7"]) {
+    for l in SIGNAL_LINES.iter().chain(&["read: -1 EINTR", "process-directed: tid ok", "done 7"]) {
         assert!(text.lines().any(|x| x == *l), "no {l:?} in {text}");
     }
 

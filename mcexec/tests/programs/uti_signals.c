@@ -7,7 +7,9 @@
  *   3. SIGUSR2 while it blocks it: pending, not run; run at the unblock,
  *      on its sigaltstack (SA_ONSTACK);
  *   4. SIGHUP raised by itself with SA_RESETHAND | SA_NODEFER;
- *   5. SIGUSR1 while it blocks in read() of a pipe: EINTR (no SA_RESTART).
+ *   5. SIGUSR1 while it blocks in read() of a pipe: EINTR (no SA_RESTART);
+ *   6. SIGUSR2 sent to the process (kill) while the main thread blocks it:
+ *      the utility thread, the only one that does not, runs the handler.
  * Prints one line per check ("... ok" or what was seen) and "done".
  * With argument "segv", the utility thread then writes to address 16:
  * the process dies of SIGSEGV. Waits are generous polls (30 s). */
@@ -126,6 +128,7 @@ static void *utility(void *arg)
     read_ret = read(pipefd[0], &c, 1); /* 5 */
     read_errno = errno;
     atomic_store(&read_done, 1);
+    spin_for(&usr2, 2); /* 6 */
     if (segv) {
         printf("segv now\n");
         fflush(stdout);
@@ -202,6 +205,15 @@ int main(int argc, char **argv)
     if (!atomic_load(&read_done))
         return 19;
     printf("read: %d %s\n", read_ret, read_ret < 0 && read_errno == EINTR ? "EINTR" : strerror(read_errno));
+    sigset_t s2;
+    sigemptyset(&s2);
+    sigaddset(&s2, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &s2, NULL);
+    atomic_store(&h2_tid, 0);
+    kill(getpid(), SIGUSR2);
+    if (!wait_for(&usr2, 2))
+        return 20;
+    printf("process-directed: tid %s\n", atomic_load(&h2_tid) == tid ? "ok" : "wrong");
     fflush(stdout);
     void *ret;
     pthread_join(th, &ret);
