@@ -503,7 +503,8 @@ const SIGNAL_LINES: [&str; 7] = [
 /// signal stays pending and runs at the unblock, on the thread's
 /// sigaltstack; SA_RESETHAND | SA_NODEFER; a read() of a pipe on Linux is
 /// interrupted with EINTR; a signal sent to the process while the main
-/// thread blocks it runs on the utility thread. A SIGSEGV of the utility thread kills the
+/// thread blocks it runs on the utility thread; a caught SIGSEGV runs its
+/// handler there (siglongjmp back). An uncaught SIGSEGV of the utility thread kills the
 /// process with SIGSEGV, and the partition runs the next program.
 #[test]
 fn signal_handlers_run_in_a_utility_thread() {
@@ -521,7 +522,7 @@ fn signal_handlers_run_in_a_utility_thread() {
     common::log(&exe, &[], &linux);
     let text = lines(&linux);
     assert_eq!(linux.status.code(), Some(0), "{text}");
-    for l in SIGNAL_LINES.iter().chain(&["read: -1 EINTR", "process-directed: tid ok", "done 7"]) {
+    for l in SIGNAL_LINES.iter().chain(&["read: -1 EINTR", "caught segv: addr 16 SEGV_MAPERR", "process-directed: tid ok", "done 7"]) {
         assert!(text.lines().any(|x| x == *l), "Linux: no {l:?} in {text}");
     }
 
@@ -541,7 +542,7 @@ fn signal_handlers_run_in_a_utility_thread() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     // On Linux CPU 0, kept off the partition's CPU 1.
     assert!(text.contains("uti cpu 0 affinity 0-0\n"), "{text}");
-    for l in SIGNAL_LINES.iter().chain(&["read: -1 EINTR", "process-directed: tid ok", "done 7"]) {
+    for l in SIGNAL_LINES.iter().chain(&["read: -1 EINTR", "caught segv: addr 16 SEGV_MAPERR", "process-directed: tid ok", "done 7"]) {
         assert!(text.lines().any(|x| x == *l), "no {l:?} in {text}");
     }
 
@@ -550,7 +551,7 @@ fn signal_handlers_run_in_a_utility_thread() {
     let out = run(&["--enable-uti", exe_s, "segv"]);
     let text = lines(&out);
     assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{:?}: {text}", out.status);
-    assert!(text.contains("segv now\n"), "{text}");
+    assert!(text.contains("caught segv: addr 16 SEGV_MAPERR\nsegv now\n"), "{text}");
     assert!(p.kmsg().contains("segfault at 10 in utility thread"), "{}", p.kmsg());
 
     // The partition is fine: the next program runs.

@@ -9,13 +9,16 @@
  *   4. SIGHUP raised by itself with SA_RESETHAND | SA_NODEFER;
  *   5. SIGUSR1 while it blocks in read() of a pipe: EINTR (no SA_RESTART);
  *   6. SIGUSR2 sent to the process (kill) while the main thread blocks it:
- *      the utility thread, the only one that does not, runs the handler.
+ *      the utility thread, the only one that does not, runs the handler;
+ *   7. a write to address 16 with a SIGSEGV handler: it runs (si_addr 16,
+ *      SEGV_MAPERR) and siglongjmp's back.
  * Prints one line per check ("... ok" or what was seen) and "done".
  * With argument "segv", the utility thread then writes to address 16:
  * the process dies of SIGSEGV. Waits are generous polls (30 s). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -31,6 +34,18 @@ static char altstack[256 * 1024];
 static int pipefd[2];
 static int read_ret, read_errno;
 static int *volatile bad = (int *)16;
+static sigjmp_buf segv_jmp;
+static atomic_long segv_addr;
+static atomic_int segv_code;
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    atomic_store(&segv_addr, (long)si->si_addr);
+    atomic_store(&segv_code, si->si_code);
+    siglongjmp(segv_jmp, 1);
+}
 
 static void on_usr1(int sig, siginfo_t *si, void *uc)
 {
@@ -129,6 +144,15 @@ static void *utility(void *arg)
     read_errno = errno;
     atomic_store(&read_done, 1);
     spin_for(&usr2, 2); /* 6 */
+    struct sigaction sa = { .sa_flags = SA_SIGINFO, .sa_sigaction = on_segv };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    if (sigsetjmp(segv_jmp, 1) == 0)
+        *bad = 1; /* 7 */
+    signal(SIGSEGV, SIG_DFL);
+    printf("caught segv: addr %ld %s\n", atomic_load(&segv_addr),
+        atomic_load(&segv_code) == SEGV_MAPERR ? "SEGV_MAPERR" : "wrong");
+    fflush(stdout);
     if (segv) {
         printf("segv now\n");
         fflush(stdout);
