@@ -458,8 +458,9 @@ pub enum OffloadCall {
     /// continues the program with that result. The call returns when the
     /// program makes a call the LWK must run: `result` is its number (or
     /// [`UTI_CHECK`]) and `args` its arguments; the LWK runs it and sends
-    /// `UtiRun(UTI_RESUME, result)`. Offload requests made meanwhile (the
-    /// call's own, e.g. `ZeroPhys`) are served by the same proxy thread.
+    /// `UtiRun(UTI_RESUME, result, signal)` ([`UtiSignal`]). Offload
+    /// requests made meanwhile (the call's own, e.g. `ZeroPhys`) are served
+    /// by the same proxy thread.
     UtiRun = OFFLOAD_CALL_BASE + 18,
     /// `(fd, mask, flags, pending)`: signalfd of the LWK process. `fd` -1:
     /// the proxy creates an eventfd (`flags`: SFD_CLOEXEC, SFD_NONBLOCK)
@@ -486,6 +487,57 @@ pub const UTI_CHECK: i64 = -1;
 /// that is not mirrored (not backed yet): the LWK resolves it as its own
 /// fault (0) or ends the process with SIGSEGV.
 pub const UTI_FAULT: u64 = OFFLOAD_CALL_BASE + 0x100;
+
+/// [`OffloadCall::UtiRun`] with [`UTI_RESUME`]: `args[2]`, when not 0, is
+/// the guest-physical address of a [`UtiSignal`] (on the LWK thread's
+/// stack, valid until the proxy answers): before continuing the program,
+/// the proxy restarts its interrupted call and/or runs a signal handler.
+pub const UTI_NO_RESTART: u64 = u64::MAX;
+
+/// A signal the LWK took for a utility thread (its mask, SA_RESETHAND and
+/// default actions already applied): the proxy builds Linux's
+/// `rt_sigframe` below `sp` and continues the program in `handler`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UtiSignal {
+    /// 0: no handler, only `restart`.
+    pub sig: u64,
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    /// The mask `rt_sigreturn` restores (the frame's `uc_sigmask`).
+    pub mask: u64,
+    /// Top of the frame's room (the alternate stack's top, or the stack
+    /// pointer below the red zone); the LWK backed the pages below it.
+    pub sp: u64,
+    /// The frame's `uc_stack`: the thread's `sigaltstack`.
+    pub alt_sp: u64,
+    pub alt_flags: u64,
+    pub alt_size: u64,
+    /// Call number to restart first (rip back over `syscall`, rax = it),
+    /// or [`UTI_NO_RESTART`].
+    pub restart: u64,
+    /// The `siginfo_t`.
+    pub info: [u8; 128],
+}
+
+impl Default for UtiSignal {
+    fn default() -> UtiSignal {
+        UtiSignal {
+            sig: 0,
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+            sp: 0,
+            alt_sp: 0,
+            alt_flags: 0,
+            alt_size: 0,
+            restart: UTI_NO_RESTART,
+            info: [0; 128],
+        }
+    }
+}
 
 /// User registers of a utility thread's first entry on Linux: the frame
 /// its clone returns with in the child (rax 0, its own stack) and its FS

@@ -7,7 +7,8 @@
 //! an execve of the main thread ends a utility thread that computes
 //! without system calls; `kill -9` of mcexec leaves nothing; placement
 //! hints put the thread on a Linux CPU or keep it on the LWK, checked in
-//! Linux's /proc. The programs are built here with
+//! Linux's /proc; the program's signal handlers run in a utility thread.
+//! The programs are built here with
 //! Debian's gcc against our `uti.h` and linked to our libuti, on a real
 //! `mcreboot -c 1 -m 1G` partition.
 
@@ -481,4 +482,81 @@ fn ended_utility_threads_leave_no_memory_in_mcexec() {
     // 10 threads leaking 0.8 MiB each would be 8 MiB; allow 1 MiB of
     // unrelated growth (malloc arenas, mirror bookkeeping).
     assert!(size12 <= size2 + 1024, "mcexec grew from {size2} kB to {size12} kB over 10 utility threads");
+}
+
+/// The lines of `uti_signals` that say what the handlers saw (the same
+/// on Linux and with `--enable-uti`).
+const SIGNAL_LINES: [&str; 7] = [
+    "main tid differs 1",
+    "kill: tid ok code SI_TKILL mask ok",
+    "queue: tid ok code SI_QUEUE value 42",
+    "blocked pending yes, at unblock 1",
+    "mask after handlers: usr1 0 usr2 0 hup 0",
+    "usr2: tid ok altstack yes",
+    "hup: nodefer 1 reset 1",
+];
+
+/// Signal handlers run in a utility thread (docs/uti.md): thread-directed
+/// signals from the main LWK thread (pthread_kill, pthread_sigqueue) run
+/// the program's SA_SIGINFO handler on the utility thread (its gettid,
+/// si_code, si_value, the handler's mask and its restoration); a blocked
+/// signal stays pending and runs at the unblock, on the thread's
+/// sigaltstack; SA_RESETHAND | SA_NODEFER; a read() of a pipe on Linux is
+/// interrupted with EINTR; a signal sent to the process while the main
+/// thread blocks it runs on the utility thread; a caught SIGSEGV runs its
+/// handler there (siglongjmp back). An uncaught SIGSEGV of the utility thread kills the
+/// process with SIGSEGV, and the partition runs the next program.
+#[test]
+fn signal_handlers_run_in_a_utility_thread() {
+    if !can_run("signal_handlers_run_in_a_utility_thread") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = build(tmp.path(), "uti_signals");
+    let exe_s = exe.to_str().unwrap();
+    let counter = counter_file(tmp.path());
+    let lines = |out: &std::process::Output| -> String { String::from_utf8_lossy(&out.stdout).into_owned() };
+
+    // Linux's run is the reference.
+    let linux = Command::new(&exe).env("UTI_COUNTER_FILE", &counter).stdin(Stdio::null()).output().unwrap();
+    common::log(&exe, &[], &linux);
+    let text = lines(&linux);
+    assert_eq!(linux.status.code(), Some(0), "{text}");
+    for l in SIGNAL_LINES.iter().chain(&["read: -1 EINTR", "caught segv: addr 16 SEGV_MAPERR", "process-directed: tid ok", "done 7"]) {
+        assert!(text.lines().any(|x| x == *l), "Linux: no {l:?} in {text}");
+    }
+
+    let p = Partition::boot("1G", &[]);
+    let run = |args: &[&str]| {
+        let out = p
+            .mcexec_command(args)
+            .stdin(Stdio::null())
+            .env("UTI_COUNTER_FILE", &counter)
+            .output()
+            .unwrap();
+        common::log(Path::new("mcexec"), args, &out);
+        out
+    };
+    let out = run(&["--enable-uti", exe_s]);
+    let text = lines(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // On Linux CPU 0, kept off the partition's CPU 1.
+    assert!(text.contains("uti cpu 0 affinity 0-0\n"), "{text}");
+    for l in SIGNAL_LINES.iter().chain(&["read: -1 EINTR", "caught segv: addr 16 SEGV_MAPERR", "process-directed: tid ok", "done 7"]) {
+        assert!(text.lines().any(|x| x == *l), "no {l:?} in {text}");
+    }
+
+    // A bad access of the utility thread: the process dies of SIGSEGV
+    // (a shell's 139), with the kernel's segfault line.
+    let out = run(&["--enable-uti", exe_s, "segv"]);
+    let text = lines(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{:?}: {text}", out.status);
+    assert!(text.contains("caught segv: addr 16 SEGV_MAPERR\nsegv now\n"), "{text}");
+    assert!(p.kmsg().contains("segfault at 10 in utility thread"), "{}", p.kmsg());
+
+    // The partition is fine: the next program runs.
+    let out = run(&["--enable-uti", exe_s]);
+    let text = lines(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("done 7\n"), "{text}");
 }

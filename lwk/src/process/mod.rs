@@ -33,6 +33,7 @@ pub mod sync;
 pub mod thread;
 pub mod trap;
 pub mod uti;
+pub mod uti_signal;
 
 use alloc::string::String;
 use alloc::sync::Arc;

@@ -30,8 +30,8 @@ pub const SA_ONSTACK: u64 = 0x0800_0000;
 pub const SA_RESTART: u64 = 0x1000_0000;
 pub const SA_NODEFER: u64 = 0x4000_0000;
 pub const SA_RESETHAND: u64 = 0x8000_0000;
-const SS_ONSTACK: u32 = 1;
-const SS_DISABLE: u32 = 2;
+pub(super) const SS_ONSTACK: u32 = 1;
+pub(super) const SS_DISABLE: u32 = 2;
 
 /// `struct sigaction` as the kernel ABI has it (x86-64).
 #[derive(Clone, Copy, Debug, Default)]
@@ -107,12 +107,12 @@ impl SignalState {
 
 /// What a signal does by default.
 #[derive(PartialEq, Eq)]
-enum Default {
+pub(super) enum Default {
     Terminate,
     Ignore,
 }
 
-fn default_action(sig: u32) -> Default {
+pub(super) fn default_action(sig: u32) -> Default {
     match sig {
         // SIGCHLD, SIGCONT, SIGURG, SIGWINCH, and the stop signals (no job
         // control on the LWK yet).
@@ -121,12 +121,12 @@ fn default_action(sig: u32) -> Default {
     }
 }
 
-fn bit(sig: u32) -> u64 {
+pub(super) fn bit(sig: u32) -> u64 {
     1u64 << (sig - 1)
 }
 
 /// Signals that cannot be caught, blocked or ignored.
-const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
+pub(super) const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
 
 /// Would `sig` be discarded right away?
 fn ignored(p: &Process, sig: u32) -> bool {
@@ -152,11 +152,9 @@ pub fn send_to_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
     super::sigfd::publish(p);
     let target = {
         let threads = p.threads.lock();
-        // Utility threads run their user code on Linux, where the LWK
-        // cannot run a handler (uti.rs): never theirs.
-        let unblocked = |t: &&Arc<Thread>| {
-            t.sig_mask.load(Ordering::Relaxed) & bit(sig) == 0 && !t.uti.load(Ordering::Relaxed)
-        };
+        // Utility threads too: their proxy runs the handler on Linux
+        // (uti_signal.rs).
+        let unblocked = |t: &&Arc<Thread>| t.sig_mask.load(Ordering::Relaxed) & bit(sig) == 0;
         // The current thread if it can take it (no wake-up needed), else
         // the first that does not block it.
         let cur = super::sched::current().map(|c| c as *const Thread);
@@ -289,7 +287,7 @@ pub fn suspend(t: &Thread, mask: u64) -> Result<u64, Errno> {
 }
 
 /// The next signal `t` should take (removed from its pending set).
-fn dequeue(t: &Thread) -> Option<(u32, SigInfo)> {
+pub(super) fn dequeue(t: &Thread) -> Option<(u32, SigInfo)> {
     let mask = t.sig_mask.load(Ordering::Relaxed) & !UNBLOCKABLE;
     dequeue_from(t, !mask)
 }
@@ -297,7 +295,7 @@ fn dequeue(t: &Thread) -> Option<(u32, SigInfo)> {
 /// Calls that a handler interrupts with EINTR even under SA_RESTART
 /// (signal(7), "never restarted"): sleeps and waits with a timeout, whose
 /// restart would start the full time again.
-fn never_restarted(nr: u64) -> bool {
+pub(super) fn never_restarted(nr: u64) -> bool {
     use ihk_abi::linux::sys;
     matches!(
         nr,

@@ -13,18 +13,21 @@
 //! calls, and a futex wait of the utility thread is an ordinary LWK wait
 //! that LWK threads wake (and the other way round).
 //!
-//! Must not: deliver signal handlers here (the program's handlers would
-//! have to run on Linux: process-directed signals pick other threads,
-//! `signal.rs`), or create threads or processes from this thread (clone,
+//! Signals: at each visit (a forwarded call, a fault, UTI_CHECK) the
+//! thread takes a pending signal (`uti_signal.rs`) and the resume tells
+//! the proxy, which runs the handler on Linux.
+//!
+//! Must not: create threads or processes from this thread (clone,
 //! fork, execve answer EOPNOTSUPP: the new context would need the user
 //! registers the proxy holds).
 
 use core::sync::atomic::Ordering;
 
 use ihk_abi::linux::sys;
-use ihk_abi::offload::{OffloadCall, UtiRegs, UTI_CHECK, UTI_FAULT, UTI_RESUME, UTI_START};
+use ihk_abi::offload::{OffloadCall, UtiRegs, UtiSignal, UTI_CHECK, UTI_FAULT, UTI_RESUME, UTI_START};
 
-use super::{offload, sched, service, Thread};
+use super::signal::{self, SigInfo, SIG_IGN};
+use super::{offload, sched, service, uti_signal, Thread};
 use crate::arch::x86_64::entry::{USER_CS, USER_DS};
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::errno::*;
@@ -60,9 +63,12 @@ pub fn uti_main(t: &Thread, frame: TrapFrame) -> ! {
     // On this thread's kernel stack (direct-mapped), alive until the proxy
     // answers the first UtiRun: it copies the registers before running.
     let regs_gpa = crate::mm::phys::to_phys(&regs as *const UtiRegs as *const u8);
-    let (mut kind, mut value) = (UTI_START, regs_gpa);
+    // Likewise the signal the proxy must deliver (read before it answers).
+    let mut sig = UtiSignal::default();
+    let sig_gpa = crate::mm::phys::to_phys(&sig as *const UtiSignal as *const u8);
+    let (mut kind, mut value, mut sig_arg) = (UTI_START, regs_gpa, 0);
     loop {
-        let (r, call) = offload::call_with_reply(t, OffloadCall::UtiRun as u64, [kind, value, 0, 0, 0, 0]);
+        let (r, call) = offload::call_with_reply(t, OffloadCall::UtiRun as u64, [kind, value, sig_arg, 0, 0, 0]);
         if t.process.is_dying() {
             sched::exit_current(t);
         }
@@ -70,10 +76,7 @@ pub fn uti_main(t: &Thread, frame: TrapFrame) -> ! {
             super::thread::exit_thread(t, 0);
         }
         (kind, value) = (UTI_RESUME, 0);
-        if r == UTI_CHECK {
-            continue;
-        }
-        if r < 0 {
+        if r < 0 && r != UTI_CHECK {
             // The proxy could not run the thread (mirror or set-up failed):
             // the program cannot go on consistently.
             let p = &t.process;
@@ -87,21 +90,41 @@ pub fn uti_main(t: &Thread, frame: TrapFrame) -> ! {
             service::kill_process(p, SIGKILL, false);
             sched::exit_current(t);
         }
-        value = if r as u64 == UTI_FAULT {
-            fault(t, call.args[0], call.args[1] != 0) as u64
+        if r as u64 == UTI_FAULT {
+            value = fault(t, call.args[0], call.args[1] != 0) as u64;
+        } else if r != UTI_CHECK {
+            value = run_forwarded(r as u64, call.args, call.sp) as u64;
+        }
+        let mut next = UtiSignal::default();
+        let restart = t.take_restart();
+        sig_arg = if uti_signal::take(t, call.sp, restart, &mut next) {
+            // SAFETY: our own local; volatile because only the proxy reads it.
+            unsafe { core::ptr::write_volatile(&mut sig, next) };
+            sig_gpa
         } else {
-            run_forwarded(r as u64, call.args, call.sp) as u64
+            0
         };
     }
 }
 
 /// A page fault of the program on Linux at `addr`: back the page as the
 /// LWK's own fault handler would (the answer carries the new map sequence,
-/// so the proxy mirrors it), or end the process with SIGSEGV as Linux would
-/// (a handler cannot run on Linux).
+/// so the proxy mirrors it); else SIGSEGV for the thread if it catches it
+/// (its handler runs on Linux), or the process ends with SIGSEGV.
 fn fault(t: &Thread, addr: u64, write: bool) -> i64 {
     let p = &t.process;
-    if p.aspace.lock().fault(addr, write, false) {
+    let mapped = {
+        let mut a = p.aspace.lock();
+        if a.fault(addr, write, false) {
+            return 0;
+        }
+        a.vma_at(addr).is_some()
+    };
+    let a = p.signals.lock().actions[(SIGSEGV - 1) as usize];
+    if a.handler > SIG_IGN && t.sig_mask.load(Ordering::Relaxed) & signal::bit(SIGSEGV) == 0 {
+        // SEGV_ACCERR 2, SEGV_MAPERR 1.
+        let info = SigInfo { code: if mapped { 2 } else { 1 }, addr, ..SigInfo::default() };
+        signal::send_to_thread(t, SIGSEGV, info);
         return 0;
     }
     crate::printk!("{}[{}]: segfault at {:x} in utility thread {} (on Linux)", p.comm.lock(), p.pid, addr, t.tid());

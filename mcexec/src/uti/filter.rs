@@ -7,12 +7,14 @@
 //! state, ids and the LWK's /proc view stay the LWK's. Offloaded calls run
 //! on Linux directly, as they would through a proxy. Exceptions that must
 //! act on the Linux thread itself run on Linux: `getcpu`, `sched_yield`,
-//! `arch_prctl` (the thread's FS base), `rt_sigreturn`, the clock reads
+//! `arch_prctl` (the thread's FS base), the clock reads
 //! (the same clocks, without a round trip), and `read` and `write`
 //! (LocalOrOffload only for a signalfd and for a thread's `comm` file of
 //! the LWK's /proc view: a utility thread's I/O must not take a round trip
 //! per call; its read of a signalfd reads the eventfd's counter, and its
-//! write to such a file renames nothing).
+//! write to such a file renames nothing). The program's `rt_sigreturn` is
+//! trapped too: its handler's frame is restored by the thread's SIGSYS
+//! handler, which gives the frame's mask to the LWK (`signal.rs`).
 //!
 //! Only calls made from the program's code are trapped: the filter lets
 //! every call whose instruction pointer lies outside the LWK user range
@@ -29,7 +31,6 @@ pub fn forwarded(nr: u64) -> bool {
         sys::SYS_getcpu
         | sys::SYS_sched_yield
         | sys::SYS_arch_prctl
-        | sys::SYS_rt_sigreturn
         | sys::SYS_clock_gettime
         | sys::SYS_clock_getres
         | sys::SYS_gettimeofday
@@ -136,12 +137,12 @@ mod tests {
         let trap = |nr: u64| run(&p, nr as u32, AUDIT_ARCH_X86_64, user_ip) == SECCOMP_RET_TRAP;
         for nr in [sys::SYS_mmap, sys::SYS_munmap, sys::SYS_mprotect, sys::SYS_brk, sys::SYS_futex, sys::SYS_exit,
             sys::SYS_exit_group, sys::SYS_gettid, sys::SYS_rt_sigaction, sys::SYS_rt_sigprocmask, sys::SYS_clone,
-            sys::SYS_set_robust_list, sys::SYS_openat, sys::SYS_rseq, sys::SYS_util_indicate_clone]
+            sys::SYS_set_robust_list, sys::SYS_openat, sys::SYS_rseq, sys::SYS_util_indicate_clone, sys::SYS_rt_sigreturn]
         {
             assert!(trap(nr), "{nr} must go to the LWK");
         }
         for nr in [sys::SYS_read, sys::SYS_write, sys::SYS_getcpu, sys::SYS_sched_yield, sys::SYS_arch_prctl,
-            sys::SYS_clock_gettime, sys::SYS_rt_sigreturn, sys::SYS_nanosleep, sys::SYS_close, 600]
+            sys::SYS_clock_gettime, sys::SYS_nanosleep, sys::SYS_close, 600]
         {
             assert!(!trap(nr), "{nr} runs on Linux");
         }

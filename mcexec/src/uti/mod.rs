@@ -13,6 +13,8 @@
 //! `ThreadExit`, after which this host thread ends too. Faults on memory
 //! not mirrored yet are forwarded the same way (`UTI_FAULT`), and the
 //! proxy interrupt (SIGURG) in the program's code answers `UTI_CHECK`.
+//! A resume may carry a signal: its handler runs on this thread
+//! (`signal.rs`).
 //!
 //! The mirror: every request carries the map sequence it needs, so the
 //! mirror is brought up to date at the thread's start and at each return
@@ -31,11 +33,12 @@
 mod cpus;
 mod entry;
 mod filter;
+mod signal;
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, Once, OnceLock};
 
-use ihk_abi::offload::{OffloadCall, UtiRegs, UTI_CHECK, UTI_FAULT, UTI_RESUME};
+use ihk_abi::offload::{OffloadCall, UtiRegs, UtiSignal, UTI_CHECK, UTI_FAULT, UTI_RESUME};
 
 use crate::proxy::{Process, SPIN_MAX};
 
@@ -201,13 +204,20 @@ unsafe fn previous_sigsegv(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mu
 ///
 /// # Safety
 /// `uc` as the kernel passed it to a SA_SIGINFO handler.
-unsafe fn on_sigurg(_info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
+unsafe fn on_sigurg(_info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    let uc = uc as *mut libc::ucontext_t;
+    // SAFETY: per the contract.
+    let sp = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] as u64 };
     CTX.with(|c| {
         let c = c.borrow();
         let Some(c) = c.as_ref() else { return };
         let s = c.process.slot(c.slot);
         if s.interrupt.load(std::sync::atomic::Ordering::Acquire) != 0 {
-            forward(&c.process, c.slot, UTI_CHECK as u64, [0; 6], 0);
+            let (_, sig) = forward(&c.process, c.slot, UTI_CHECK as u64, [0; 6], sp);
+            // SAFETY: the program's context; the LWK backed the frame's room.
+            if let Some(sig) = sig {
+                unsafe { signal::deliver(uc, &sig) };
+            }
         }
     });
 }
@@ -224,45 +234,74 @@ unsafe fn on_sigsegv(info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     };
     let write = g[libc::REG_ERR as usize] as u64 & 2 != 0;
     let sp = g[libc::REG_RSP as usize] as u64;
-    CTX.with(|c| {
+    let sig = CTX.with(|c| {
         let c = c.borrow();
         let c = c.as_ref().expect("program fault in a thread that is not a utility thread");
-        forward(&c.process, c.slot, UTI_FAULT, [addr, write as u64, 0, 0, 0, 0], sp)
+        forward(&c.process, c.slot, UTI_FAULT, [addr, write as u64, 0, 0, 0, 0], sp).1
     });
+    if let Some(sig) = sig {
+        // SAFETY: the program's context; the LWK backed the frame's room.
+        unsafe { signal::deliver(uc as *mut libc::ucontext_t, &sig) };
+    }
 }
 
 /// The SIGSYS handler proper, on mcexec's TLS: forward the trapped call
-/// and put its result in the program's rax.
+/// and put its result in the program's rax, then run the signal handler
+/// the LWK asks for. The program's `rt_sigreturn` restores its frame here
+/// and forwards the frame's mask (`signal.rs`).
 ///
 /// # Safety
 /// `info` and `uc` as the kernel passed them to a SA_SIGINFO handler.
 unsafe fn on_sigsys(info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    let uc = uc as *mut libc::ucontext_t;
     // SAFETY: per the contract; `struct siginfo`'s SIGSYS fields: the call
     // number is the int at byte 24.
-    let (nr, g) = unsafe {
-        (*(info as *const u8).add(24).cast::<i32>() as u64, &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext.gregs)
-    };
+    let (nr, g) = unsafe { (*(info as *const u8).add(24).cast::<i32>() as u64, (*uc).uc_mcontext.gregs) };
     let reg = |r: libc::c_int| g[r as usize] as u64;
-    let args = [reg(libc::REG_RDI), reg(libc::REG_RSI), reg(libc::REG_RDX), reg(libc::REG_R10), reg(libc::REG_R8), reg(libc::REG_R9)];
     let sp = reg(libc::REG_RSP);
-    let result = CTX.with(|c| {
+    let sigreturn = nr == libc::SYS_rt_sigreturn as u64;
+    let (nr, args) = if sigreturn {
+        // SAFETY: the program's context, its frame at its stack pointer.
+        let mask = unsafe { signal::sigreturn(uc) };
+        (libc::SYS_rt_sigprocmask as u64, [2 /* SIG_SETMASK */, mask, 0, 8, 0, 0])
+    } else {
+        (nr, [reg(libc::REG_RDI), reg(libc::REG_RSI), reg(libc::REG_RDX), reg(libc::REG_R10), reg(libc::REG_R8), reg(libc::REG_R9)])
+    };
+    let (result, sig) = CTX.with(|c| {
         let c = c.borrow();
         let c = c.as_ref().expect("SIGSYS in a thread that is not a utility thread");
         forward(&c.process, c.slot, nr, args, sp)
     });
-    g[libc::REG_RAX as usize] = result;
+    // SAFETY: per the contract; the LWK backed the frame's room.
+    unsafe {
+        if !sigreturn {
+            // rt_sigreturn keeps the frame's rax.
+            (*uc).uc_mcontext.gregs[libc::REG_RAX as usize] = result;
+        }
+        if let Some(sig) = sig {
+            signal::deliver(uc, &sig);
+        }
+    }
+}
+
+/// The [`UtiSignal`] at `gpa` (on the LWK thread's stack until we answer).
+fn read_signal(process: &Process, gpa: u64) -> Option<UtiSignal> {
+    let p = process.mirror.guest().ptr(gpa, std::mem::size_of::<UtiSignal>() as u64).ok()?;
+    // SAFETY: `ptr` checked the bounds; the LWK wrote it before the request.
+    Some(unsafe { std::ptr::read_unaligned(p as *const UtiSignal) })
 }
 
 /// Answer the pending UtiRun with call `nr`, serve the slot until the LWK
-/// resumes us, and return the call's result.
-fn forward(process: &Arc<Process>, i: u32, nr: u64, args: [u64; 6], sp: u64) -> i64 {
+/// resumes us, and return the call's result and the signal to deliver.
+fn forward(process: &Arc<Process>, i: u32, nr: u64, args: [u64; 6], sp: u64) -> (i64, Option<UtiSignal>) {
     process.publish(i, nr as i64, Some((args, sp)));
     loop {
         process.wait_for_request(i, SPIN_MAX);
         let req = process.take_request(i);
         match req.call() {
             Some(OffloadCall::UtiRun) if req.failed.is_none() && req.args[0] == UTI_RESUME => {
-                return req.args[1] as i64;
+                let sig = (req.args[2] != 0).then(|| read_signal(process, req.args[2]));
+                return (req.args[1] as i64, sig.flatten());
             }
             Some(OffloadCall::UtiRun) => process.publish(i, req.failed.unwrap_or(-EFAULT), None),
             Some(OffloadCall::ThreadExit) => {
