@@ -455,6 +455,14 @@ pub enum OffloadCall {
     /// `UtiRun(UTI_RESUME, result)`. Offload requests made meanwhile (the
     /// call's own, e.g. `ZeroPhys`) are served by the same proxy thread.
     UtiRun = OFFLOAD_CALL_BASE + 18,
+    /// `(fd)`: keep a close-on-exec duplicate of host fd `fd` that the
+    /// program cannot close (`close`, `dup2`, `close_range` skip it), from
+    /// which the pages of private file mappings are read on first touch
+    /// ([`OffloadCall::PreadPhys`]). Returns the duplicate or -errno.
+    KeepFd = OFFLOAD_CALL_BASE + 19,
+    /// `(fd)`: close a duplicate made by [`OffloadCall::KeepFd`]. Returns 0
+    /// or -errno (EBADF: not one of them).
+    DropFd = OFFLOAD_CALL_BASE + 20,
 }
 
 /// [`OffloadCall::UtiRun`] kinds.
@@ -537,6 +545,8 @@ impl OffloadCall {
             x if x == OffloadCall::SysvAttach as u64 => OffloadCall::SysvAttach,
             x if x == OffloadCall::ShareSysv as u64 => OffloadCall::ShareSysv,
             x if x == OffloadCall::UtiRun as u64 => OffloadCall::UtiRun,
+            x if x == OffloadCall::KeepFd as u64 => OffloadCall::KeepFd,
+            x if x == OffloadCall::DropFd as u64 => OffloadCall::DropFd,
             _ => return None,
         })
     }
@@ -660,6 +670,8 @@ mod tests {
             OffloadCall::ShareAnon,
             OffloadCall::SysvAttach,
             OffloadCall::ShareSysv,
+            OffloadCall::KeepFd,
+            OffloadCall::DropFd,
         ] {
             assert_eq!(OffloadCall::from_u64(c as u64), Some(c));
         }

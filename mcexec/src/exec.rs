@@ -64,7 +64,7 @@ impl Executor {
     }
 
     fn reserved(&self, fd: u64) -> bool {
-        self.reserved_fds.contains(&(fd as i32)) || crate::share::owns(fd as i32)
+        self.reserved_fds.contains(&(fd as i32)) || crate::share::owns(fd as i32) || crate::filekeep::owns(fd as i32)
     }
 
     /// Execute one request; returns the value for the LWK (negative errno on
@@ -106,6 +106,7 @@ impl Executor {
             .iter()
             .copied()
             .chain(crate::share::fds())
+            .chain(crate::filekeep::fds())
             .map(|f| f as u32)
             .filter(|f| (first..=last).contains(f))
             .collect();
@@ -194,6 +195,8 @@ impl Executor {
             OffloadCall::ShareAnon => crate::share::share_anon(a),
             OffloadCall::SysvAttach => crate::share::sysv_attach(a),
             OffloadCall::ShareSysv => crate::share::share_sysv(a),
+            OffloadCall::KeepFd => crate::filekeep::keep(a[0] as i32),
+            OffloadCall::DropFd => crate::filekeep::drop_fd(a[0] as i32),
             OffloadCall::ThreadStart | OffloadCall::ThreadExit | OffloadCall::Fork | OffloadCall::UtiRun => EINVAL.neg(),
         }
     }
@@ -317,7 +320,7 @@ fn close_on_exec(reserved: &[i32]) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
     let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
     for fd in fds {
-        if reserved.contains(&fd) || crate::share::owns(fd) {
+        if reserved.contains(&fd) || crate::share::owns(fd) || crate::filekeep::owns(fd) {
             continue;
         }
         // SAFETY: querying and closing descriptors of the program (the

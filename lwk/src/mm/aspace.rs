@@ -31,6 +31,11 @@ use super::vma::{subtract, VmaSet};
 use super::window::{self, Piece, ShareMaps};
 use crate::errno::*;
 
+/// How much of an on-demand mapping one page fault backs (at least the
+/// mirror granule): 16 pages, so sequential reads fault 16 times less
+/// often while a sparse mapping still costs only what is touched.
+pub const FILE_CHUNK: u64 = 64 << 10;
+
 #[derive(Clone, Copy, Debug)]
 struct Extent {
     len: u64,
@@ -182,6 +187,18 @@ impl AddressSpace {
         subtract(s, e, &holes)
     }
 
+    /// Bytes of `[s, e)` backed by the process's memory.
+    pub fn backed_in(&self, s: u64, e: u64) -> u64 {
+        let mut n = 0;
+        if let Some((&va, x)) = self.backing.range(..s).next_back() {
+            n += (va + x.len).min(e).saturating_sub(s);
+        }
+        for (&va, x) in self.backing.range(s..e) {
+            n += (va + x.len).min(e) - va;
+        }
+        n
+    }
+
     /// Back `[start, end)` with zeroed memory where it is not yet.
     fn populate(&mut self, start: u64, end: u64) -> Result<(), Errno> {
         let g = self.granule;
@@ -200,12 +217,71 @@ impl AddressSpace {
             while v < ge {
                 let (pa, piece) = self.alloc_piece(v, ge)?;
                 // New memory is zeroed by the proxy when there is one (the
-                // host does it at memory speed), else here.
+                // host does it at memory speed), else here; pages of
+                // private file mappings in it are then read from the file.
                 super::bulk::zero_user(pa, piece);
+                if let Err(e) = self.fill(v, v + piece, pa) {
+                    phys::free(pa, piece);
+                    return Err(e);
+                }
                 self.backing.insert(v, Extent { len: piece, pa });
                 self.backed_bytes += piece;
                 v += piece;
             }
+        }
+        Ok(())
+    }
+
+    /// Read the file-filled pages of `[s, e)` (backed from `pa`) from their
+    /// files (`filemap`: private file mappings are filled on first backing).
+    fn fill(&self, s: u64, e: u64, pa: u64) -> Result<(), Errno> {
+        for f in self.files.fills_in(s, e) {
+            super::bulk::read_file(f.fd, pa + (f.va - s), f.len, f.off).map_err(|e| {
+                crate::printk!("mm: filling {:#x} (+{:#x}) from its file failed: errno {}", f.va, f.len, e.0);
+                EFAULT
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A new private file mapping `[start, end)` was recorded in `files`:
+    /// the parts already backed (mirror granules shared with a neighbour)
+    /// are read from the file now, since they will not be backed again.
+    pub fn fill_backed(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        let mut exts: Vec<(u64, Extent)> = Vec::new();
+        if let Some((&va, &x)) = self.backing.range(..start).next_back() {
+            exts.push((va, x));
+        }
+        exts.extend(self.backing.range(start..end).map(|(&k, &x)| (k, x)));
+        for (va, x) in exts {
+            let (s, e) = (va.max(start), (va + x.len).min(end));
+            if s < e {
+                self.fill(s, e, x.pa + (s - va))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Back and map the accessible pages of on-demand VMAs in `[start,
+    /// start+len)` (buffers of an offloaded call, which the proxy reaches
+    /// through the mirror, where an unbacked page is an EFAULT, not a fault).
+    /// Stops at the first page outside every VMA.
+    pub fn fault_in(&mut self, start: u64, len: u64) -> Result<(), Errno> {
+        let end = align_up(start.saturating_add(len.max(1)), PAGE).min(USER_END);
+        let mut cur = align_down(start, PAGE);
+        let mut changed = false;
+        while cur < end {
+            let Some((_, v)) = self.vma_at(cur) else { break };
+            let e = v.end.min(end);
+            if v.lazy && !v.perm.is_none() && v.kind != VmaKind::Shared {
+                self.populate(cur, e)?;
+                self.map_pages(cur, e)?;
+                changed = true;
+            }
+            cur = e;
+        }
+        if changed {
+            self.publish()?;
         }
         Ok(())
     }
@@ -238,6 +314,9 @@ impl AddressSpace {
     /// bytes are copied by the calling thread's proxy.
     pub fn copy_from(&mut self, parent: &AddressSpace) -> Result<(), Errno> {
         self.vmas = parent.vmas.clone();
+        // Pages of private file mappings the parent never backed are read
+        // from the file when the child first touches them, as the parent's.
+        self.files = parent.files.fork();
         self.brk_start = parent.brk_start;
         self.brk = parent.brk;
         self.brk_end = parent.brk_end;
@@ -638,8 +717,10 @@ impl AddressSpace {
                     // window (beyond the end of the file) is a fault.
                     return false;
                 }
-                let g = self.granule;
-                let (bs, be) = (align_down(addr, g).max(s), align_up(addr + 1, g).min(v.end));
+                // A chunk at a time: a kernel entry per page fault is costly
+                // (docs/pvm.md); file pages come in FILE_CHUNK pieces.
+                let chunk = if v.lazy { self.granule.max(FILE_CHUNK) } else { self.granule };
+                let (bs, be) = (align_down(addr, chunk).max(s), align_up(addr + 1, chunk).min(v.end));
                 self.populate(bs, be).and_then(|_| self.map_pages(bs, be)).and_then(|_| self.publish()).is_ok()
             }
             None => self.grow_stack(addr),
@@ -671,6 +752,8 @@ impl AddressSpace {
         if old + old_len == v.end && grow_end <= MMAP_TOP && !self.overlaps(v.end, grow_end) {
             let from = v.end;
             self.vmas.insert(s, Vma { end: grow_end, ..v });
+            // A file mapping grows over the file's next pages.
+            self.files.grow(from, grow_end);
             if !v.lazy && !v.perm.is_none() {
                 if let Err(e) = self.populate(from, grow_end).and_then(|_| self.map_pages(from, grow_end)).and_then(|_| self.publish()) {
                     self.vmas.insert(s, v);
@@ -685,6 +768,25 @@ impl AddressSpace {
         }
         let dst = self.find_free(new_len, 0).ok_or(ENOMEM)?;
         self.map_new(dst, new_len, v.perm, v.kind, v.lazy)?;
+        // The file range moves along: pages never backed still come from
+        // the file (its descriptor stays used, so it is not dropped).
+        if let Some((fs, m)) = self.files.at(old) {
+            let m = super::filemap::FileMap { end: dst + new_len, off: m.off + (old - fs), ..m.clone() };
+            self.files.insert(dst, m);
+        }
+        if v.lazy {
+            // Back the destination where the source is backed, so the
+            // copy below keeps every page the program has.
+            let mut off = 0;
+            while off < old_len {
+                if self.pt.translate(old + off).is_some() && self.pt.translate(dst + off).is_none() {
+                    let e = (dst + off + PAGE).min(dst + new_len);
+                    self.populate(dst + off, e).and_then(|_| self.map_pages(dst + off, e))?;
+                }
+                off += PAGE;
+            }
+            self.publish()?;
+        }
         self.copy_user_range(old, dst, old_len);
         self.unmap(old, old_len)?;
         Ok(dst)
@@ -754,12 +856,28 @@ impl AddressSpace {
         ok(self.pt.translate(va)).ok_or(EFAULT)
     }
 
-    /// Copy `buf.len()` bytes from user address `va`.
-    pub fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    /// The page of `va` mapped (readable, or writable with `write`),
+    /// backing an on-demand page as a user access would: its translation.
+    fn resolve(&mut self, va: u64, write: bool) -> Result<(u64, bool), Errno> {
+        match self.pt.translate(va) {
+            Some((pa, w)) if w || !write => Ok((pa, w)),
+            _ => {
+                let lazy = self.vma_at(va).is_some_and(|(_, v)| v.lazy && v.kind != VmaKind::Shared);
+                if !lazy || !self.fault(va, write, false) {
+                    return Err(EFAULT);
+                }
+                self.pt.translate(va).ok_or(EFAULT)
+            }
+        }
+    }
+
+    /// Copy `buf.len()` bytes from user address `va` (on-demand pages are
+    /// backed on the way).
+    pub fn read(&mut self, va: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let mut done = 0usize;
         while done < buf.len() {
             let a = va.checked_add(done as u64).ok_or(EFAULT)?;
-            let (pa, _) = self.pt.translate(a).ok_or(EFAULT)?;
+            let (pa, _) = self.resolve(a, false)?;
             let n = ((PAGE - a % PAGE) as usize).min(buf.len() - done);
             // SAFETY: `pa..pa+n` is inside one user page of this process.
             unsafe { core::ptr::copy_nonoverlapping(phys::to_virt(pa), buf[done..].as_mut_ptr(), n) };
@@ -769,11 +887,11 @@ impl AddressSpace {
     }
 
     /// Copy `data` to user address `va` (pages must be writable).
-    pub fn write(&self, va: u64, data: &[u8]) -> Result<(), Errno> {
+    pub fn write(&mut self, va: u64, data: &[u8]) -> Result<(), Errno> {
         let mut done = 0usize;
         while done < data.len() {
             let a = va.checked_add(done as u64).ok_or(EFAULT)?;
-            let (pa, w) = self.pt.translate(a).ok_or(EFAULT)?;
+            let (pa, w) = self.resolve(a, true)?;
             if !w {
                 return Err(EFAULT);
             }
@@ -800,17 +918,17 @@ impl AddressSpace {
         Ok(())
     }
 
-    pub fn read_u64(&self, va: u64) -> Result<u64, Errno> {
+    pub fn read_u64(&mut self, va: u64) -> Result<u64, Errno> {
         let mut b = [0u8; 8];
         self.read(va, &mut b)?;
         Ok(u64::from_le_bytes(b))
     }
 
-    pub fn write_u64(&self, va: u64, v: u64) -> Result<(), Errno> {
+    pub fn write_u64(&mut self, va: u64, v: u64) -> Result<(), Errno> {
         self.write(va, &v.to_le_bytes())
     }
 
-    pub fn write_u32(&self, va: u64, v: u32) -> Result<(), Errno> {
+    pub fn write_u32(&mut self, va: u64, v: u32) -> Result<(), Errno> {
         self.write(va, &v.to_le_bytes())
     }
 

@@ -30,7 +30,7 @@ pub fn getrusage(f: &mut TrapFrame) -> SysResult {
     let mut r = [0u8; RUSAGE_SIZE];
     r[0..8].copy_from_slice(&(us / 1_000_000).to_le_bytes());
     r[8..16].copy_from_slice(&(us % 1_000_000).to_le_bytes());
-    let a = p.aspace.lock();
+    let mut a = p.aspace.lock();
     r[MAXRSS..MAXRSS + 8].copy_from_slice(&(a.backed_bytes / 1024).to_le_bytes());
     a.write(usage, &r)?;
     Ok(0)
