@@ -734,7 +734,19 @@ impl AddressSpace {
         }
         let old_len = align_up(old_len, PAGE);
         let new_len = align_up(new_len, PAGE);
-        let (s, v) = self.vma_at(old).ok_or(EFAULT)?;
+        let (s, mut v) = self.vma_at(old).ok_or(EFAULT)?;
+        // Pieces split by mprotect and made alike again are one mapping (a
+        // Linux VMA merge), as far as the range reaches.
+        while old + old_len > v.end && v.kind != VmaKind::Shared {
+            match self.vmas.get(&v.end).copied() {
+                Some(n) if n.perm == v.perm && n.kind == v.kind && n.lazy == v.lazy => {
+                    self.vmas.remove(&v.end);
+                    v.end = n.end;
+                    self.vmas.insert(s, v);
+                }
+                _ => break,
+            }
+        }
         if old + old_len > v.end || old_len == 0 {
             return Err(EFAULT);
         }
@@ -752,8 +764,13 @@ impl AddressSpace {
         if old + old_len == v.end && grow_end <= MMAP_TOP && !self.overlaps(v.end, grow_end) {
             let from = v.end;
             self.vmas.insert(s, Vma { end: grow_end, ..v });
-            // A file mapping grows over the file's next pages.
+            // A file mapping grows over the file's next pages (those in
+            // granules already backed are read now).
             self.files.grow(from, grow_end);
+            if let Err(e) = self.fill_backed(from, grow_end) {
+                self.vmas.insert(s, v);
+                return Err(e);
+            }
             if !v.lazy && !v.perm.is_none() {
                 if let Err(e) = self.populate(from, grow_end).and_then(|_| self.map_pages(from, grow_end)).and_then(|_| self.publish()) {
                     self.vmas.insert(s, v);
@@ -773,6 +790,10 @@ impl AddressSpace {
         if let Some((fs, m)) = self.files.at(old) {
             let m = super::filemap::FileMap { end: dst + new_len, off: m.off + (old - fs), ..m.clone() };
             self.files.insert(dst, m);
+            if let Err(e) = self.fill_backed(dst, dst + new_len) {
+                let _ = self.unmap(dst, new_len);
+                return Err(e);
+            }
         }
         if v.lazy {
             // Back the destination where the source is backed, so the
