@@ -455,14 +455,20 @@ pub enum OffloadCall {
     /// `UtiRun(UTI_RESUME, result)`. Offload requests made meanwhile (the
     /// call's own, e.g. `ZeroPhys`) are served by the same proxy thread.
     UtiRun = OFFLOAD_CALL_BASE + 18,
-    /// `(fd)`: keep a close-on-exec duplicate of host fd `fd` that the
-    /// program cannot close (`close`, `dup2`, `close_range` skip it), from
-    /// which the pages of private file mappings are read on first touch
-    /// ([`OffloadCall::PreadPhys`]). Returns the duplicate or -errno.
-    KeepFd = OFFLOAD_CALL_BASE + 19,
-    /// `(fd)`: close a duplicate made by [`OffloadCall::KeepFd`]. Returns 0
-    /// or -errno (EBADF: not one of them).
-    DropFd = OFFLOAD_CALL_BASE + 20,
+    /// `(fd, size)`: keep a read-only mapping of the first `size` bytes of
+    /// host fd `fd`'s file in the proxy (no descriptor: the program's may
+    /// be closed, and mcexec's few reserved descriptor numbers are for
+    /// share windows), from which the pages of private file mappings are
+    /// read on first touch ([`OffloadCall::ReadKept`]). Returns a handle
+    /// (>= 0) or -errno.
+    KeepFile = OFFLOAD_CALL_BASE + 19,
+    /// `(handle)`: unmap a file kept by [`OffloadCall::KeepFile`]. Returns
+    /// 0 or -errno (EBADF: no such handle).
+    DropFile = OFFLOAD_CALL_BASE + 20,
+    /// `(handle, gpa, len, offset)`: copy up to `len` bytes of a kept file
+    /// from `offset` into guest-physical memory: bytes copied (0 past the
+    /// kept size) or -errno (EFAULT: the file shrank under the range).
+    ReadKept = OFFLOAD_CALL_BASE + 21,
 }
 
 /// [`OffloadCall::UtiRun`] kinds.
@@ -545,8 +551,9 @@ impl OffloadCall {
             x if x == OffloadCall::SysvAttach as u64 => OffloadCall::SysvAttach,
             x if x == OffloadCall::ShareSysv as u64 => OffloadCall::ShareSysv,
             x if x == OffloadCall::UtiRun as u64 => OffloadCall::UtiRun,
-            x if x == OffloadCall::KeepFd as u64 => OffloadCall::KeepFd,
-            x if x == OffloadCall::DropFd as u64 => OffloadCall::DropFd,
+            x if x == OffloadCall::KeepFile as u64 => OffloadCall::KeepFile,
+            x if x == OffloadCall::DropFile as u64 => OffloadCall::DropFile,
+            x if x == OffloadCall::ReadKept as u64 => OffloadCall::ReadKept,
             _ => return None,
         })
     }
@@ -670,8 +677,9 @@ mod tests {
             OffloadCall::ShareAnon,
             OffloadCall::SysvAttach,
             OffloadCall::ShareSysv,
-            OffloadCall::KeepFd,
-            OffloadCall::DropFd,
+            OffloadCall::KeepFile,
+            OffloadCall::DropFile,
+            OffloadCall::ReadKept,
         ] {
             assert_eq!(OffloadCall::from_u64(c as u64), Some(c));
         }

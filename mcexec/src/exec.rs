@@ -64,7 +64,7 @@ impl Executor {
     }
 
     fn reserved(&self, fd: u64) -> bool {
-        self.reserved_fds.contains(&(fd as i32)) || crate::share::owns(fd as i32) || crate::filekeep::owns(fd as i32)
+        self.reserved_fds.contains(&(fd as i32)) || crate::share::owns(fd as i32)
     }
 
     /// Execute one request; returns the value for the LWK (negative errno on
@@ -106,7 +106,6 @@ impl Executor {
             .iter()
             .copied()
             .chain(crate::share::fds())
-            .chain(crate::filekeep::fds())
             .map(|f| f as u32)
             .filter(|f| (first..=last).contains(f))
             .collect();
@@ -195,8 +194,13 @@ impl Executor {
             OffloadCall::ShareAnon => crate::share::share_anon(a),
             OffloadCall::SysvAttach => crate::share::sysv_attach(a),
             OffloadCall::ShareSysv => crate::share::share_sysv(a),
-            OffloadCall::KeepFd => crate::filekeep::keep(a[0] as i32),
-            OffloadCall::DropFd => crate::filekeep::drop_fd(a[0] as i32),
+            OffloadCall::KeepFile => crate::filekeep::keep(a[0] as i32, a[1]),
+            OffloadCall::DropFile => crate::filekeep::drop_kept(a[0] as i64),
+            OffloadCall::ReadKept => {
+                let (h, gpa, len, off) = (a[0] as i64, a[1], a[2], a[3]);
+                let Ok(p) = self.guest.ptr(gpa, len) else { return EFAULT.neg() };
+                crate::filekeep::read(h, p, len, off)
+            }
             OffloadCall::ThreadStart | OffloadCall::ThreadExit | OffloadCall::Fork | OffloadCall::UtiRun => EINVAL.neg(),
         }
     }
@@ -320,7 +324,7 @@ fn close_on_exec(reserved: &[i32]) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
     let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
     for fd in fds {
-        if reserved.contains(&fd) || crate::share::owns(fd) || crate::filekeep::owns(fd) {
+        if reserved.contains(&fd) || crate::share::owns(fd) {
             continue;
         }
         // SAFETY: querying and closing descriptors of the program (the

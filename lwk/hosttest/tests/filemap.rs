@@ -3,12 +3,12 @@
 use lwk_hosttest::mm::filemap::{Fill, FileMap, FileMaps, Orphan, Writeback};
 
 fn fm(end: u64, off: u64, shared_fd: Option<i32>) -> FileMap {
-    FileMap { end, off, dev: 1, ino: 2, path: "/f".into(), shared: shared_fd.is_some(), shared_fd, fill_fd: None, size: 0 }
+    FileMap { end, off, dev: 1, ino: 2, path: "/f".into(), shared: shared_fd.is_some(), shared_fd, kept_file: None, size: 0 }
 }
 
-/// A private mapping filled from kept descriptor `fd` of a file of `size` bytes.
+/// A private mapping filled from kept file `fd` of a file of `size` bytes.
 fn private(end: u64, off: u64, fd: i32, size: u64) -> FileMap {
-    FileMap { end, off, dev: 1, ino: 2, path: "/f".into(), shared: false, shared_fd: None, fill_fd: Some(fd), size }
+    FileMap { end, off, dev: 1, ino: 2, path: "/f".into(), shared: false, shared_fd: None, kept_file: Some(fd), size }
 }
 
 #[test]
@@ -63,11 +63,12 @@ fn fills_stop_at_the_end_of_the_file_and_follow_the_offsets() {
 }
 
 #[test]
-fn a_kept_descriptor_is_shared_by_ranges_of_its_file_and_dropped_with_the_last() {
+fn a_kept_file_is_shared_by_ranges_of_it_and_dropped_with_the_last() {
     let mut m = FileMaps::new();
     m.insert(0x10000, private(0x12000, 0, 11, 1 << 20));
-    assert_eq!(m.fill_fd_for(1, 2), Some(11));
-    assert_eq!(m.fill_fd_for(1, 3), None);
+    assert_eq!(m.kept_file_for(1, 2, 1 << 20), Some(11));
+    assert_eq!(m.kept_file_for(1, 3, 1 << 20), None);
+    assert_eq!(m.kept_file_for(1, 2, 1 << 21), None, "the file grew: kept again");
     m.insert(0x30000, private(0x31000, 0x5000, 11, 1 << 20));
     m.remove(0x10000, 0x12000);
     assert!(m.take_orphans().is_empty(), "the second range still uses it");
@@ -78,7 +79,7 @@ fn a_kept_descriptor_is_shared_by_ranges_of_its_file_and_dropped_with_the_last()
 #[test]
 fn an_orphan_taken_up_again_by_a_new_range_is_not_closed() {
     // MAP_FIXED over the only range of a file with a new range of the
-    // same file: the descriptor is reused between the unmap and the insert.
+    // same file: the kept file is reused between the unmap and the insert.
     let mut m = FileMaps::new();
     m.insert(0x10000, private(0x12000, 0, 4, 1 << 20));
     m.remove(0x10000, 0x12000);

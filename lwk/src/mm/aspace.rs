@@ -786,7 +786,7 @@ impl AddressSpace {
         let dst = self.find_free(new_len, 0).ok_or(ENOMEM)?;
         self.map_new(dst, new_len, v.perm, v.kind, v.lazy)?;
         // The file range moves along: pages never backed still come from
-        // the file (its descriptor stays used, so it is not dropped).
+        // the file (its kept file stays used, so it is not dropped).
         if let Some((fs, m)) = self.files.at(old) {
             let m = super::filemap::FileMap { end: dst + new_len, off: m.off + (old - fs), ..m.clone() };
             self.files.insert(dst, m);

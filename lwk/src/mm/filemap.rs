@@ -7,7 +7,7 @@
 //! A private mapping of a regular file is filled on demand (docs/memory.md):
 //! when the address space backs one of its pages (a fault, a neighbour in
 //! the same mirror granule, a kernel access), the page is read from the
-//! file through the proxy's kept duplicate of the descriptor (`fill_fd`, one
+//! file through the proxy's kept mapping of it (`kept_file`, a handle; one
 //! per file and process, shared by every range of that file). A MAP_SHARED mapping of
 //! a writable descriptor keeps its own duplicate of the host descriptor
 //! (the program may close its own), and is written back with offloaded
@@ -33,14 +33,14 @@ pub struct FileMap {
     /// MAP_SHARED with PROT_WRITE of a writable descriptor: our duplicate
     /// of it on the host, for write-back.
     pub shared_fd: Option<i32>,
-    /// Private mapping filled on first touch: the proxy's kept descriptor
-    /// of the file (`OffloadCall::KeepFd`).
-    pub fill_fd: Option<i32>,
+    /// Private mapping filled on first touch: the handle of the proxy's
+    /// kept mapping of the file (`OffloadCall::KeepFile`).
+    pub kept_file: Option<i32>,
     /// File size at mmap: bytes past it read as zero.
     pub size: u64,
 }
 
-/// A piece to fill from a file: `[va, va+len)` from `fd` at `off`; `len`
+/// A piece to fill from a file: `[va, va+len)` from kept file `fd` at `off`; `len`
 /// stops at the file's end (the rest of the range stays zero).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fill {
@@ -59,8 +59,8 @@ pub struct Writeback {
     pub off: u64,
 }
 
-/// A host descriptor no range uses any more: `kept` ones are closed with
-/// `OffloadCall::DropFd`, the others with `close`.
+/// A host descriptor or kept file no range uses any more: `kept` files are
+/// dropped with `OffloadCall::DropFile`, descriptors closed with `close`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Orphan {
     pub fd: i32,
@@ -121,7 +121,7 @@ impl FileMaps {
             .into_iter()
             .filter_map(|k| {
                 let m = &self.map[&k];
-                let fd = m.fill_fd?;
+                let fd = m.kept_file?;
                 let (s, e) = (k.max(start), m.end.min(end));
                 let off = m.off + (s - k);
                 let len = (e - s).min(m.size.saturating_sub(off));
@@ -130,9 +130,10 @@ impl FileMaps {
             .collect()
     }
 
-    /// The kept descriptor of file (`dev`, `ino`) if a range uses one.
-    pub fn fill_fd_for(&self, dev: u64, ino: u64) -> Option<i32> {
-        self.map.values().find(|m| m.fill_fd.is_some() && m.dev == dev && m.ino == ino).and_then(|m| m.fill_fd)
+    /// The kept file of (`dev`, `ino`) of `size` bytes if a range uses one
+    /// (a file that changed size is kept again, to cover its new size).
+    pub fn kept_file_for(&self, dev: u64, ino: u64, size: u64) -> Option<i32> {
+        self.map.values().find(|m| m.kept_file.is_some() && m.dev == dev && m.ino == ino && m.size == size).and_then(|m| m.kept_file)
     }
 
     /// The range ending at `old_end` now ends at `new_end` (mremap grew
@@ -145,7 +146,7 @@ impl FileMaps {
         }
     }
 
-    /// A copy for a fork child, whose proxy inherits the kept descriptors;
+    /// A copy for a fork child, whose proxy inherits the kept files;
     /// shared copies are not written back by the child (its proxy's
     /// duplicates are not its own to close).
     pub fn fork(&self) -> FileMaps {
@@ -165,7 +166,7 @@ impl FileMaps {
                 self.map.insert(end, FileMap { off: m.off + (end - k), ..m.clone() });
             }
             gone.extend(m.shared_fd.map(|fd| Orphan { fd, kept: false }));
-            gone.extend(m.fill_fd.map(|fd| Orphan { fd, kept: true }));
+            gone.extend(m.kept_file.map(|fd| Orphan { fd, kept: true }));
         }
         for o in gone {
             if !self.uses(&o) && !self.orphans.contains(&o) {
@@ -181,11 +182,11 @@ impl FileMaps {
 
     /// Whether a range uses descriptor `o`.
     fn uses(&self, o: &Orphan) -> bool {
-        self.map.values().any(|m| if o.kept { m.fill_fd == Some(o.fd) } else { m.shared_fd == Some(o.fd) })
+        self.map.values().any(|m| if o.kept { m.kept_file == Some(o.fd) } else { m.shared_fd == Some(o.fd) })
     }
 
-    /// Kept descriptor `fd` (just made for a mapping that then failed) is
-    /// to be dropped unless a range uses it.
+    /// Kept file `fd` (just kept for a mapping that then failed) is to be
+    /// dropped unless a range uses it.
     pub fn release_kept(&mut self, fd: i32) {
         let o = Orphan { fd, kept: true };
         if !self.uses(&o) && !self.orphans.contains(&o) {

@@ -1,6 +1,7 @@
 //! The offloaded half of file-backed mappings (`mm/filemap.rs` keeps the
 //! ranges): describing a host descriptor, duplicating it for a shared
-//! mapping or keeping it for on-demand filling of private ones, and
+//! mapping, having the proxy keep a file for on-demand filling of private
+//! ones, and
 //! writing shared ranges back with `pwrite64`.
 
 use alloc::string::String;
@@ -95,16 +96,15 @@ pub fn write_back_range(t: &Thread, start: u64, end: u64, sync: bool) -> Result<
 pub fn close_orphans(t: &Thread) {
     let fds: Vec<Orphan> = t.process.aspace.lock().files.take_orphans();
     for o in fds {
-        let nr = if o.kept { OffloadCall::DropFd as u64 } else { sys::SYS_close };
+        let nr = if o.kept { OffloadCall::DropFile as u64 } else { sys::SYS_close };
         offload::call(t, nr, [o.fd as u64, 0, 0, 0, 0, 0]);
     }
 }
 
-/// A descriptor the proxy keeps for filling private mappings of `fd`'s
-/// file on demand (`OffloadCall::KeepFd`), or the error (EMFILE when the
-/// proxy's reserved descriptor numbers are used up).
-pub fn keep(t: &Thread, fd: u64) -> Result<i32, Errno> {
-    res(offload::call(t, OffloadCall::KeepFd as u64, [fd, 0, 0, 0, 0, 0])).map(|v| v as i32)
+/// Have the proxy keep the first `size` bytes of `fd`'s file for filling
+/// private mappings of it on demand (`OffloadCall::KeepFile`): the handle.
+pub fn keep(t: &Thread, fd: u64, size: u64) -> Result<i32, Errno> {
+    res(offload::call(t, OffloadCall::KeepFile as u64, [fd, size, 0, 0, 0, 0])).map(|v| v as i32)
 }
 
 /// The process ends: every shared mapping goes back to its file.
@@ -120,7 +120,7 @@ pub fn note_image(t: &Thread, fd: i32, ranges: &[(u64, u64, u64)]) {
     let Ok((info, path)) = describe(t, fd as u64) else { return };
     let mut a = t.process.aspace.lock();
     for &(start, end, off) in ranges {
-        let m = crate::mm::filemap::FileMap { end, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: false, shared_fd: None, fill_fd: None, size: 0 };
+        let m = crate::mm::filemap::FileMap { end, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: false, shared_fd: None, kept_file: None, size: 0 };
         a.files.insert(start, m);
     }
 }

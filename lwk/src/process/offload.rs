@@ -169,11 +169,12 @@ pub fn copy_phys(dst: u64, src: u64, len: u64) -> Result<(), Errno> {
     Ok(())
 }
 
-/// `pread` of host file `fd` (a kept descriptor) at `off` into
-/// guest-physical `[pa, pa+len)` by the calling thread's proxy: bytes read.
-pub fn read_file(fd: i32, pa: u64, len: u64, off: u64) -> Result<u64, Errno> {
+/// Copy `len` bytes of kept file `handle` (`OffloadCall::KeepFile`) from
+/// `off` into guest-physical `[pa, pa+len)` by the calling thread's proxy:
+/// bytes copied (0 past the kept size).
+pub fn read_file(handle: i32, pa: u64, len: u64, off: u64) -> Result<u64, Errno> {
     let t = sched::current().ok_or(EIO)?;
-    let r = call(t, OffloadCall::PreadPhys as u64, [fd as u64, pa, len, off, 0, 0]);
+    let r = call(t, OffloadCall::ReadKept as u64, [handle as u64, pa, len, off, 0, 0]);
     if r < 0 {
         Err(Errno((-r) as i32))
     } else {

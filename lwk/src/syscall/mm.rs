@@ -89,7 +89,7 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
             if let Some(start) = map_private_file(t, addr, len, perm, flags, fd, off, info, path)? {
                 return Ok(start);
             }
-            // The proxy cannot keep another descriptor: a copy, as before.
+            // The proxy could not keep the file: a copy, as before.
         }
     }
     if let Some((info, _)) = &file {
@@ -159,7 +159,7 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
         if perm.is_none() {
             a.protect(start, len, perm)?;
         }
-        let fm = FileMap { end: start + len, off, dev: info.dev, ino: info.ino, path, shared: kind != MAP_PRIVATE, shared_fd, fill_fd: None, size: 0 };
+        let fm = FileMap { end: start + len, off, dev: info.dev, ino: info.ino, path, shared: kind != MAP_PRIVATE, shared_fd, kept_file: None, size: 0 };
         a.files.insert(start, fm);
     }
     filemap_io::close_orphans(t);
@@ -168,9 +168,9 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
 
 /// mmap of a private mapping of a regular file, filled on demand
 /// (docs/memory.md): a VMA backed on first touch, whose pages the address
-/// space reads from the file through a descriptor the proxy keeps (one per
-/// file and process). `Ok(None)`: the proxy could not keep one (the caller
-/// copies the file range now instead).
+/// space reads from the file through the proxy's kept mapping of it (one per
+/// file, size and process). `Ok(None)`: the proxy could not keep it (the
+/// caller copies the file range now instead).
 #[allow(clippy::too_many_arguments)]
 fn map_private_file(
     t: &crate::process::Thread,
@@ -189,9 +189,9 @@ fn map_private_file(
     }
     let placed = {
         let mut a = t.process.aspace.lock();
-        let kept = match a.files.fill_fd_for(info.dev, info.ino) {
+        let kept = match a.files.kept_file_for(info.dev, info.ino, info.size) {
             Some(k) => k,
-            None => match filemap_io::keep(t, fd) {
+            None => match filemap_io::keep(t, fd, info.size) {
                 Ok(k) => k,
                 Err(_) => return Ok(None),
             },
@@ -214,7 +214,7 @@ fn map_private_file(
                 path: path.into(),
                 shared: false,
                 shared_fd: None,
-                fill_fd: Some(kept),
+                kept_file: Some(kept),
                 size: info.size,
             };
             a.files.insert(start, fm);
@@ -270,12 +270,12 @@ fn map_shared(
             }
             let writable = info.status_flags & 3 == 2;
             let sh = share::file(t, fd, info.dev, info.ino, off, covered, writable)?;
-            let fm = FileMap { end: 0, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: true, shared_fd: None, fill_fd: None, size: 0 };
+            let fm = FileMap { end: 0, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: true, shared_fd: None, kept_file: None, size: 0 };
             (sh, covered, fm)
         }
         None => {
             let sh = share::anon(t, len)?;
-            let fm = FileMap { end: 0, off: 0, dev: 0, ino: 0, path: "/dev/zero (deleted)".into(), shared: true, shared_fd: None, fill_fd: None, size: 0 };
+            let fm = FileMap { end: 0, off: 0, dev: 0, ino: 0, path: "/dev/zero (deleted)".into(), shared: true, shared_fd: None, kept_file: None, size: 0 };
             (sh, len, fm)
         }
     };
@@ -343,7 +343,7 @@ pub fn shmat(f: &mut TrapFrame) -> SysResult {
         };
         a.map_share(start, len, len, perm, sh)?;
         let path = alloc::format!("/SYSV{:08x} (deleted)", shmid);
-        a.files.insert(start, FileMap { end: start + len, off: 0, dev: SYSV_SHM_DEV, ino: shmid, path, shared: true, shared_fd: None, fill_fd: None, size: 0 });
+        a.files.insert(start, FileMap { end: start + len, off: 0, dev: SYSV_SHM_DEV, ino: shmid, path, shared: true, shared_fd: None, kept_file: None, size: 0 });
         Ok(start)
     })();
     placed
