@@ -287,6 +287,12 @@ impl Mirror {
         Ok(())
     }
 
+    /// The share windows (gpa, len) of the applied map table.
+    pub fn windows(&self) -> Vec<(u64, u64)> {
+        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.entries.iter().filter(|e| e.flags & MAP_ENTRY_WINDOW != 0).map(|e| (e.gpa, e.len)).collect()
+    }
+
     /// The guest memory the mirror maps.
     pub fn guest(&self) -> &Arc<GuestMemory> {
         &self.guest

@@ -2,7 +2,8 @@
  * results that are the same on Linux and on the LWK.
  * usage: lazymap <scratch-dir> semantics
  *        lazymap <scratch-dir> sparse <MiB> <pages>   (then waits for a line on stdin)
- *        lazymap <scratch-dir> hold <MiB> <pages>     (touches, then sleeps until killed) */
+ *        lazymap <scratch-dir> hold <MiB> <pages>     (touches, then sleeps until killed)
+ *        lazymap <scratch-dir> windows <rounds>       (shared mappings made and dropped) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -148,10 +149,34 @@ static unsigned char *sparse(const char *dir, long mib, long pages) {
     return p;
 }
 
+/* MAP_SHARED mappings (share windows on the LWK) made, stored to and
+ * unmapped in a loop, anonymous and of a file: each must be given back
+ * (mcexec keeps a descriptor per window while it is mapped). */
+static int windows(const char *dir, int rounds) {
+    snprintf(path, sizeof path, "%s/shared.bin", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0 && ftruncate(fd, pg) == 0, "create shared.bin");
+    for (int i = 0; i < rounds; i++) {
+        char *a = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        CHECK(a != MAP_FAILED, "mmap shared anonymous");
+        a[0] = (char)i;
+        CHECK(munmap(a, pg) == 0, "munmap anonymous");
+        char *f = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        CHECK(f != MAP_FAILED, "mmap shared file");
+        f[1] = (char)i;
+        CHECK(munmap(f, pg) == 0, "munmap file");
+    }
+    char b = 0;
+    CHECK(pread(fd, &b, 1, 1) == 1, "pread");
+    printf("windows: %d rounds, last store in the file %d\n", rounds, b == (char)(rounds - 1));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     pg = sysconf(_SC_PAGESIZE);
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc >= 3 && strcmp(argv[2], "semantics") == 0) return semantics(argv[1]);
+    if (argc >= 4 && strcmp(argv[2], "windows") == 0) return windows(argv[1], atoi(argv[3]));
     if (argc >= 5 && (strcmp(argv[2], "sparse") == 0 || strcmp(argv[2], "hold") == 0)) {
         unsigned char *p = sparse(argv[1], atol(argv[3]), atol(argv[4]));
         CHECK(p != NULL, "sparse mapping");
