@@ -106,3 +106,20 @@ fn growing_a_range_in_place_extends_its_file_range() {
     m.grow(0x12000, 0x14000);
     assert_eq!(m.fills_in(0x13000, 0x14000), vec![Fill { va: 0x13000, len: 0x1000, fd: 4, off: 0x5000 }]);
 }
+
+#[test]
+fn pieces_of_one_file_range_continue_and_others_do_not() {
+    let mut m = FileMaps::new();
+    m.insert(0x10000, private(0x14000, 0x1000, 4, 1 << 20));
+    m.remove(0x12000, 0x12000 + 0x1000);
+    // Re-inserted at the file offset it had: contiguous again.
+    m.insert(0x12000, private(0x13000, 0x3000, 4, 1 << 20));
+    assert!(m.continues(0x12000));
+    assert!(m.continues(0x13000));
+    // A different offset, or file against no file, does not continue.
+    m.insert(0x20000, private(0x21000, 0x9000, 4, 1 << 20));
+    m.insert(0x21000, private(0x22000, 0x0, 4, 1 << 20));
+    assert!(!m.continues(0x21000));
+    assert!(!m.continues(0x14000), "the file range ends there; nothing follows");
+    assert!(m.continues(0x40000), "no file on either side");
+}

@@ -739,7 +739,7 @@ impl AddressSpace {
         // Linux VMA merge), as far as the range reaches.
         while old + old_len > v.end && v.kind != VmaKind::Shared {
             match self.vmas.get(&v.end).copied() {
-                Some(n) if n.perm == v.perm && n.kind == v.kind && n.lazy == v.lazy => {
+                Some(n) if n.perm == v.perm && n.kind == v.kind && n.lazy == v.lazy && self.files.continues(v.end) => {
                     self.vmas.remove(&v.end);
                     v.end = n.end;
                     self.vmas.insert(s, v);

@@ -136,6 +136,18 @@ impl FileMaps {
         self.map.values().find(|m| m.kept_file.is_some() && m.dev == dev && m.ino == ino && m.size == size).and_then(|m| m.kept_file)
     }
 
+    /// Whether the file ranges at `at - 1` and `at` are one: both absent,
+    /// or the same file from contiguous offsets (two VMAs there may merge).
+    pub fn continues(&self, at: u64) -> bool {
+        match (self.at(at - 1), self.at(at)) {
+            (None, None) => true,
+            (Some((xs, x)), Some((ys, y))) => {
+                x.dev == y.dev && x.ino == y.ino && x.kept_file == y.kept_file && x.shared_fd == y.shared_fd && x.off + (at - xs) == y.off + (at - ys)
+            }
+            _ => false,
+        }
+    }
+
     /// The range ending at `old_end` now ends at `new_end` (mremap grew
     /// its mapping in place: the file continues there).
     pub fn grow(&mut self, old_end: u64, new_end: u64) {
