@@ -318,6 +318,9 @@ pub struct MapEntry {
 pub const MAP_ENTRY_WINDOW: u64 = 1;
 /// [`MapEntry::flags`]: the window is mapped writable.
 pub const MAP_ENTRY_WRITE: u64 = 2;
+/// [`MapEntry::flags`]: guest memory shared by several processes that none
+/// may write (a shared read-only file granule): mirrored read-only.
+pub const MAP_ENTRY_READONLY: u64 = 4;
 
 /// Layout of a proxy area holding `threads` thread slots and `maps` entries.
 pub const fn proxy_area_layout(threads: u32, maps: u32) -> (u32, u32, u64) {
@@ -528,6 +531,8 @@ pub struct FdInfo {
     pub status_flags: u32,
     pub path_len: u32,
     pub _pad: u32,
+    /// Modification time of the file, in ns since the epoch.
+    pub mtime_ns: u64,
 }
 
 impl OffloadCall {

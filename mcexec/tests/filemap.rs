@@ -5,7 +5,9 @@
 //! with Linux's own answers; shared mappings made and dropped in a loop
 //! (mcexec's window descriptors); a sparse 1 GiB mapping in a 512 MiB partition
 //! costs only the pages it touches; a `kill -9` of mcexec while it holds
-//! one leaves the partition's free memory where it was.
+//! one leaves the partition's free memory where it was; two processes
+//! mapping the same file read-only share its granules, and a write after
+//! mprotect gives the writer its own copy.
 
 mod common;
 
@@ -123,4 +125,66 @@ fn private_file_mappings_are_filled_on_demand_as_on_linux() {
     let again = settled_free(&p, Some(after));
     eprintln!("kill -9 again: free {held} held, {again} after");
     assert_eq!(again, after, "memory not given back after kill -9");
+}
+
+/// A running `lazymap <file> ro <role>`: its first sum, and the pipes.
+fn start_ro(p: &Partition, exe: &str, file: &str, role: &str) -> (Child, String, BufReader<std::process::ChildStdout>) {
+    let mut c = p.mcexec_command(&[exe, file, "ro", role]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let (before, out) = until_ready(&mut c);
+    (c, before, out)
+}
+
+/// Send the line, return the rest of its output.
+fn finish(mut c: Child, mut out: BufReader<std::process::ChildStdout>) -> String {
+    c.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(c.wait().unwrap().success(), "{rest}");
+    rest
+}
+
+#[test]
+fn two_processes_share_the_read_only_granules_of_a_file() {
+    if !can_run("two_processes_share_the_read_only_granules_of_a_file") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(exe) = compile("lazymap.c", &[], tmp.path(), "lazymap") else { return };
+    let exe = exe.to_str().unwrap();
+    // 16 MiB: eight 2 MiB granules of one read-only mapping.
+    let file = tmp.path().join("lib.bin");
+    let bytes: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let file = file.to_str().unwrap();
+    let p = Partition::boot("512M", &[]);
+    let (c, first, out) = start_ro(&p, exe, file, "reader");
+    finish(c, out);
+    // Twice: the first round settles the kernel's own first-use allocations
+    // (the cache's and the copy path's), the second must give back all.
+    let mut base = settled_free(&p, None);
+    for round in 0..2 {
+        let (a, sum_a, out_a) = start_ro(&p, exe, file, "reader");
+        let one = base - free(&p);
+        let (b, sum_b, out_b) = start_ro(&p, exe, file, "writer");
+        let two = base - free(&p);
+        eprintln!("round {round}: one process: {} KiB, two: {} KiB", one >> 10, two >> 10);
+        assert_eq!(sum_a, first);
+        assert_eq!(sum_b, first);
+        // The second process costs its own memory but not the file's 16 MiB
+        // again. (Granules are shared when the partition has 2 MiB pages,
+        // the mirror granule, which ihkd reserves when the node can give
+        // them, as this machine kind does.)
+        assert!(two - one + (12 << 20) <= one, "the second process used {} KiB, the first {} KiB", (two - one) >> 10, one >> 10);
+        // The writer's mprotect and writes give it a private copy; the
+        // reader and the file keep their bytes.
+        let w = finish(b, out_b);
+        assert!(w.starts_with("written sum ") && w.trim_start_matches("written ") != first, "{w}");
+        assert_eq!(finish(a, out_a), first);
+        assert_eq!(std::fs::read(file).unwrap(), bytes, "the file changed");
+        let after = settled_free(&p, Some(base));
+        if round == 1 {
+            assert_eq!(after, base, "memory not given back");
+        }
+        base = after;
+    }
 }

@@ -3,12 +3,12 @@
 use lwk_hosttest::mm::filemap::{Fill, FileMap, FileMaps, Orphan, Writeback};
 
 fn fm(end: u64, off: u64, shared_fd: Option<i32>) -> FileMap {
-    FileMap { end, off, dev: 1, ino: 2, path: "/f".into(), shared: shared_fd.is_some(), shared_fd, kept_file: None, size: 0 }
+    FileMap { end, off, dev: 1, ino: 2, path: "/f".into(), shared: shared_fd.is_some(), shared_fd, kept_file: None, size: 0, mtime_ns: 0 }
 }
 
 /// A private mapping filled from kept file `fd` of a file of `size` bytes.
 fn private(end: u64, off: u64, fd: i32, size: u64) -> FileMap {
-    FileMap { end, off, dev: 1, ino: 2, path: "/f".into(), shared: false, shared_fd: None, kept_file: Some(fd), size }
+    FileMap { end, off, dev: 1, ino: 2, path: "/f".into(), shared: false, shared_fd: None, kept_file: Some(fd), size, mtime_ns: 0 }
 }
 
 #[test]

@@ -8,7 +8,11 @@
 //! address in `mcexec`. Memory is populated eagerly when a VMA becomes
 //! accessible (NUMA-local, 2 MiB aligned runs where the span allows, so
 //! the page table uses 2 MiB pages), except MAP_NORESERVE and PROT_NONE
-//! ranges and the stack's growth area, which fault in. A block is freed when
+//! ranges, the stack's growth area and private file mappings, which fault
+//! in; a file mapping's pages are read from the file when backed
+//! (`filemap`, docs/memory.md), and a granule wholly inside one read-only
+//! file mapping is a block shared with other processes (`pagecache`),
+//! copied before anything may write it. A block is freed when
 //! no VMA touches it any more; frees wait while an offloaded call of the
 //! process is in flight, since its proxy may still use the old mirror.
 //!
@@ -22,7 +26,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MAP_ENTRY_WINDOW, MAP_ENTRY_WRITE, MMAP_TOP, USER_END, USER_START};
+use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MAP_ENTRY_READONLY, MAP_ENTRY_WINDOW, MAP_ENTRY_WRITE, MMAP_TOP, USER_END, USER_START};
 
 use super::pagetable::{PageTable, Perm, LARGE};
 use super::phys::{self, PAGE};
@@ -40,6 +44,9 @@ pub const FILE_CHUNK: u64 = 64 << 10;
 struct Extent {
     len: u64,
     pa: u64,
+    /// A shared read-only file granule (`pagecache`): never written, never
+    /// freed here (its reference is put).
+    shared: bool,
 }
 
 /// Where the process's map table lives (in its proxy area).
@@ -57,7 +64,7 @@ pub struct AddressSpace {
     numa: u32,
     map: MapTable,
     /// Physical ranges waiting for no offload to be in flight.
-    deferred: Vec<(u64, u64)>,
+    deferred: Vec<(u64, u64, bool)>,
     pub brk_start: u64,
     pub brk: u64,
     brk_end: u64,
@@ -224,11 +231,73 @@ impl AddressSpace {
                     phys::free(pa, piece);
                     return Err(e);
                 }
-                self.backing.insert(v, Extent { len: piece, pa });
+                self.backing.insert(v, Extent { len: piece, pa, shared: false });
                 self.backed_bytes += piece;
                 v += piece;
             }
         }
+        Ok(())
+    }
+
+    /// Back the granule of `addr` with a shared read-only file granule
+    /// (`pagecache`) if it may be one: huge-page granules, unbacked, wholly
+    /// inside one on-demand, non-writable VMA and one file range. Returns
+    /// whether it did (else the caller backs it privately).
+    fn try_share(&mut self, addr: u64) -> bool {
+        let g = self.granule;
+        if g < LARGE {
+            return false;
+        }
+        let (gs, ge) = (align_down(addr, g), align_down(addr, g) + g);
+        let Some((vs, v)) = self.vma_at(gs) else { return false };
+        if vs > gs || v.end < ge || !v.lazy || v.perm.write || v.perm.is_none() || v.kind != VmaKind::Anon {
+            return false;
+        }
+        let Some((fs, m)) = self.files.at(gs) else { return false };
+        if m.end < ge || m.kept_file.is_none() || m.mtime_ns == 0 || self.unbacked(gs, ge) != alloc::vec![(gs, ge)] {
+            return false;
+        }
+        let key = super::pagecache::Key { dev: m.dev, ino: m.ino, size: m.size, mtime_ns: m.mtime_ns, off: m.off + (gs - fs) };
+        let fills = self.files.fills_in(gs, ge);
+        let numa = self.numa;
+        let make = || {
+            let pa = phys::alloc_on(g, g, Some(numa))?;
+            super::bulk::zero_user(pa, g);
+            for f in &fills {
+                if super::bulk::read_file(f.fd, pa + (f.va - gs), f.len, f.off).is_err() {
+                    phys::free(pa, g);
+                    return None;
+                }
+            }
+            Some(pa)
+        };
+        let Some(pa) = super::pagecache::get_or_make(key, g, make, |pa| phys::free(pa, g)) else { return false };
+        self.backing.insert(gs, Extent { len: g, pa, shared: true });
+        self.backed_bytes += g;
+        true
+    }
+
+    /// Give the shared granules in `[start, end)` private copies (before
+    /// anything may write them: mprotect to writable, a partial munmap,
+    /// MADV_DONTNEED), mapped where the shared ones were.
+    pub fn unshare_range(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        let g = self.granule;
+        let (s, e) = (align_down(start, g), align_up(end, g));
+        let shared: Vec<(u64, Extent)> = self.backing.range(s..e).filter(|(_, x)| x.shared).map(|(&k, &x)| (k, x)).collect();
+        if shared.is_empty() {
+            return Ok(());
+        }
+        for (va, x) in shared {
+            let pa = phys::alloc_on(x.len, x.len, Some(self.numa)).ok_or(ENOMEM)?;
+            super::bulk::copy_phys(pa, x.pa, x.len)?;
+            self.backing.insert(va, Extent { len: x.len, pa, shared: false });
+            self.deferred.push((x.pa, x.len, true));
+            self.map_pages(va, va + x.len)?;
+            super::pagetable::flush_range(va, x.len);
+        }
+        super::pagetable::shootdown(self.pt.root());
+        self.publish()?;
+        self.flush_deferred();
         Ok(())
     }
 
@@ -325,12 +394,18 @@ impl AddressSpace {
         self.stack_limit = parent.stack_limit;
         self.shares = parent.shares.fork();
         for (&va, x) in &parent.backing {
+            if x.shared {
+                super::pagecache::get(x.pa);
+                self.backing.insert(va, *x);
+                self.backed_bytes += x.len;
+                continue;
+            }
             let end = va + x.len;
             let mut v = va;
             while v < end {
                 let (pa, piece) = self.alloc_piece(v, end)?;
                 super::bulk::copy_phys(pa, x.pa + (v - va), piece)?;
-                self.backing.insert(v, Extent { len: piece, pa });
+                self.backing.insert(v, Extent { len: piece, pa, shared: false });
                 self.backed_bytes += piece;
                 v += piece;
             }
@@ -408,14 +483,15 @@ impl AddressSpace {
             let x = self.backing.remove(&va).unwrap();
             let (xs, xe) = (va, va + x.len);
             let (cs, ce) = (xs.max(s), xe.min(e));
+            // A shared granule is released whole (releases are granule aligned).
             if xs < cs {
-                self.backing.insert(xs, Extent { len: cs - xs, pa: x.pa });
+                self.backing.insert(xs, Extent { len: cs - xs, pa: x.pa, shared: x.shared });
             }
             if ce < xe {
-                self.backing.insert(ce, Extent { len: xe - ce, pa: x.pa + (ce - xs) });
+                self.backing.insert(ce, Extent { len: xe - ce, pa: x.pa + (ce - xs), shared: x.shared });
             }
             self.backed_bytes -= ce - cs;
-            self.deferred.push((x.pa + (cs - xs), ce - cs));
+            self.deferred.push((x.pa + (cs - xs), ce - cs, x.shared));
         }
         self.flush_deferred();
     }
@@ -423,8 +499,8 @@ impl AddressSpace {
     /// Give deferred frees back when no offload is in flight.
     pub fn flush_deferred(&mut self) {
         if self.in_flight.load(Ordering::Acquire) == 0 {
-            for (pa, len) in self.deferred.drain(..) {
-                phys::free(pa, len);
+            for (pa, len, shared) in self.deferred.drain(..) {
+                free_block(pa, len, shared);
             }
         }
     }
@@ -433,13 +509,16 @@ impl AddressSpace {
     fn publish(&mut self) -> Result<(), Errno> {
         let mut merged: Vec<MapEntry> = Vec::new();
         for (&va, x) in &self.backing {
+            // Shared granules are mirrored read-only (a proxy's write, e.g.
+            // a read() into them, would reach every process).
+            let flags = if x.shared { MAP_ENTRY_READONLY } else { 0 };
             if let Some(last) = merged.last_mut() {
-                if last.va + last.len == va && last.gpa + last.len == x.pa {
+                if last.va + last.len == va && last.gpa + last.len == x.pa && last.flags == flags {
                     last.len += x.len;
                     continue;
                 }
             }
-            merged.push(MapEntry { va, len: x.len, gpa: x.pa, flags: 0 });
+            merged.push(MapEntry { va, len: x.len, gpa: x.pa, flags });
         }
         // Window pieces: mcexec mirrors them with its own mapping of the file.
         for (va, p) in self.shares.iter() {
@@ -508,6 +587,9 @@ impl AddressSpace {
             window::put(base);
         }
         self.release_unused(start, end);
+        // A shared file granule still partly mapped gets a private copy
+        // before anything in it may change.
+        self.unshare_range(start, end)?;
         // Blocks shared with a neighbouring VMA stay backed: clear what the
         // removed VMAs held, so a later mapping there starts zeroed.
         for (s, v) in removed {
@@ -586,6 +668,9 @@ impl AddressSpace {
         if perm.is_none() {
             self.pt.unmap(start, end - start).map_err(|_| ENOMEM)?;
             return Ok(());
+        }
+        if perm.write {
+            self.unshare_range(start, end)?;
         }
         if newly_accessible {
             let private: Vec<(u64, u64)> = self
@@ -720,6 +805,9 @@ impl AddressSpace {
                 // A chunk at a time: a kernel entry per page fault is costly
                 // (docs/pvm.md); file pages come in FILE_CHUNK pieces.
                 let chunk = if v.lazy { self.granule.max(FILE_CHUNK) } else { self.granule };
+                if v.lazy {
+                    self.try_share(addr);
+                }
                 let (bs, be) = (align_down(addr, chunk).max(s), align_up(addr + 1, chunk).min(v.end));
                 self.populate(bs, be).and_then(|_| self.map_pages(bs, be)).and_then(|_| self.publish()).is_ok()
             }
@@ -857,8 +945,8 @@ impl AddressSpace {
         for (s, e) in all {
             self.release_backing(s, e);
         }
-        for (pa, len) in self.deferred.drain(..) {
-            phys::free(pa, len);
+        for (pa, len, shared) in self.deferred.drain(..) {
+            free_block(pa, len, shared);
         }
     }
 
@@ -974,6 +1062,16 @@ impl AddressSpace {
             }
         }
         true
+    }
+}
+
+/// Free a block given back: a shared file granule's reference is put (the
+/// block is freed with the last).
+fn free_block(pa: u64, len: u64, shared: bool) {
+    if !shared {
+        phys::free(pa, len);
+    } else if let Some((pa, len)) = super::pagecache::put(pa) {
+        phys::free(pa, len);
     }
 }
 

@@ -38,6 +38,9 @@ pub struct FileMap {
     pub kept_file: Option<i32>,
     /// File size at mmap: bytes past it read as zero.
     pub size: u64,
+    /// File modification time at mmap (which bytes a shared read-only
+    /// granule holds, `pagecache`).
+    pub mtime_ns: u64,
 }
 
 /// A piece to fill from a file: `[va, va+len)` from kept file `fd` at `off`; `len`

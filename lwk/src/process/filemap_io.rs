@@ -120,7 +120,7 @@ pub fn note_image(t: &Thread, fd: i32, ranges: &[(u64, u64, u64)]) {
     let Ok((info, path)) = describe(t, fd as u64) else { return };
     let mut a = t.process.aspace.lock();
     for &(start, end, off) in ranges {
-        let m = crate::mm::filemap::FileMap { end, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: false, shared_fd: None, kept_file: None, size: 0 };
+        let m = crate::mm::filemap::FileMap { end, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: false, shared_fd: None, kept_file: None, size: 0, mtime_ns: 0 };
         a.files.insert(start, m);
     }
 }

@@ -159,7 +159,7 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
         if perm.is_none() {
             a.protect(start, len, perm)?;
         }
-        let fm = FileMap { end: start + len, off, dev: info.dev, ino: info.ino, path, shared: kind != MAP_PRIVATE, shared_fd, kept_file: None, size: 0 };
+        let fm = FileMap { end: start + len, off, dev: info.dev, ino: info.ino, path, shared: kind != MAP_PRIVATE, shared_fd, kept_file: None, size: 0, mtime_ns: 0 };
         a.files.insert(start, fm);
     }
     filemap_io::close_orphans(t);
@@ -216,6 +216,7 @@ fn map_private_file(
                 shared_fd: None,
                 kept_file: Some(kept),
                 size: info.size,
+                mtime_ns: info.mtime_ns,
             };
             a.files.insert(start, fm);
             let filled = a.fill_backed(start, start + len).and_then(|_| {
@@ -270,12 +271,12 @@ fn map_shared(
             }
             let writable = info.status_flags & 3 == 2;
             let sh = share::file(t, fd, info.dev, info.ino, off, covered, writable)?;
-            let fm = FileMap { end: 0, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: true, shared_fd: None, kept_file: None, size: 0 };
+            let fm = FileMap { end: 0, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: true, shared_fd: None, kept_file: None, size: 0, mtime_ns: 0 };
             (sh, covered, fm)
         }
         None => {
             let sh = share::anon(t, len)?;
-            let fm = FileMap { end: 0, off: 0, dev: 0, ino: 0, path: "/dev/zero (deleted)".into(), shared: true, shared_fd: None, kept_file: None, size: 0 };
+            let fm = FileMap { end: 0, off: 0, dev: 0, ino: 0, path: "/dev/zero (deleted)".into(), shared: true, shared_fd: None, kept_file: None, size: 0, mtime_ns: 0 };
             (sh, len, fm)
         }
     };
@@ -343,7 +344,7 @@ pub fn shmat(f: &mut TrapFrame) -> SysResult {
         };
         a.map_share(start, len, len, perm, sh)?;
         let path = alloc::format!("/SYSV{:08x} (deleted)", shmid);
-        a.files.insert(start, FileMap { end: start + len, off: 0, dev: SYSV_SHM_DEV, ino: shmid, path, shared: true, shared_fd: None, kept_file: None, size: 0 });
+        a.files.insert(start, FileMap { end: start + len, off: 0, dev: SYSV_SHM_DEV, ino: shmid, path, shared: true, shared_fd: None, kept_file: None, size: 0, mtime_ns: 0 });
         Ok(start)
     })();
     placed
@@ -458,12 +459,14 @@ pub fn madvise(f: &mut TrapFrame) -> SysResult {
     }
     let len = align_up(len, PAGE);
     let t = current();
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     if !a.range_mapped(addr, len) {
         return Err(ENOMEM);
     }
     if advice == MADV_DONTNEED {
-        // Private anonymous memory reads back as zeroes afterwards.
+        // Private anonymous memory reads back as zeroes afterwards (a
+        // shared file granule gets a private copy first).
+        a.unshare_range(addr, addr + len)?;
         let zero = [0u8; PAGE as usize];
         let mut v = addr;
         while v < addr + len {

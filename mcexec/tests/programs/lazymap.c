@@ -3,7 +3,10 @@
  * usage: lazymap <scratch-dir> semantics
  *        lazymap <scratch-dir> sparse <MiB> <pages>   (then waits for a line on stdin)
  *        lazymap <scratch-dir> hold <MiB> <pages>     (touches, then sleeps until killed)
- *        lazymap <scratch-dir> windows <rounds>       (shared mappings made and dropped) */
+ *        lazymap <scratch-dir> windows <rounds>       (shared mappings made and dropped)
+ *        lazymap <file> ro reader|writer              (maps the file read-only, reads it all,
+ *                                                       waits for a line; a writer then makes it
+ *                                                       writable and writes it) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -172,11 +175,44 @@ static int windows(const char *dir, int rounds) {
     return 0;
 }
 
+static unsigned long sum(const unsigned char *p, long len) {
+    unsigned long s = 0;
+    for (long i = 0; i < len; i++) s = s * 31 + p[i];
+    return s;
+}
+
+/* A read-only private mapping of a whole file, read all; then, after a
+ * line on stdin, the reader reads it again and the writer writes it. */
+static int ro(const char *file, int writer) {
+    int fd = open(file, O_RDONLY);
+    CHECK(fd >= 0, "open");
+    long len = lseek(fd, 0, SEEK_END);
+    unsigned char *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    CHECK(p != MAP_FAILED, "mmap");
+    close(fd);
+    printf("sum %lx\nready\n", sum(p, len));
+    char line[16];
+    if (!fgets(line, sizeof line, stdin)) return 1;
+    if (writer) {
+        CHECK(mprotect(p, len, PROT_READ | PROT_WRITE) == 0, "mprotect");
+        p[0] ^= 0xff;
+        p[len - 1] ^= 0xff;
+        p[0] ^= 0xff;
+        p[len - 1] ^= 0xff;
+        p[len / 2] = (unsigned char)(p[len / 2] + 1);
+        printf("written sum %lx\n", sum(p, len));
+    } else {
+        printf("sum %lx\n", sum(p, len));
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     pg = sysconf(_SC_PAGESIZE);
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc >= 3 && strcmp(argv[2], "semantics") == 0) return semantics(argv[1]);
     if (argc >= 4 && strcmp(argv[2], "windows") == 0) return windows(argv[1], atoi(argv[3]));
+    if (argc >= 4 && strcmp(argv[2], "ro") == 0) return ro(argv[1], strcmp(argv[3], "writer") == 0);
     if (argc >= 5 && (strcmp(argv[2], "sparse") == 0 || strcmp(argv[2], "hold") == 0)) {
         unsigned char *p = sparse(argv[1], atol(argv[3]), atol(argv[4]));
         CHECK(p != NULL, "sparse mapping");
