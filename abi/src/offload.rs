@@ -324,6 +324,9 @@ pub struct MapEntry {
 pub const MAP_ENTRY_WINDOW: u64 = 1;
 /// [`MapEntry::flags`]: the window is mapped writable.
 pub const MAP_ENTRY_WRITE: u64 = 2;
+/// [`MapEntry::flags`]: guest memory shared by several processes that none
+/// may write (a shared read-only file granule): mirrored read-only.
+pub const MAP_ENTRY_READONLY: u64 = 4;
 
 /// Layout of a proxy area holding `threads` thread slots and `maps` entries.
 pub const fn proxy_area_layout(threads: u32, maps: u32) -> (u32, u32, u64) {
@@ -474,6 +477,20 @@ pub enum OffloadCall {
     /// `pending` now (after the LWK dequeued signals), before the call
     /// returns to the program. Returns 0.
     SignalfdSync = OFFLOAD_CALL_BASE + 20,
+    /// `(fd, size)`: keep a read-only mapping of the first `size` bytes of
+    /// host fd `fd`'s file in the proxy (no descriptor: the program's may
+    /// be closed, and mcexec's few reserved descriptor numbers are for
+    /// share windows), from which the pages of private file mappings are
+    /// read on first touch ([`OffloadCall::ReadKept`]). Returns a handle
+    /// (>= 0) or -errno.
+    KeepFile = OFFLOAD_CALL_BASE + 21,
+    /// `(handle)`: unmap a file kept by [`OffloadCall::KeepFile`]. Returns
+    /// 0 or -errno (EBADF: no such handle).
+    DropFile = OFFLOAD_CALL_BASE + 22,
+    /// `(handle, gpa, len, offset)`: copy up to `len` bytes of a kept file
+    /// from `offset` into guest-physical memory: bytes copied (0 past the
+    /// kept size) or -errno (EFAULT: the file shrank under the range).
+    ReadKept = OFFLOAD_CALL_BASE + 23,
 }
 
 /// [`OffloadCall::UtiRun`] kinds.
@@ -584,6 +601,8 @@ pub struct FdInfo {
     pub status_flags: u32,
     pub path_len: u32,
     pub _pad: u32,
+    /// Modification time of the file, in ns since the epoch.
+    pub mtime_ns: u64,
 }
 
 impl OffloadCall {
@@ -609,6 +628,9 @@ impl OffloadCall {
             x if x == OffloadCall::UtiRun as u64 => OffloadCall::UtiRun,
             x if x == OffloadCall::SignalfdSet as u64 => OffloadCall::SignalfdSet,
             x if x == OffloadCall::SignalfdSync as u64 => OffloadCall::SignalfdSync,
+            x if x == OffloadCall::KeepFile as u64 => OffloadCall::KeepFile,
+            x if x == OffloadCall::DropFile as u64 => OffloadCall::DropFile,
+            x if x == OffloadCall::ReadKept as u64 => OffloadCall::ReadKept,
             _ => return None,
         })
     }
@@ -732,6 +754,9 @@ mod tests {
             OffloadCall::ShareAnon,
             OffloadCall::SysvAttach,
             OffloadCall::ShareSysv,
+            OffloadCall::KeepFile,
+            OffloadCall::DropFile,
+            OffloadCall::ReadKept,
         ] {
             assert_eq!(OffloadCall::from_u64(c as u64), Some(c));
         }

@@ -200,6 +200,13 @@ impl Executor {
                 crate::sigfd::sync(a[0]);
                 0
             }
+            OffloadCall::KeepFile => crate::filekeep::keep(a[0] as i32, a[1]),
+            OffloadCall::DropFile => crate::filekeep::drop_kept(a[0] as i64),
+            OffloadCall::ReadKept => {
+                let (h, gpa, len, off) = (a[0] as i64, a[1], a[2], a[3]);
+                let Ok(p) = self.guest.ptr(gpa, len) else { return EFAULT.neg() };
+                crate::filekeep::read(h, p, len, off)
+            }
             OffloadCall::ThreadStart | OffloadCall::ThreadExit | OffloadCall::Fork | OffloadCall::UtiRun => EINVAL.neg(),
         }
     }

@@ -15,6 +15,7 @@ pub mod affinity;
 pub mod attach;
 pub mod cli;
 pub mod exec;
+pub mod filekeep;
 pub mod guest;
 pub mod lwkfs;
 pub mod mirror;

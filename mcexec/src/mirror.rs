@@ -20,7 +20,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MAP_ENTRY_WINDOW, MAP_ENTRY_WRITE, USER_END, USER_START};
+use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MAP_ENTRY_READONLY, MAP_ENTRY_WINDOW, MAP_ENTRY_WRITE, USER_END, USER_START};
 use nix::sys::mman::{mmap, mmap_anonymous, MapFlags, ProtFlags};
 
 use crate::guest::GuestMemory;
@@ -298,7 +298,11 @@ impl Mirror {
                     mmap(
                         Some(NonZeroUsize::new(at as usize).unwrap()),
                         NonZeroUsize::new(l as usize).unwrap(),
-                        with_exec(ProtFlags::PROT_READ | ProtFlags::PROT_WRITE),
+                        with_exec(if flags & MAP_ENTRY_READONLY != 0 {
+                            ProtFlags::PROT_READ
+                        } else {
+                            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
+                        }),
                         MapFlags::MAP_SHARED | MapFlags::MAP_FIXED,
                         fd,
                         off as i64,
@@ -317,6 +321,12 @@ impl Mirror {
         applied.seq = seq;
         self.applied_seq.store(seq, Ordering::Release);
         Ok(())
+    }
+
+    /// The share windows (gpa, len) of the applied map table.
+    pub fn windows(&self) -> Vec<(u64, u64)> {
+        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.entries.iter().filter(|e| e.flags & MAP_ENTRY_WINDOW != 0).map(|e| (e.gpa, e.len)).collect()
     }
 
     /// The guest memory the mirror maps.

@@ -165,6 +165,13 @@ impl Process {
                 failed = Some(-14); // EFAULT
             }
         }
+        if failed.is_none() {
+            // Windows this slot's earlier requests made and the LWK no
+            // longer maps go (their descriptors close), then new ones are
+            // recorded as this request's.
+            crate::share::forget_unlisted(i, map_seq, &self.mirror.windows());
+        }
+        crate::share::set_current(i, map_seq);
         Request { number, args, failed }
     }
 

@@ -54,6 +54,35 @@ struct Record {
     backing: Backing,
     /// A map table listed it (so its absence later means it is gone).
     seen: bool,
+    /// The request that made it: proxy thread slot and the map sequence
+    /// the LWK had then (see [`forget_unlisted`]).
+    made_by: Option<(u32, u64)>,
+}
+
+thread_local! {
+    /// The request this proxy thread executes: (slot, map sequence).
+    static CURRENT: std::cell::Cell<Option<(u32, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// This proxy thread now executes a request of `slot` made when the LWK's
+/// map sequence was `map_seq`.
+pub fn set_current(slot: u32, map_seq: u64) {
+    CURRENT.with(|c| c.set(Some((slot, map_seq))));
+}
+
+/// A later request of `slot` (map sequence `map_seq`) with our mirror
+/// applied up to at least `map_seq`, listing `windows`: records that slot
+/// made in an earlier request and that the table does not list go, even if
+/// no table ever listed them (mapped and unmapped between two syncs of the
+/// mirror, as `mmap`, a store, `munmap` in a loop do). The LWK thread of a
+/// slot publishes its new window before its next request, so the table
+/// would list it if it were still mapped.
+pub fn forget_unlisted(slot: u32, map_seq: u64, windows: &[(u64, u64)]) {
+    let mut v = RECORDS.lock().unwrap_or_else(|e| e.into_inner());
+    v.retain(|r| {
+        let earlier = r.made_by.is_some_and(|(s, q)| s == slot && q <= map_seq);
+        !earlier || windows.iter().any(|&(g, l)| g < r.gpa + r.len && r.gpa < g + l)
+    });
 }
 
 static RECORDS: Mutex<Vec<Record>> = Mutex::new(Vec::new());
@@ -128,7 +157,7 @@ pub fn share_file(a: [u64; 6]) -> i64 {
             return e;
         }
     }
-    record(Record { gpa, len, offset, writable, backing: Backing::File(own), seen: false });
+    record(Record { gpa, len, offset, writable, backing: Backing::File(own), seen: false, made_by: CURRENT.with(|c| c.get()) });
     0
 }
 
@@ -157,7 +186,7 @@ pub fn share_anon(a: [u64; 6]) -> i64 {
     if let Err(e) = create(Some(&own), None, gpa, len, 0, true) {
         return e;
     }
-    record(Record { gpa, len, offset: 0, writable: true, backing: Backing::File(own), seen: false });
+    record(Record { gpa, len, offset: 0, writable: true, backing: Backing::File(own), seen: false, made_by: CURRENT.with(|c| c.get()) });
     0
 }
 
@@ -202,7 +231,7 @@ pub fn share_sysv(a: [u64; 6]) -> i64 {
             return e;
         }
     }
-    record(Record { gpa, len, offset: 0, writable, backing: Backing::Sysv(map), seen: false });
+    record(Record { gpa, len, offset: 0, writable, backing: Backing::Sysv(map), seen: false, made_by: CURRENT.with(|c| c.get()) });
     0
 }
 

@@ -12,7 +12,7 @@ use crate::process::Thread;
 pub fn build(t: &Thread, blob: &[u8], argc: usize, envc: usize, prog: &Loaded, interp: Option<&Loaded>, vdso: u64) -> Result<u64, Errno> {
     let p = &t.process;
     let sp_params = &p.start;
-    let a = p.aspace.lock();
+    let mut a = p.aspace.lock();
     let top = a.stack_top;
     // Strings: the blob verbatim at the top (8 bytes of zero above it).
     let (strings, platform, random) = layout::string_area(top, blob.len());

@@ -1,7 +1,7 @@
 //! /proc: cpuinfo, meminfo, stat (the LWK CPUs' times, with KVM's steal
 //! time), and the process's own maps, status, stat, exe and task list (as
-//! `self`, `thread-self` or its pid), and its threads' comm; the rest is
-//! Linux's.
+//! `self`, `thread-self` or its pid; smaps with each mapping's Size and
+//! Rss only), and its threads' comm; the rest is Linux's.
 
 use alloc::format;
 use alloc::string::String;
@@ -38,7 +38,8 @@ pub fn lookup(t: &Thread, rest: &str) -> View {
     match file {
         "comm" if who == "thread-self" => View::Comm(t.tid()),
         "comm" => View::Comm(pid),
-        "maps" => View::Content(maps(t).into_bytes()),
+        "maps" => View::Content(maps(t, false).into_bytes()),
+        "smaps" => View::Content(maps(t, true).into_bytes()),
         "status" => View::Content(status(t).into_bytes()),
         "stat" => View::Content(stat(t).into_bytes()),
         "exe" => match crate::process::exec::exe_path(t) {
@@ -109,7 +110,10 @@ fn major_minor(dev: u64) -> (u64, u64) {
     (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff), (dev & 0xff) | ((dev >> 12) & !0xff))
 }
 
-pub fn maps(t: &Thread) -> String {
+/// /proc/self/maps; with `detail`, /proc/self/smaps: each mapping's Size
+/// and Rss, the partition memory backing it (share windows are the host's
+/// memory: Rss 0; a mirror granule shared by two mappings counts in both).
+pub fn maps(t: &Thread, detail: bool) -> String {
     let a = t.process.aspace.lock();
     let mut s = String::new();
     for (start, v) in a.vmas() {
@@ -149,6 +153,10 @@ pub fn maps(t: &Thread) -> String {
             let _ = writeln!(s, "{line} ");
         } else {
             let _ = writeln!(s, "{line:<72} {name}");
+        }
+        if detail {
+            let rss = if v.kind == VmaKind::Shared { 0 } else { a.backed_in(start, v.end) };
+            let _ = writeln!(s, "Size:           {:8} kB\nRss:            {:8} kB", (v.end - start) >> 10, rss >> 10);
         }
     }
     s

@@ -8,7 +8,11 @@
 //! address in `mcexec`. Memory is populated eagerly when a VMA becomes
 //! accessible (NUMA-local, 2 MiB aligned runs where the span allows, so
 //! the page table uses 2 MiB pages), except MAP_NORESERVE and PROT_NONE
-//! ranges and the stack's growth area, which fault in. A block is freed when
+//! ranges, the stack's growth area and private file mappings, which fault
+//! in; a file mapping's pages are read from the file when backed
+//! (`filemap`, docs/memory.md), and a granule wholly inside one read-only
+//! file mapping is a block shared with other processes (`pagecache`),
+//! copied before anything may write it. A block is freed when
 //! no VMA touches it any more; frees wait while an offloaded call of the
 //! process is in flight, since its proxy may still use the old mirror.
 //!
@@ -22,7 +26,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MAP_ENTRY_WINDOW, MAP_ENTRY_WRITE, MMAP_TOP, USER_END, USER_START};
+use ihk_abi::offload::{MapEntry, ProxyAreaHeader, MAP_ENTRY_READONLY, MAP_ENTRY_WINDOW, MAP_ENTRY_WRITE, MMAP_TOP, USER_END, USER_START};
 
 use super::pagetable::{PageTable, Perm, LARGE};
 use super::phys::{self, PAGE};
@@ -31,10 +35,18 @@ use super::vma::{subtract, VmaSet};
 use super::window::{self, Piece, ShareMaps};
 use crate::errno::*;
 
+/// How much of an on-demand mapping one page fault backs (at least the
+/// mirror granule): 16 pages, so sequential reads fault 16 times less
+/// often while a sparse mapping still costs only what is touched.
+pub const FILE_CHUNK: u64 = 64 << 10;
+
 #[derive(Clone, Copy, Debug)]
 struct Extent {
     len: u64,
     pa: u64,
+    /// A shared read-only file granule (`pagecache`): never written, never
+    /// freed here (its reference is put).
+    shared: bool,
 }
 
 /// Where the process's map table lives (in its proxy area).
@@ -52,7 +64,7 @@ pub struct AddressSpace {
     numa: u32,
     map: MapTable,
     /// Physical ranges waiting for no offload to be in flight.
-    deferred: Vec<(u64, u64)>,
+    deferred: Vec<(u64, u64, bool)>,
     pub brk_start: u64,
     pub brk: u64,
     brk_end: u64,
@@ -182,6 +194,18 @@ impl AddressSpace {
         subtract(s, e, &holes)
     }
 
+    /// Bytes of `[s, e)` backed by the process's memory.
+    pub fn backed_in(&self, s: u64, e: u64) -> u64 {
+        let mut n = 0;
+        if let Some((&va, x)) = self.backing.range(..s).next_back() {
+            n += (va + x.len).min(e).saturating_sub(s);
+        }
+        for (&va, x) in self.backing.range(s..e) {
+            n += (va + x.len).min(e) - va;
+        }
+        n
+    }
+
     /// Back `[start, end)` with zeroed memory where it is not yet.
     fn populate(&mut self, start: u64, end: u64) -> Result<(), Errno> {
         let g = self.granule;
@@ -200,12 +224,133 @@ impl AddressSpace {
             while v < ge {
                 let (pa, piece) = self.alloc_piece(v, ge)?;
                 // New memory is zeroed by the proxy when there is one (the
-                // host does it at memory speed), else here.
+                // host does it at memory speed), else here; pages of
+                // private file mappings in it are then read from the file.
                 super::bulk::zero_user(pa, piece);
-                self.backing.insert(v, Extent { len: piece, pa });
+                if let Err(e) = self.fill(v, v + piece, pa) {
+                    phys::free(pa, piece);
+                    return Err(e);
+                }
+                self.backing.insert(v, Extent { len: piece, pa, shared: false });
                 self.backed_bytes += piece;
                 v += piece;
             }
+        }
+        Ok(())
+    }
+
+    /// Back the granule of `addr` with a shared read-only file granule
+    /// (`pagecache`) if it may be one: huge-page granules, unbacked, wholly
+    /// inside one on-demand, non-writable VMA and one file range. Returns
+    /// whether it did (else the caller backs it privately).
+    fn try_share(&mut self, addr: u64) -> bool {
+        let g = self.granule;
+        if g < LARGE {
+            return false;
+        }
+        let (gs, ge) = (align_down(addr, g), align_down(addr, g) + g);
+        let Some((vs, v)) = self.vma_at(gs) else { return false };
+        if vs > gs || v.end < ge || !v.lazy || v.perm.write || v.perm.is_none() || v.kind != VmaKind::Anon {
+            return false;
+        }
+        let Some((fs, m)) = self.files.at(gs) else { return false };
+        if m.end < ge || m.kept_file.is_none() || m.mtime_ns == 0 || self.unbacked(gs, ge) != alloc::vec![(gs, ge)] {
+            return false;
+        }
+        let key = super::pagecache::Key { dev: m.dev, ino: m.ino, size: m.size, mtime_ns: m.mtime_ns, off: m.off + (gs - fs) };
+        let fills = self.files.fills_in(gs, ge);
+        let numa = self.numa;
+        let make = || {
+            let pa = phys::alloc_on(g, g, Some(numa))?;
+            super::bulk::zero_user(pa, g);
+            for f in &fills {
+                if super::bulk::read_file(f.fd, pa + (f.va - gs), f.len, f.off).is_err() {
+                    phys::free(pa, g);
+                    return None;
+                }
+            }
+            Some(pa)
+        };
+        let Some(pa) = super::pagecache::get_or_make(key, g, make, |pa| phys::free(pa, g)) else { return false };
+        self.backing.insert(gs, Extent { len: g, pa, shared: true });
+        self.backed_bytes += g;
+        true
+    }
+
+    /// Give the shared granules in `[start, end)` private copies (before
+    /// anything may write them: mprotect to writable, a partial munmap,
+    /// MADV_DONTNEED), mapped where the shared ones were.
+    pub fn unshare_range(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        let g = self.granule;
+        let (s, e) = (align_down(start, g), align_up(end, g));
+        let shared: Vec<(u64, Extent)> = self.backing.range(s..e).filter(|(_, x)| x.shared).map(|(&k, &x)| (k, x)).collect();
+        if shared.is_empty() {
+            return Ok(());
+        }
+        for (va, x) in shared {
+            let pa = phys::alloc_on(x.len, x.len, Some(self.numa)).ok_or(ENOMEM)?;
+            super::bulk::copy_phys(pa, x.pa, x.len)?;
+            self.backing.insert(va, Extent { len: x.len, pa, shared: false });
+            self.deferred.push((x.pa, x.len, true));
+            self.map_pages(va, va + x.len)?;
+            super::pagetable::flush_range(va, x.len);
+        }
+        super::pagetable::shootdown(self.pt.root());
+        self.publish()?;
+        self.flush_deferred();
+        Ok(())
+    }
+
+    /// Read the file-filled pages of `[s, e)` (backed from `pa`) from their
+    /// files (`filemap`: private file mappings are filled on first backing).
+    fn fill(&self, s: u64, e: u64, pa: u64) -> Result<(), Errno> {
+        for f in self.files.fills_in(s, e) {
+            super::bulk::read_file(f.fd, pa + (f.va - s), f.len, f.off).map_err(|e| {
+                crate::printk!("mm: filling {:#x} (+{:#x}) from its file failed: errno {}", f.va, f.len, e.0);
+                EFAULT
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A new private file mapping `[start, end)` was recorded in `files`:
+    /// the parts already backed (mirror granules shared with a neighbour)
+    /// are read from the file now, since they will not be backed again.
+    pub fn fill_backed(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        let mut exts: Vec<(u64, Extent)> = Vec::new();
+        if let Some((&va, &x)) = self.backing.range(..start).next_back() {
+            exts.push((va, x));
+        }
+        exts.extend(self.backing.range(start..end).map(|(&k, &x)| (k, x)));
+        for (va, x) in exts {
+            let (s, e) = (va.max(start), (va + x.len).min(end));
+            if s < e {
+                self.fill(s, e, x.pa + (s - va))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Back and map the accessible pages of on-demand VMAs in `[start,
+    /// start+len)` (buffers of an offloaded call, which the proxy reaches
+    /// through the mirror, where an unbacked page is an EFAULT, not a fault).
+    /// Stops at the first page outside every VMA.
+    pub fn fault_in(&mut self, start: u64, len: u64) -> Result<(), Errno> {
+        let end = align_up(start.saturating_add(len.max(1)), PAGE).min(USER_END);
+        let mut cur = align_down(start, PAGE);
+        let mut changed = false;
+        while cur < end {
+            let Some((_, v)) = self.vma_at(cur) else { break };
+            let e = v.end.min(end);
+            if v.lazy && !v.perm.is_none() && v.kind != VmaKind::Shared {
+                self.populate(cur, e)?;
+                self.map_pages(cur, e)?;
+                changed = true;
+            }
+            cur = e;
+        }
+        if changed {
+            self.publish()?;
         }
         Ok(())
     }
@@ -238,6 +383,9 @@ impl AddressSpace {
     /// bytes are copied by the calling thread's proxy.
     pub fn copy_from(&mut self, parent: &AddressSpace) -> Result<(), Errno> {
         self.vmas = parent.vmas.clone();
+        // Pages of private file mappings the parent never backed are read
+        // from the file when the child first touches them, as the parent's.
+        self.files = parent.files.fork();
         self.brk_start = parent.brk_start;
         self.brk = parent.brk;
         self.brk_end = parent.brk_end;
@@ -246,12 +394,18 @@ impl AddressSpace {
         self.stack_limit = parent.stack_limit;
         self.shares = parent.shares.fork();
         for (&va, x) in &parent.backing {
+            if x.shared {
+                super::pagecache::get(x.pa);
+                self.backing.insert(va, *x);
+                self.backed_bytes += x.len;
+                continue;
+            }
             let end = va + x.len;
             let mut v = va;
             while v < end {
                 let (pa, piece) = self.alloc_piece(v, end)?;
                 super::bulk::copy_phys(pa, x.pa + (v - va), piece)?;
-                self.backing.insert(v, Extent { len: piece, pa });
+                self.backing.insert(v, Extent { len: piece, pa, shared: false });
                 self.backed_bytes += piece;
                 v += piece;
             }
@@ -329,14 +483,15 @@ impl AddressSpace {
             let x = self.backing.remove(&va).unwrap();
             let (xs, xe) = (va, va + x.len);
             let (cs, ce) = (xs.max(s), xe.min(e));
+            // A shared granule is released whole (releases are granule aligned).
             if xs < cs {
-                self.backing.insert(xs, Extent { len: cs - xs, pa: x.pa });
+                self.backing.insert(xs, Extent { len: cs - xs, pa: x.pa, shared: x.shared });
             }
             if ce < xe {
-                self.backing.insert(ce, Extent { len: xe - ce, pa: x.pa + (ce - xs) });
+                self.backing.insert(ce, Extent { len: xe - ce, pa: x.pa + (ce - xs), shared: x.shared });
             }
             self.backed_bytes -= ce - cs;
-            self.deferred.push((x.pa + (cs - xs), ce - cs));
+            self.deferred.push((x.pa + (cs - xs), ce - cs, x.shared));
         }
         self.flush_deferred();
     }
@@ -344,8 +499,8 @@ impl AddressSpace {
     /// Give deferred frees back when no offload is in flight.
     pub fn flush_deferred(&mut self) {
         if self.in_flight.load(Ordering::Acquire) == 0 {
-            for (pa, len) in self.deferred.drain(..) {
-                phys::free(pa, len);
+            for (pa, len, shared) in self.deferred.drain(..) {
+                free_block(pa, len, shared);
             }
         }
     }
@@ -354,13 +509,16 @@ impl AddressSpace {
     fn publish(&mut self) -> Result<(), Errno> {
         let mut merged: Vec<MapEntry> = Vec::new();
         for (&va, x) in &self.backing {
+            // Shared granules are mirrored read-only (a proxy's write, e.g.
+            // a read() into them, would reach every process).
+            let flags = if x.shared { MAP_ENTRY_READONLY } else { 0 };
             if let Some(last) = merged.last_mut() {
-                if last.va + last.len == va && last.gpa + last.len == x.pa {
+                if last.va + last.len == va && last.gpa + last.len == x.pa && last.flags == flags {
                     last.len += x.len;
                     continue;
                 }
             }
-            merged.push(MapEntry { va, len: x.len, gpa: x.pa, flags: 0 });
+            merged.push(MapEntry { va, len: x.len, gpa: x.pa, flags });
         }
         // Window pieces: mcexec mirrors them with its own mapping of the file.
         for (va, p) in self.shares.iter() {
@@ -429,6 +587,9 @@ impl AddressSpace {
             window::put(base);
         }
         self.release_unused(start, end);
+        // A shared file granule still partly mapped gets a private copy
+        // before anything in it may change.
+        self.unshare_range(start, end)?;
         // Blocks shared with a neighbouring VMA stay backed: clear what the
         // removed VMAs held, so a later mapping there starts zeroed.
         for (s, v) in removed {
@@ -507,6 +668,9 @@ impl AddressSpace {
         if perm.is_none() {
             self.pt.unmap(start, end - start).map_err(|_| ENOMEM)?;
             return Ok(());
+        }
+        if perm.write {
+            self.unshare_range(start, end)?;
         }
         if newly_accessible {
             let private: Vec<(u64, u64)> = self
@@ -638,8 +802,13 @@ impl AddressSpace {
                     // window (beyond the end of the file) is a fault.
                     return false;
                 }
-                let g = self.granule;
-                let (bs, be) = (align_down(addr, g).max(s), align_up(addr + 1, g).min(v.end));
+                // A chunk at a time: a kernel entry per page fault is costly
+                // (docs/pvm.md); file pages come in FILE_CHUNK pieces.
+                let chunk = if v.lazy { self.granule.max(FILE_CHUNK) } else { self.granule };
+                if v.lazy {
+                    self.try_share(addr);
+                }
+                let (bs, be) = (align_down(addr, chunk).max(s), align_up(addr + 1, chunk).min(v.end));
                 self.populate(bs, be).and_then(|_| self.map_pages(bs, be)).and_then(|_| self.publish()).is_ok()
             }
             None => self.grow_stack(addr),
@@ -653,7 +822,19 @@ impl AddressSpace {
         }
         let old_len = align_up(old_len, PAGE);
         let new_len = align_up(new_len, PAGE);
-        let (s, v) = self.vma_at(old).ok_or(EFAULT)?;
+        let (s, mut v) = self.vma_at(old).ok_or(EFAULT)?;
+        // Pieces split by mprotect and made alike again are one mapping (a
+        // Linux VMA merge), as far as the range reaches.
+        while old + old_len > v.end && v.kind != VmaKind::Shared {
+            match self.vmas.get(&v.end).copied() {
+                Some(n) if n.perm == v.perm && n.kind == v.kind && n.lazy == v.lazy && self.files.continues(v.end) => {
+                    self.vmas.remove(&v.end);
+                    v.end = n.end;
+                    self.vmas.insert(s, v);
+                }
+                _ => break,
+            }
+        }
         if old + old_len > v.end || old_len == 0 {
             return Err(EFAULT);
         }
@@ -671,6 +852,13 @@ impl AddressSpace {
         if old + old_len == v.end && grow_end <= MMAP_TOP && !self.overlaps(v.end, grow_end) {
             let from = v.end;
             self.vmas.insert(s, Vma { end: grow_end, ..v });
+            // A file mapping grows over the file's next pages (those in
+            // granules already backed are read now).
+            self.files.grow(from, grow_end);
+            if let Err(e) = self.fill_backed(from, grow_end) {
+                self.vmas.insert(s, v);
+                return Err(e);
+            }
             if !v.lazy && !v.perm.is_none() {
                 if let Err(e) = self.populate(from, grow_end).and_then(|_| self.map_pages(from, grow_end)).and_then(|_| self.publish()) {
                     self.vmas.insert(s, v);
@@ -685,6 +873,29 @@ impl AddressSpace {
         }
         let dst = self.find_free(new_len, 0).ok_or(ENOMEM)?;
         self.map_new(dst, new_len, v.perm, v.kind, v.lazy)?;
+        // The file range moves along: pages never backed still come from
+        // the file (its kept file stays used, so it is not dropped).
+        if let Some((fs, m)) = self.files.at(old) {
+            let m = super::filemap::FileMap { end: dst + new_len, off: m.off + (old - fs), ..m.clone() };
+            self.files.insert(dst, m);
+            if let Err(e) = self.fill_backed(dst, dst + new_len) {
+                let _ = self.unmap(dst, new_len);
+                return Err(e);
+            }
+        }
+        if v.lazy {
+            // Back the destination where the source is backed, so the
+            // copy below keeps every page the program has.
+            let mut off = 0;
+            while off < old_len {
+                if self.pt.translate(old + off).is_some() && self.pt.translate(dst + off).is_none() {
+                    let e = (dst + off + PAGE).min(dst + new_len);
+                    self.populate(dst + off, e).and_then(|_| self.map_pages(dst + off, e))?;
+                }
+                off += PAGE;
+            }
+            self.publish()?;
+        }
         self.copy_user_range(old, dst, old_len);
         self.unmap(old, old_len)?;
         Ok(dst)
@@ -734,8 +945,8 @@ impl AddressSpace {
         for (s, e) in all {
             self.release_backing(s, e);
         }
-        for (pa, len) in self.deferred.drain(..) {
-            phys::free(pa, len);
+        for (pa, len, shared) in self.deferred.drain(..) {
+            free_block(pa, len, shared);
         }
     }
 
@@ -754,12 +965,28 @@ impl AddressSpace {
         ok(self.pt.translate(va)).ok_or(EFAULT)
     }
 
-    /// Copy `buf.len()` bytes from user address `va`.
-    pub fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    /// The page of `va` mapped (readable, or writable with `write`),
+    /// backing an on-demand page as a user access would: its translation.
+    fn resolve(&mut self, va: u64, write: bool) -> Result<(u64, bool), Errno> {
+        match self.pt.translate(va) {
+            Some((pa, w)) if w || !write => Ok((pa, w)),
+            _ => {
+                let lazy = self.vma_at(va).is_some_and(|(_, v)| v.lazy && v.kind != VmaKind::Shared);
+                if !lazy || !self.fault(va, write, false) {
+                    return Err(EFAULT);
+                }
+                self.pt.translate(va).ok_or(EFAULT)
+            }
+        }
+    }
+
+    /// Copy `buf.len()` bytes from user address `va` (on-demand pages are
+    /// backed on the way).
+    pub fn read(&mut self, va: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let mut done = 0usize;
         while done < buf.len() {
             let a = va.checked_add(done as u64).ok_or(EFAULT)?;
-            let (pa, _) = self.pt.translate(a).ok_or(EFAULT)?;
+            let (pa, _) = self.resolve(a, false)?;
             let n = ((PAGE - a % PAGE) as usize).min(buf.len() - done);
             // SAFETY: `pa..pa+n` is inside one user page of this process.
             unsafe { core::ptr::copy_nonoverlapping(phys::to_virt(pa), buf[done..].as_mut_ptr(), n) };
@@ -769,11 +996,11 @@ impl AddressSpace {
     }
 
     /// Copy `data` to user address `va` (pages must be writable).
-    pub fn write(&self, va: u64, data: &[u8]) -> Result<(), Errno> {
+    pub fn write(&mut self, va: u64, data: &[u8]) -> Result<(), Errno> {
         let mut done = 0usize;
         while done < data.len() {
             let a = va.checked_add(done as u64).ok_or(EFAULT)?;
-            let (pa, w) = self.pt.translate(a).ok_or(EFAULT)?;
+            let (pa, w) = self.resolve(a, true)?;
             if !w {
                 return Err(EFAULT);
             }
@@ -800,17 +1027,17 @@ impl AddressSpace {
         Ok(())
     }
 
-    pub fn read_u64(&self, va: u64) -> Result<u64, Errno> {
+    pub fn read_u64(&mut self, va: u64) -> Result<u64, Errno> {
         let mut b = [0u8; 8];
         self.read(va, &mut b)?;
         Ok(u64::from_le_bytes(b))
     }
 
-    pub fn write_u64(&self, va: u64, v: u64) -> Result<(), Errno> {
+    pub fn write_u64(&mut self, va: u64, v: u64) -> Result<(), Errno> {
         self.write(va, &v.to_le_bytes())
     }
 
-    pub fn write_u32(&self, va: u64, v: u32) -> Result<(), Errno> {
+    pub fn write_u32(&mut self, va: u64, v: u32) -> Result<(), Errno> {
         self.write(va, &v.to_le_bytes())
     }
 
@@ -835,6 +1062,16 @@ impl AddressSpace {
             }
         }
         true
+    }
+}
+
+/// Free a block given back: a shared file granule's reference is put (the
+/// block is freed with the last).
+fn free_block(pa: u64, len: u64, shared: bool) {
+    if !shared {
+        phys::free(pa, len);
+    } else if let Some((pa, len)) = super::pagecache::put(pa) {
+        phys::free(pa, len);
     }
 }
 

@@ -3,7 +3,8 @@
 //! direct map and aligned allocation on top of it (`phys`), the kernel heap
 //! (`heap`), x86-64 page tables (`pagetable`), and user address spaces:
 //! VMAs, their backing and the map table `mcexec` mirrors (`aspace`), with
-//! the file-backed ranges (`filemap`), and the share windows through which
+//! the file-backed ranges (`filemap`), read-only file granules shared
+//! between processes (`pagecache`), and the share windows through which
 //! processes map host files `MAP_SHARED` (`window`).
 //!
 //! Below `process/`: it knows nothing of threads or offloading. The one
@@ -15,6 +16,7 @@ pub mod bulk;
 pub mod filemap;
 pub mod frame;
 pub mod heap;
+pub mod pagecache;
 pub mod pagetable;
 pub mod phys;
 pub mod region;

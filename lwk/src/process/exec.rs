@@ -40,7 +40,7 @@ const FD_CLOEXEC: i64 = 1;
 
 /// A NUL-terminated string at user address `va` (without the NUL).
 pub fn read_cstr(t: &Thread, va: u64, max: usize) -> Result<Vec<u8>, Errno> {
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     let mut out = Vec::new();
     let mut cur = va;
     loop {

@@ -1,6 +1,8 @@
 //! The offloaded half of file-backed mappings (`mm/filemap.rs` keeps the
 //! ranges): describing a host descriptor, duplicating it for a shared
-//! mapping, and writing shared ranges back with `pwrite64`.
+//! mapping, having the proxy keep a file for on-demand filling of private
+//! ones, and
+//! writing shared ranges back with `pwrite64`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -11,7 +13,7 @@ use super::offload;
 use super::Thread;
 use crate::errno::*;
 use ihk_abi::linux::sys;
-use crate::mm::filemap::Writeback;
+use crate::mm::filemap::{Orphan, Writeback};
 use crate::mm::phys;
 
 const F_DUPFD_CLOEXEC: u64 = 1030;
@@ -92,10 +94,17 @@ pub fn write_back_range(t: &Thread, start: u64, end: u64, sync: bool) -> Result<
 
 /// Close the host duplicates no mapping uses any more.
 pub fn close_orphans(t: &Thread) {
-    let fds: Vec<i32> = t.process.aspace.lock().files.take_orphans();
-    for fd in fds {
-        offload::call(t, sys::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
+    let fds: Vec<Orphan> = t.process.aspace.lock().files.take_orphans();
+    for o in fds {
+        let nr = if o.kept { OffloadCall::DropFile as u64 } else { sys::SYS_close };
+        offload::call(t, nr, [o.fd as u64, 0, 0, 0, 0, 0]);
     }
+}
+
+/// Have the proxy keep the first `size` bytes of `fd`'s file for filling
+/// private mappings of it on demand (`OffloadCall::KeepFile`): the handle.
+pub fn keep(t: &Thread, fd: u64, size: u64) -> Result<i32, Errno> {
+    res(offload::call(t, OffloadCall::KeepFile as u64, [fd, size, 0, 0, 0, 0])).map(|v| v as i32)
 }
 
 /// The process ends: every shared mapping goes back to its file.
@@ -111,7 +120,7 @@ pub fn note_image(t: &Thread, fd: i32, ranges: &[(u64, u64, u64)]) {
     let Ok((info, path)) = describe(t, fd as u64) else { return };
     let mut a = t.process.aspace.lock();
     for &(start, end, off) in ranges {
-        let m = crate::mm::filemap::FileMap { end, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: false, shared_fd: None };
+        let m = crate::mm::filemap::FileMap { end, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: false, shared_fd: None, kept_file: None, size: 0, mtime_ns: 0 };
         a.files.insert(start, m);
     }
 }

@@ -306,7 +306,7 @@ pub fn init_this_cpu() {
 
 /// Boot-time setup on the BSP (after the frame allocator): the offload area.
 pub fn init() {
-    crate::mm::bulk::register(offload::zero_user, offload::copy_phys);
+    crate::mm::bulk::register(offload::zero_user, offload::copy_phys, offload::read_file);
     service::init();
     sched::init();
 }

@@ -169,6 +169,19 @@ pub fn copy_phys(dst: u64, src: u64, len: u64) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Copy `len` bytes of kept file `handle` (`OffloadCall::KeepFile`) from
+/// `off` into guest-physical `[pa, pa+len)` by the calling thread's proxy:
+/// bytes copied (0 past the kept size).
+pub fn read_file(handle: i32, pa: u64, len: u64, off: u64) -> Result<u64, Errno> {
+    let t = sched::current().ok_or(EIO)?;
+    let r = call(t, OffloadCall::ReadKept as u64, [handle as u64, pa, len, off, 0, 0]);
+    if r < 0 {
+        Err(Errno((-r) as i32))
+    } else {
+        Ok(r as u64)
+    }
+}
+
 fn us_to_ticks(us: u64) -> u64 {
     let khz = crate::boot_params::get().tsc_khz;
     us * khz / 1000
@@ -188,6 +201,7 @@ pub fn syscall(f: &mut TrapFrame) -> SysResult {
         if !a.is_mapped_now(sp) && a.vma_at(sp).is_none() {
             a.grow_stack(sp);
         }
+        fault_in_args(&mut a, nr, &args);
     }
     let (r, interrupted) = call_interruptible(t, nr, args);
     if r == -(EINTR.0 as i64) && interrupted {
@@ -207,6 +221,55 @@ pub fn syscall(f: &mut TrapFrame) -> SysResult {
         }
     }
     Ok(r as u64)
+}
+
+/// Largest buffer backed ahead of one offloaded call.
+const MAX_FAULT_IN: u64 = 64 << 20;
+/// Most iovecs looked at in one call.
+const MAX_IOVECS: u64 = 64;
+
+/// Back the on-demand memory (private file mappings, MAP_NORESERVE) that
+/// the call's buffers lie in: the proxy reaches them through the mirror,
+/// where a page not backed yet is an EFAULT, not a fault. A pointer
+/// argument followed by a plausible length covers that length; the
+/// buffers of an iovec array (readv/writev family, sendmsg/recvmsg) too.
+/// Only the first and last page of a buffer are checked (a buffer backed
+/// at both ends and not in between fails with EFAULT: docs/memory.md).
+fn fault_in_args(a: &mut crate::mm::aspace::AddressSpace, nr: u64, args: &[u64; 6]) {
+    use ihk_abi::offload::{USER_END, USER_START};
+    let buf = |a: &mut crate::mm::aspace::AddressSpace, p: u64, len: u64| {
+        if !(USER_START..USER_END).contains(&p) {
+            return;
+        }
+        let len = len.clamp(1, MAX_FAULT_IN);
+        if !a.is_mapped_now(p) || !a.is_mapped_now(p.saturating_add(len - 1)) {
+            let _ = a.fault_in(p, len);
+        }
+    };
+    for i in 0..6 {
+        let len = args.get(i + 1).copied().filter(|&n| n <= MAX_FAULT_IN).unwrap_or(1);
+        buf(a, args[i], len);
+    }
+    let iov = match nr {
+        sys::SYS_readv | sys::SYS_writev | sys::SYS_preadv | sys::SYS_pwritev | sys::SYS_preadv2 | sys::SYS_pwritev2 => {
+            Some((args[1], args[2]))
+        }
+        sys::SYS_sendmsg | sys::SYS_recvmsg => {
+            // struct msghdr: msg_iov at 16, msg_iovlen at 24.
+            match (a.read_u64(args[1].wrapping_add(16)), a.read_u64(args[1].wrapping_add(24))) {
+                (Ok(v), Ok(n)) => Some((v, n)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if let Some((v, n)) = iov {
+        for i in 0..n.min(MAX_IOVECS) {
+            if let (Ok(base), Ok(len)) = (a.read_u64(v + i * 16), a.read_u64(v + i * 16 + 8)) {
+                buf(a, base, len);
+            }
+        }
+    }
 }
 
 fn flags_have_nosignal(nr: u64, args: &[u64; 6]) -> bool {

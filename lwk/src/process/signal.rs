@@ -373,7 +373,7 @@ pub fn min_sigstack_size() -> u64 {
 }
 
 fn setup_frame(t: &Thread, f: &mut TrapFrame, sig: u32, info: &SigInfo, a: &SigAction) -> Result<(), Errno> {
-    let a_ = t.process.aspace.lock();
+    let mut a_ = t.process.aspace.lock();
     let mut sp = f.rsp;
     let (alt_sp, alt_size, alt_flags) = *t_altstack(t);
     let on_alt = alt_flags & SS_DISABLE == 0 && sp > alt_sp && sp <= alt_sp + alt_size;
@@ -454,7 +454,7 @@ fn t_altstack(t: &Thread) -> spin::MutexGuard<'_, (u64, u64, u32)> {
 /// rt_sigreturn: restore the frame below `f.rsp`. Returns the restored rax.
 pub fn sigreturn(t: &Thread, f: &mut TrapFrame) -> Result<u64, Errno> {
     let frame = f.rsp - 8;
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     let mut buf = [0u8; FRAME_SIZE as usize];
     a.read(frame, &mut buf)?;
     let w = |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap());
@@ -513,7 +513,7 @@ pub fn sigaction(t: &Thread, sig: u64, act: u64, oact: u64) -> Result<u64, Errno
         return Err(EINVAL);
     }
     let sig = sig as u32;
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     let new = if act != 0 {
         let mut b = [0u8; 32];
         a.read(act, &mut b)?;
@@ -548,7 +548,7 @@ pub fn sigaction(t: &Thread, sig: u64, act: u64, oact: u64) -> Result<u64, Errno
 
 /// rt_sigprocmask(how, set, oset).
 pub fn sigprocmask(t: &Thread, how: u64, set: u64, oset: u64) -> Result<u64, Errno> {
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     let old = t.sig_mask.load(Ordering::Relaxed);
     if set != 0 {
         let s = a.read_u64(set)?;
@@ -568,7 +568,7 @@ pub fn sigprocmask(t: &Thread, how: u64, set: u64, oset: u64) -> Result<u64, Err
 
 /// sigaltstack(ss, old_ss).
 pub fn sigaltstack(t: &Thread, ss: u64, old: u64, user_sp: u64) -> Result<u64, Errno> {
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     let mut st = t.altstack.lock();
     let (sp, size, flags) = *st;
     let on = flags & SS_DISABLE == 0 && user_sp > sp && user_sp <= sp + size;

@@ -103,7 +103,7 @@ pub fn create(t: &Thread, f: &TrapFrame, flags: u64, stack: u64, ptid: u64, ctid
     // child's first state, as Linux copies it.
     super::fpu::save_to(child.fpu.ptr());
     {
-        let a = p.aspace.lock();
+        let mut a = p.aspace.lock();
         if flags & CLONE_PARENT_SETTID != 0 {
             let _ = a.write_u32(ptid, tid);
         }

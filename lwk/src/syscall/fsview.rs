@@ -28,7 +28,7 @@ const MAX_VIEW_DIRS: usize = 64;
 /// The NUL-terminated path at user address `va`, if it could be in the
 /// view (reading stops early for other paths).
 fn view_path(t: &Thread, va: u64) -> Result<Option<Vec<u8>>, Errno> {
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     let mut out = Vec::new();
     let mut cur = va;
     loop {

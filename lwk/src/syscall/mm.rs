@@ -1,5 +1,5 @@
 //! Memory system calls, local (ARCHITECTURE.md §6): brk, mmap (anonymous;
-//! private file mappings read through the proxy; shared file mappings and
+//! private file mappings filled from the file on first touch; shared file mappings and
 //! shared anonymous memory as share windows, `process/share.rs`), munmap,
 //! mprotect, mremap, madvise, msync (offloaded for the share windows in its
 //! range), and the calls McKernel answers without doing anything (mlock
@@ -84,6 +84,14 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
         // other mappings, or nothing of the file to share): a private copy
         // written back on msync/munmap, as without windows.
     }
+    if let Some((info, path)) = &file {
+        if kind == MAP_PRIVATE && info.mode & filemap_io::S_IFMT == filemap_io::S_IFREG {
+            if let Some(start) = map_private_file(t, addr, len, perm, flags, fd, off, info, path)? {
+                return Ok(start);
+            }
+            // The proxy could not keep the file: a copy, as before.
+        }
+    }
     if let Some((info, _)) = &file {
         if kind != MAP_PRIVATE && info.status_flags & 3 == 2 && perm.write {
             // Written back from this mapping (read-only shared mappings are
@@ -151,11 +159,86 @@ pub fn mmap(f: &mut TrapFrame) -> SysResult {
         if perm.is_none() {
             a.protect(start, len, perm)?;
         }
-        let fm = FileMap { end: start + len, off, dev: info.dev, ino: info.ino, path, shared: kind != MAP_PRIVATE, shared_fd };
+        let fm = FileMap { end: start + len, off, dev: info.dev, ino: info.ino, path, shared: kind != MAP_PRIVATE, shared_fd, kept_file: None, size: 0, mtime_ns: 0 };
         a.files.insert(start, fm);
     }
     filemap_io::close_orphans(t);
     Ok(start)
+}
+
+/// mmap of a private mapping of a regular file, filled on demand
+/// (docs/memory.md): a VMA backed on first touch, whose pages the address
+/// space reads from the file through the proxy's kept mapping of it (one per
+/// file, size and process). `Ok(None)`: the proxy could not keep it (the
+/// caller copies the file range now instead).
+#[allow(clippy::too_many_arguments)]
+fn map_private_file(
+    t: &crate::process::Thread,
+    addr: u64,
+    len: u64,
+    perm: Perm,
+    flags: u64,
+    fd: u64,
+    off: u64,
+    info: &ihk_abi::offload::FdInfo,
+    path: &str,
+) -> Result<Option<u64>, Errno> {
+    if flags & MAP_FIXED != 0 {
+        // Shared file bytes being replaced go back to their file first.
+        let _ = filemap_io::write_back_range(t, addr, addr.saturating_add(len), false);
+    }
+    let placed = {
+        let mut a = t.process.aspace.lock();
+        let kept = match a.files.kept_file_for(info.dev, info.ino, info.size) {
+            Some(k) => k,
+            None => match filemap_io::keep(t, fd, info.size) {
+                Ok(k) => k,
+                Err(_) => return Ok(None),
+            },
+        };
+        let r = (|| {
+            let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+                if flags & MAP_FIXED != 0 {
+                    a.unmap(addr, len)?;
+                }
+                addr
+            } else {
+                a.find_free(len, addr).ok_or(ENOMEM)?
+            };
+            a.map_new(start, len, perm, VmaKind::Anon, true)?;
+            let fm = FileMap {
+                end: start + len,
+                off,
+                dev: info.dev,
+                ino: info.ino,
+                path: path.into(),
+                shared: false,
+                shared_fd: None,
+                kept_file: Some(kept),
+                size: info.size,
+                mtime_ns: info.mtime_ns,
+            };
+            a.files.insert(start, fm);
+            let filled = a.fill_backed(start, start + len).and_then(|_| {
+                if flags & MAP_POPULATE != 0 && !perm.is_none() {
+                    a.fault_in(start, len)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = filled {
+                let _ = a.unmap(start, len);
+                return Err(e);
+            }
+            Ok(start)
+        })();
+        if r.is_err() {
+            a.files.release_kept(kept);
+        }
+        r
+    };
+    filemap_io::close_orphans(t);
+    placed.map(Some)
 }
 
 /// mmap of a share window (`MAP_SHARED` of a regular file or memfd at
@@ -188,12 +271,12 @@ fn map_shared(
             }
             let writable = info.status_flags & 3 == 2;
             let sh = share::file(t, fd, info.dev, info.ino, off, covered, writable)?;
-            let fm = FileMap { end: 0, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: true, shared_fd: None };
+            let fm = FileMap { end: 0, off, dev: info.dev, ino: info.ino, path: path.clone(), shared: true, shared_fd: None, kept_file: None, size: 0, mtime_ns: 0 };
             (sh, covered, fm)
         }
         None => {
             let sh = share::anon(t, len)?;
-            let fm = FileMap { end: 0, off: 0, dev: 0, ino: 0, path: "/dev/zero (deleted)".into(), shared: true, shared_fd: None };
+            let fm = FileMap { end: 0, off: 0, dev: 0, ino: 0, path: "/dev/zero (deleted)".into(), shared: true, shared_fd: None, kept_file: None, size: 0, mtime_ns: 0 };
             (sh, len, fm)
         }
     };
@@ -261,7 +344,7 @@ pub fn shmat(f: &mut TrapFrame) -> SysResult {
         };
         a.map_share(start, len, len, perm, sh)?;
         let path = alloc::format!("/SYSV{:08x} (deleted)", shmid);
-        a.files.insert(start, FileMap { end: start + len, off: 0, dev: SYSV_SHM_DEV, ino: shmid, path, shared: true, shared_fd: None });
+        a.files.insert(start, FileMap { end: start + len, off: 0, dev: SYSV_SHM_DEV, ino: shmid, path, shared: true, shared_fd: None, kept_file: None, size: 0, mtime_ns: 0 });
         Ok(start)
     })();
     placed
@@ -350,7 +433,7 @@ pub fn mincore(f: &mut TrapFrame) -> SysResult {
     }
     let pages = align_up(len, PAGE) / PAGE;
     let t = current();
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     if !a.range_mapped(addr, pages * PAGE) {
         return Err(ENOMEM);
     }
@@ -376,12 +459,14 @@ pub fn madvise(f: &mut TrapFrame) -> SysResult {
     }
     let len = align_up(len, PAGE);
     let t = current();
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     if !a.range_mapped(addr, len) {
         return Err(ENOMEM);
     }
     if advice == MADV_DONTNEED {
-        // Private anonymous memory reads back as zeroes afterwards.
+        // Private anonymous memory reads back as zeroes afterwards (a
+        // shared file granule gets a private copy first).
+        a.unshare_range(addr, addr + len)?;
         let zero = [0u8; PAGE as usize];
         let mut v = addr;
         while v < addr + len {

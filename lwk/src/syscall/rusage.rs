@@ -37,7 +37,7 @@ pub fn getrusage(f: &mut TrapFrame) -> SysResult {
         r[i * 16..i * 16 + 8].copy_from_slice(&(us / 1_000_000).to_le_bytes());
         r[i * 16 + 8..i * 16 + 16].copy_from_slice(&(us % 1_000_000).to_le_bytes());
     }
-    let a = p.aspace.lock();
+    let mut a = p.aspace.lock();
     r[MAXRSS..MAXRSS + 8].copy_from_slice(&(a.backed_bytes / 1024).to_le_bytes());
     a.write(usage, &r)?;
     Ok(0)

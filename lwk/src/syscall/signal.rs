@@ -123,7 +123,7 @@ pub fn rt_sigtimedwait(f: &mut TrapFrame) -> SysResult {
     }
     let t = current();
     let (mask, ts) = {
-        let a = t.process.aspace.lock();
+        let mut a = t.process.aspace.lock();
         let m = a.read_u64(set)?;
         let ts = if timeout != 0 { Some((a.read_u64(timeout)? as i64, a.read_u64(timeout + 8)? as i64)) } else { None };
         (m, ts)

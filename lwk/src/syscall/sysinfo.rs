@@ -29,7 +29,7 @@ pub fn sysinfo(f: &mut TrapFrame) -> SysResult {
         free += fr;
         total += to;
     }
-    let a = current().process.aspace.lock();
+    let mut a = current().process.aspace.lock();
     for (off, v) in [(TOTALRAM, total), (FREERAM, free), (SHAREDRAM, 0), (BUFFERRAM, 0), (TOTALSWAP, 0), (FREESWAP, 0), (TOTALHIGH, 0), (FREEHIGH, 0)] {
         a.write_u64(info + off, v)?;
     }

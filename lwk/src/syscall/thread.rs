@@ -76,7 +76,7 @@ pub fn get_robust_list(f: &mut TrapFrame) -> SysResult {
         tid => t.process.thread(tid as u32),
     }
     .ok_or(ESRCH)?;
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     a.write_u64(head_ptr, target.robust_list.load(Ordering::Relaxed))?;
     a.write_u64(len_ptr, ROBUST_HEAD_SIZE)?;
     Ok(0)
@@ -141,7 +141,7 @@ pub fn futex(f: &mut TrapFrame) -> SysResult {
 
 /// A `struct timespec` at `va`, in ns (EINVAL if malformed).
 fn read_timespec(t: &crate::process::Thread, va: u64) -> Result<u64, Errno> {
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     let sec = a.read_u64(va)? as i64;
     let nsec = a.read_u64(va + 8)? as i64;
     if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
@@ -207,7 +207,7 @@ pub fn sched_setaffinity(f: &mut TrapFrame) -> SysResult {
 pub fn getcpu(f: &mut TrapFrame) -> SysResult {
     let [cpu, node, ..] = args(f);
     let t = current();
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     if cpu != 0 {
         a.write_u32(cpu, t.cpu())?;
     }
@@ -227,7 +227,7 @@ pub fn prctl(f: &mut TrapFrame) -> SysResult {
         PR_SET_NAME => {
             let mut b = [0u8; 16];
             // Read up to 16 bytes; a shorter string may end near a page end.
-            let a = t.process.aspace.lock();
+            let mut a = t.process.aspace.lock();
             for (i, byte) in b.iter_mut().enumerate().take(15) {
                 let mut c = [0u8; 1];
                 a.read(arg + i as u64, &mut c)?;

@@ -84,7 +84,7 @@ pub fn clock_getres(f: &mut TrapFrame) -> SysResult {
 pub fn gettimeofday(f: &mut TrapFrame) -> SysResult {
     let [tv, tz, ..] = args(f);
     let t = current();
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     if tv != 0 {
         let ns = realtime_ns();
         let mut b = [0u8; 16];

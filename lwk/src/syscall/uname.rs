@@ -17,7 +17,7 @@ pub fn uname(f: &mut TrapFrame) -> SysResult {
     if r < 0 {
         return Err(Errno((-r) as i32));
     }
-    let a = t.process.aspace.lock();
+    let mut a = t.process.aspace.lock();
     let mut u = [0u8; FIELD * 6];
     a.read(buf, &mut u)?;
     let field = |i: usize| -> &[u8] {

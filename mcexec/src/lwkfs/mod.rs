@@ -83,6 +83,7 @@ pub fn fd_info(fd: i32) -> Result<(FdInfo, Vec<u8>), i64> {
         status_flags: fl.max(0) as u32,
         path_len: path.len() as u32,
         _pad: 0,
+        mtime_ns: (st.st_mtime as u64).wrapping_mul(1_000_000_000).wrapping_add(st.st_mtime_nsec as u64),
     };
     Ok((info, path))
 }
