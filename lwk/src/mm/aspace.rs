@@ -1048,6 +1048,29 @@ impl AddressSpace {
         self.pt.translate(va).is_some()
     }
 
+    /// Is every page of `[va, va+len)` mapped in the page table now? Memory
+    /// is backed a granule at a time, so one page of each granule (and of
+    /// each VMA) stands for it; `None` when that would take more than
+    /// `max_checks` walks (the caller then just faults the range in).
+    pub fn is_backed_now(&self, va: u64, len: u64, max_checks: u32) -> Option<bool> {
+        let end = va.saturating_add(len.max(1));
+        let mut cur = va;
+        let mut checks = 0;
+        while cur < end {
+            checks += 1;
+            if checks > max_checks {
+                return None;
+            }
+            if self.pt.translate(cur).is_none() {
+                return Some(false);
+            }
+            let next_granule = align_down(cur, self.granule).saturating_add(self.granule);
+            let vma_end = self.vma_at(cur).map_or(next_granule, |(_, v)| v.end);
+            cur = next_granule.min(vma_end).max(cur + PAGE);
+        }
+        Some(true)
+    }
+
     /// Is `[va, va+len)` entirely inside accessible VMAs?
     pub fn range_mapped(&self, va: u64, len: u64) -> bool {
         let mut cur = va;

@@ -233,8 +233,9 @@ const MAX_IOVECS: u64 = 64;
 /// where a page not backed yet is an EFAULT, not a fault. A pointer
 /// argument followed by a plausible length covers that length; the
 /// buffers of an iovec array (readv/writev family, sendmsg/recvmsg) too.
-/// Only the first and last page of a buffer are checked (a buffer backed
-/// at both ends and not in between fails with EFAULT: docs/memory.md).
+/// A buffer is looked at one page per granule and per VMA (memory is
+/// backed a granule at a time); a long one on a partition without large
+/// pages is faulted in without looking.
 fn fault_in_args(a: &mut crate::mm::aspace::AddressSpace, nr: u64, args: &[u64; 6]) {
     use ihk_abi::offload::{USER_END, USER_START};
     let buf = |a: &mut crate::mm::aspace::AddressSpace, p: u64, len: u64| {
@@ -242,7 +243,7 @@ fn fault_in_args(a: &mut crate::mm::aspace::AddressSpace, nr: u64, args: &[u64; 
             return;
         }
         let len = len.clamp(1, MAX_FAULT_IN);
-        if !a.is_mapped_now(p) || !a.is_mapped_now(p.saturating_add(len - 1)) {
+        if a.is_backed_now(p, len, 64) != Some(true) {
             let _ = a.fault_in(p, len);
         }
     };

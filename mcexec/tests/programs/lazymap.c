@@ -82,6 +82,25 @@ static int semantics(const char *dir) {
     CHECK(pread(out, q + 25 * pg, 3 * pg, 0) == 3 * pg, "read into a never-touched page");
     printf("read into untouched pages: %d, neighbours from the file: %d\n", q[25 * pg] == 0x5a && q[28 * pg - 1] == 0x5a,
            is_file_page(q, 24) && is_file_page(q, 28));
+    /* A buffer touched at both ends only (8 MiB: the middle granules are
+     * not backed yet) written whole by one offloaded call. */
+    const long wn = 2048;
+    int wfd = mkfile(dir, "wide.bin", wn);
+    CHECK(wfd >= 0, "create wide.bin");
+    unsigned char *w = mmap(NULL, wn * pg, PROT_READ, MAP_PRIVATE, wfd, 0);
+    CHECK(w != MAP_FAILED, "mmap wide");
+    volatile unsigned char ends = w[0] ^ w[wn * pg - 1];
+    (void)ends;
+    CHECK(ftruncate(out, 0) == 0, "ftruncate tmp");
+    long wrote = pwrite(out, w, wn * pg, 0);
+    int same = wrote == wn * pg;
+    unsigned char *back = malloc(pg);
+    for (long i = 0; same && i < wn; i += 97)
+        same = pread(out, back, pg, i * pg) == pg && file_page_at(back, 0, i);
+    printf("write of a buffer touched at both ends only: %d\n", same);
+    free(back);
+    munmap(w, wn * pg);
+    close(wfd);
     close(out);
     /* A path string in a never-touched page, read by a system call. */
     char *r = mmap(NULL, n * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
