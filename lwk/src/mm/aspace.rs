@@ -816,12 +816,24 @@ impl AddressSpace {
     }
 
     /// mremap(2).
-    pub fn remap(&mut self, old: u64, old_len: u64, new_len: u64, may_move: bool) -> Result<u64, Errno> {
+    /// mremap: `fixed` is MREMAP_FIXED's new address (the move is then
+    /// made there, whatever `[fixed, fixed+new_len)` held being unmapped
+    /// first, as Linux does).
+    pub fn remap(&mut self, old: u64, old_len: u64, new_len: u64, may_move: bool, fixed: Option<u64>) -> Result<u64, Errno> {
         if old % PAGE != 0 || new_len == 0 {
             return Err(EINVAL);
         }
-        let old_len = align_up(old_len, PAGE);
+        let mut old_len = align_up(old_len, PAGE);
         let new_len = align_up(new_len, PAGE);
+        if let Some(dst) = fixed {
+            let end = dst.checked_add(new_len).ok_or(EINVAL)?;
+            if !may_move || dst % PAGE != 0 || dst < USER_START || end > USER_END {
+                return Err(EINVAL);
+            }
+            if dst < old.saturating_add(old_len) && old < end {
+                return Err(EINVAL);
+            }
+        }
         let (s, mut v) = self.vma_at(old).ok_or(EFAULT)?;
         // Pieces split by mprotect and made alike again are one mapping (a
         // Linux VMA merge), as far as the range reaches.
@@ -837,6 +849,18 @@ impl AddressSpace {
         }
         if old + old_len > v.end || old_len == 0 {
             return Err(EFAULT);
+        }
+        if let Some(dst) = fixed {
+            if v.kind == VmaKind::Shared {
+                // A share window stays where the host placed it.
+                return Err(EINVAL);
+            }
+            self.unmap(dst, new_len)?;
+            if new_len < old_len {
+                self.unmap(old + new_len, old_len - new_len)?;
+                old_len = new_len;
+            }
+            return self.move_to(old, old_len, new_len, v, dst);
         }
         if new_len <= old_len {
             if new_len < old_len {
@@ -872,6 +896,12 @@ impl AddressSpace {
             return Err(ENOMEM);
         }
         let dst = self.find_free(new_len, 0).ok_or(ENOMEM)?;
+        self.move_to(old, old_len, new_len, v, dst)
+    }
+
+    /// The moving part of mremap: `[old, old+old_len)` (inside VMA `v`)
+    /// becomes `[dst, dst+new_len)`, which is free.
+    fn move_to(&mut self, old: u64, old_len: u64, new_len: u64, v: Vma, dst: u64) -> Result<u64, Errno> {
         self.map_new(dst, new_len, v.perm, v.kind, v.lazy)?;
         // The file range moves along: pages never backed still come from
         // the file (its kept file stays used, so it is not dropped).

@@ -388,13 +388,24 @@ pub fn mprotect(f: &mut TrapFrame) -> SysResult {
 }
 
 pub fn mremap(f: &mut TrapFrame) -> SysResult {
-    let [old, old_len, new_len, flags, ..] = args(f);
+    let [old, old_len, new_len, flags, new_addr, ..] = args(f);
     const MREMAP_MAYMOVE: u64 = 1;
-    if flags & !MREMAP_MAYMOVE != 0 {
-        // MREMAP_FIXED / MREMAP_DONTUNMAP are not supported.
+    const MREMAP_FIXED: u64 = 2;
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 {
+        // MREMAP_DONTUNMAP is not supported (docs/compat.md).
         return Err(EINVAL);
     }
-    current().process.aspace.lock().remap(old, old_len, new_len, flags & MREMAP_MAYMOVE != 0)
+    let t = current();
+    let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr);
+    if let Some(dst) = fixed {
+        // What the move replaces is unmapped as by munmap.
+        let _ = filemap_io::write_back_range(t, dst, dst.saturating_add(new_len), false);
+    }
+    let r = t.process.aspace.lock().remap(old, old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed);
+    if fixed.is_some() {
+        filemap_io::close_orphans(t);
+    }
+    r
 }
 
 pub fn msync(f: &mut TrapFrame) -> SysResult {

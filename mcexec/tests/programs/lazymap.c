@@ -147,6 +147,36 @@ static int semantics(const char *dir) {
     unsigned char *h = mremap(g, 13 * pg, 13 * pg + 4 * pg, MREMAP_MAYMOVE);
     CHECK(h != MAP_FAILED, "mremap 2");
     printf("after mremap again: %d %d %d\n", h[pg] == 'M', file_page_at(h, 2, 3), file_page_at(h, 15, 3));
+
+    /* MREMAP_FIXED: anonymous memory moved (and grown) over another
+     * mapping, which goes; the old range is unmapped; a file mapping moved
+     * keeps its written page and its untouched file pages. */
+    unsigned char *an = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *tg = mmap(NULL, 8 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(an != MAP_FAILED && tg != MAP_FAILED, "mmap fixed");
+    for (int i = 0; i < 4; i++) an[i * pg] = (unsigned char)('a' + i);
+    for (int i = 0; i < 8; i++) tg[i * pg] = 'T';
+    errno = 0;
+    int e1 = mremap(an, 4 * pg, 4 * pg, MREMAP_FIXED, tg) == MAP_FAILED && errno == EINVAL;
+    errno = 0;
+    int e2 = mremap(an, 4 * pg, 4 * pg, MREMAP_MAYMOVE | MREMAP_FIXED, an + pg) == MAP_FAILED && errno == EINVAL;
+    errno = 0;
+    int e3 = mremap(an, 4 * pg, 4 * pg, MREMAP_MAYMOVE | MREMAP_FIXED, tg + 1) == MAP_FAILED && errno == EINVAL;
+    unsigned char *mv = mremap(an, 4 * pg, 6 * pg, MREMAP_MAYMOVE | MREMAP_FIXED, tg + pg);
+    CHECK(mv != MAP_FAILED, "mremap fixed");
+    errno = 0;
+    int gone = mprotect(an, pg, PROT_READ) == -1 && errno == ENOMEM;
+    printf("mremap fixed: errors %d %d %d, at %d, moved %d %d, grown zero %d, rest kept %d %d, old gone %d\n", e1, e2, e3,
+           mv == tg + pg, mv[0] == 'a', mv[3 * pg] == 'd', mv[5 * pg] == 0, tg[0] == 'T', tg[7 * pg] == 'T', gone);
+    unsigned char *fm = mmap(NULL, 8 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    CHECK(fm != MAP_FAILED, "mmap file fixed");
+    fm[pg] = 'F';
+    unsigned char *fmv = mremap(fm, 8 * pg, 4 * pg, MREMAP_MAYMOVE | MREMAP_FIXED, tg);
+    CHECK(fmv == tg, "mremap file fixed");
+    errno = 0;
+    int fgone = mprotect(fm + 6 * pg, pg, PROT_READ) == -1 && errno == ENOMEM;
+    printf("mremap fixed file: %d %d %d, next mapping kept %d, old range gone %d\n", fmv[pg] == 'F', is_file_page(fmv, 0),
+           is_file_page(fmv, 3), tg[4 * pg] == 'd', fgone);
     return 0;
 }
 
