@@ -1,7 +1,7 @@
 //! Memory: the frame allocator over the assigned chunks (`frame`, one
 //! chunk's bitmap in `region`), the
 //! direct map and aligned allocation on top of it (`phys`), the kernel heap
-//! (`heap`), x86-64 page tables (`pagetable`), and user address spaces:
+//! (`heap`, its slab caches in `slab`), x86-64 page tables (`pagetable`), and user address spaces:
 //! VMAs, their backing and the map table `mcexec` mirrors (`aspace`), with
 //! the file-backed ranges (`filemap`), read-only file granules shared
 //! between processes (`pagecache`), and the share windows through which
@@ -20,6 +20,7 @@ pub mod pagecache;
 pub mod pagetable;
 pub mod phys;
 pub mod region;
+pub mod slab;
 pub mod vma;
 pub mod window;
 

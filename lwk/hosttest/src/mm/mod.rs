@@ -1,9 +1,12 @@
-//! `lwk/src/mm`: the VMA set, the frame allocator's regions, file ranges.
+//! `lwk/src/mm`: the VMA set, the frame allocator's regions, file ranges,
+//! the heap's slab caches.
 
 #[path = "../../../src/mm/filemap.rs"]
 pub mod filemap;
 #[path = "../../../src/mm/region.rs"]
 pub mod region;
+#[path = "../../../src/mm/slab.rs"]
+pub mod slab;
 #[path = "../../../src/mm/vma.rs"]
 pub mod vma;
 
