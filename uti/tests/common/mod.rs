@@ -10,7 +10,6 @@ use std::sync::OnceLock;
 
 /// A temporary installation of libuti.
 pub struct Install {
-    _dir: tempfile::TempDir,
     /// The prefix (`lib/`, `include/`).
     pub prefix: PathBuf,
 }
@@ -54,17 +53,19 @@ fn built_library_dir() -> PathBuf {
 pub fn install() -> &'static Install {
     static INSTALL: OnceLock<Install> = OnceLock::new();
     INSTALL.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("uti-install-")
-            .tempdir()
-            .expect("tempdir");
+        // Under cargo's per-target scratch directory, one per test
+        // executable, made afresh each run: a static is never dropped, so a
+        // temporary directory in /tmp would stay behind after every run.
+        let exe = std::env::current_exe().expect("test executable path");
+        let name = exe.file_name().expect("test executable name").to_string_lossy().into_owned();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("uti-install").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating the install directory");
         // World-readable, so programs run under another identity can load it.
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("chmod");
-        let prefix = dir.path().join("prefix");
+        for d in [dir.parent().unwrap(), &dir] {
+            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        }
+        let prefix = dir.join("prefix");
         let out = Command::new("sh")
             .arg(crate_dir().join("install.sh"))
             .arg(&prefix)
@@ -84,7 +85,7 @@ pub fn install() -> &'static Install {
         ] {
             assert!(prefix.join(f).exists(), "install.sh did not install {f}");
         }
-        Install { _dir: dir, prefix }
+        Install { prefix }
     })
 }
 
