@@ -60,7 +60,6 @@ fn a_class_fills_slabs_and_gives_each_back_with_its_last_object() {
             assert!(o - base + size <= ss);
             assert!(seen.insert(o), "class {c}: object {o:#x} handed out twice");
         }
-        assert_eq!(s.held_bytes(), src.live.len() * ss);
         // Free in an order that leaves every slab partly used for a while.
         for &o in objs.iter().step_by(2) {
             unsafe { s.free(c, o, &mut src) };
@@ -73,7 +72,6 @@ fn a_class_fills_slabs_and_gives_each_back_with_its_last_object() {
             unsafe { s.free(c, o, &mut src) };
         }
         assert!(src.live.is_empty(), "class {c}: {} slabs kept after every object was freed", src.live.len());
-        assert_eq!(s.held_bytes(), 0);
     }
 }
 

@@ -78,26 +78,19 @@ const fn first_object(c: usize) -> usize {
     }
 }
 
-/// The per-class partial lists and the count of slabs held.
-pub struct Slabs {
-    partial: [usize; CLASSES],
-    slabs: [usize; CLASSES],
+/// Whether slab `h` of `size`-byte objects in `ss` bytes has no object left.
+fn is_full(h: &Header, size: usize, ss: usize) -> bool {
+    h.free == 0 && h.bump + size > ss
 }
 
-impl Default for Slabs {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The per-class lists of partial slabs.
+pub struct Slabs {
+    partial: [usize; CLASSES],
 }
 
 impl Slabs {
     pub const fn new() -> Self {
-        Slabs { partial: [0; CLASSES], slabs: [0; CLASSES] }
-    }
-
-    /// Bytes of slabs held (in use or partly free).
-    pub fn held_bytes(&self) -> usize {
-        (0..CLASSES).map(|c| self.slabs[c] * slab_size(c)).sum()
+        Slabs { partial: [0; CLASSES] }
     }
 
     /// One object of class `c`.
@@ -115,7 +108,6 @@ impl Slabs {
             unsafe {
                 (base as *mut Header).write(Header { free: 0, used: 0, bump: first_object(c), prev: 0, next: 0 });
             }
-            self.slabs[c] += 1;
             self.partial[c] = base;
         }
         let base = self.partial[c];
@@ -132,7 +124,7 @@ impl Slabs {
             o
         };
         h.used += 1;
-        if h.free == 0 && h.bump + size > ss {
+        if is_full(h, size, ss) {
             // Full: off the partial list.
             // SAFETY: `h` is on the list of class `c`.
             unsafe { self.unlink(c, base) };
@@ -151,7 +143,7 @@ impl Slabs {
         let base = obj & !(ss - 1);
         // SAFETY: the slab holding a live object of class `c`.
         let h = unsafe { &mut *(base as *mut Header) };
-        let was_full = h.free == 0 && h.bump + size > ss;
+        let was_full = is_full(h, size, ss);
         // SAFETY: the object is ours again; its first word links the list.
         unsafe { *(obj as *mut usize) = h.free };
         h.free = obj;
@@ -168,7 +160,6 @@ impl Slabs {
         if h.used == 0 {
             // SAFETY: on the list (it has a free object now).
             unsafe { self.unlink(c, base) };
-            self.slabs[c] -= 1;
             src.free(base, ss);
         }
     }
