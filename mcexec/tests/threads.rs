@@ -92,6 +92,24 @@ fn pthreads_openmp_cxx_and_python_threads_on_a_two_cpu_partition() {
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["328350", "42"]);
 }
 
+/// Back-to-back programs whose last thread exits on the other CPU than the
+/// process's start CPU: both CPUs see the exit, and only one may free the
+/// process slot. A second free once ended the next program, which had
+/// claimed the slot meanwhile ("process slot in unexpected state Free").
+#[test]
+fn a_slot_freed_by_the_last_thread_on_another_cpu_is_freed_once() {
+    if !can_run("a_slot_freed_by_the_last_thread_on_another_cpu_is_freed_once") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(last) = compile("last_thread.c", &["-pthread"], tmp.path(), "last_thread") else { return };
+    let p = Partition::boot_cpus("0-1", "512M", &[]);
+    for _ in 0..12 {
+        let out = stdout_of(&p, &[last.to_str().unwrap()], &[]);
+        assert_ne!(field(&out, "main"), field(&out, "last"), "the last thread left on the start CPU: {out}");
+    }
+}
+
 #[test]
 fn threads_time_share_a_single_cpu() {
     if !can_run("threads_time_share_a_single_cpu") {

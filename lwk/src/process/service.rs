@@ -125,7 +125,9 @@ pub fn poll_events() {
                 }
                 Some(_) => release(i),
                 None => {
-                    s.state.store(ProcState::Free as u32, Ordering::Release);
+                    // Only from the state read above: a release on another
+                    // CPU may have freed the slot and a new mcexec claimed it.
+                    let _ = s.state.compare_exchange(state, ProcState::Free as u32, Ordering::AcqRel, Ordering::Acquire);
                 }
             }
         }
@@ -445,13 +447,20 @@ pub fn thread_gone(t: Arc<Thread>) {
 }
 
 /// Free the process of slot `i` and the slot (its proxy is gone).
+///
+/// Both the slot's CPU (`poll_events`) and the CPU of the last thread
+/// (`thread_gone`) may get here for the same exit; the one that takes the
+/// process frees the slot. The other must not touch it: by then a new mcexec
+/// may have claimed the slot, and freeing it again under that mcexec ended
+/// its program with "process slot in unexpected state Free".
 fn release(i: usize) {
-    let p = PROCS.lock()[i].take();
-    if let Some(p) = p {
-        p.aspace.lock().teardown();
-        phys::free(p.area_pa, p.area_size);
-        // The page table and heap objects go with the last Arc.
-    }
+    let Some(p) = PROCS.lock()[i].take() else {
+        return;
+    };
+    p.aspace.lock().teardown();
+    phys::free(p.area_pa, p.area_size);
+    // The page table and heap objects go with the last Arc.
+    drop(p);
     let s = slot(i);
     s.events.store(0, Ordering::Relaxed);
     s.pending_signals.store(0, Ordering::Relaxed);
