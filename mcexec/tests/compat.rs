@@ -12,7 +12,7 @@ use std::process::Command;
 /// CPython modules of the subset: quick under mcexec on an emulating host.
 const PYTHON: &str = "test_fcntl test_select test_resource";
 /// busybox cases of scripts/compat/busybox.txt, by name.
-const BUSYBOX: &[&str] = &["ls-l", "sort", "awk", "find", "md5sum", "tar", "files", "mkfifo", "subshell", "exit-status"];
+const BUSYBOX: &[&str] = &["ls-l", "sort", "awk", "find", "md5sum", "tar", "files", "mkfifo", "subshell", "exit-status", "kill-wait"];
 const STRESSORS: &str = "access chdir fork pipe sigpending";
 
 #[test]
