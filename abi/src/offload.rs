@@ -225,7 +225,11 @@ pub struct StartParams {
     pub cpu_set_count: u32,
     /// `START_*` bits.
     pub flags: u64,
-    pub _reserved: [u64; 1],
+    /// What a new program inherits across execve, as on Linux (bit `n-1`
+    /// for signal `n`): the signals mcexec's parent left ignored (`nohup`)
+    /// and mcexec's signal mask at start. Unused for a fork child.
+    pub sig_ignored: u64,
+    pub sig_mask: u64,
 }
 
 /// [`StartParams::flags`]: `mcexec --enable-uti`: threads created after
@@ -676,7 +680,7 @@ mod tests {
     #[test]
     fn layout() {
         assert_eq!(size_of::<OffloadAreaHeader>(), 64);
-        assert_eq!(size_of::<StartParams>(), 168);
+        assert_eq!(size_of::<StartParams>(), 176);
         assert_eq!(offset_of!(StartParams, args_len), 40);
         assert_eq!(offset_of!(StartParams, exe_fd), 48);
         assert_eq!(offset_of!(StartParams, mirror_granule), 96);

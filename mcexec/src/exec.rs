@@ -4,8 +4,8 @@
 //! user range (see `mirror.rs`). The routing table decides what is
 //! offloaded, and this module asks the same table ([`is_refused`]): a call
 //! the LWK handles or refuses never runs here, even if it arrived. What is
-//! left to this module is mcexec's own file descriptors and signals to
-//! itself.
+//! left to this module is mcexec's own file descriptors (`fdargs`: to the
+//! program they are closed and unlisted) and signals to itself.
 
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ use ihk_abi::offload::OffloadCall;
 use crate::guest::GuestMemory;
 
 mod capset;
+mod fdargs;
 
 /// Whether mcexec must not execute system call `number`: the routing table
 /// (`lwk/src/syscall/table.rs`, read through [`linux::route`]) has the LWK
@@ -76,11 +77,17 @@ impl Executor {
         if is_refused(number) {
             return ENOSYS.neg();
         }
+        // mcexec's own descriptors are not the program's: to its calls
+        // they are closed descriptors.
+        if fdargs::fd_operands(number, &a).into_iter().flatten().any(|fd| self.reserved(fd)) {
+            return EBADF.neg();
+        }
         match number {
-            // mcexec's own descriptors are not the program's to close.
             sys::SYS_close if self.reserved(a[0]) => return EBADF.neg(),
             sys::SYS_dup2 | sys::SYS_dup3 if self.reserved(a[1]) => return EBADF.neg(),
             sys::SYS_close_range => return self.close_range(a),
+            // SAFETY: the buffer points into the mirror (the caller's contract).
+            sys::SYS_getdents64 => return unsafe { fdargs::getdents64(a, |fd| self.reserved(fd as u64)) },
             // Signals to ourselves alone would reach mcexec, not the program:
             // the LWK handles those locally; refuse if one slips through. A
             // signal to our process group (kill(0, sig), kill(-pgid, sig))

@@ -125,6 +125,35 @@ fn connect(
     Ok((conn, memfds))
 }
 
+/// What the program inherits across execve from mcexec's parent, as Linux
+/// passes it on (bit `n-1` for signal `n`): the ignored dispositions
+/// (`nohup mcexec ...` keeps SIGHUP ignored) and the signal mask. Read
+/// before [`setup_signals`] changes ours. SIGPIPE is left out: Rust's
+/// runtime ignores it before `main`, so our parent's choice is lost.
+fn inherited_signals() -> (u64, u64) {
+    let (mut ignored, mut mask) = (0u64, 0u64);
+    // SAFETY: rt_sigaction and pthread_sigmask only read into locals.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut set);
+        for s in 1..=64 {
+            if libc::sigismember(&set, s) == 1 {
+                mask |= 1 << (s - 1);
+            }
+            // The kernel's sigaction (handler, flags, restorer, mask): glibc's
+            // refuses its own signals 32 and 33, which a starter may ignore.
+            let mut old = [0u64; 4];
+            if s != libc::SIGPIPE
+                && libc::syscall(libc::SYS_rt_sigaction, s, std::ptr::null::<u64>(), old.as_mut_ptr(), 8) == 0
+                && old[0] == libc::SIG_IGN as u64
+            {
+                ignored |= 1 << (s - 1);
+            }
+        }
+    }
+    (ignored, mask)
+}
+
 /// Block the forwarded signals (in every thread to come) and return a
 /// signalfd for them; ignore SIGPIPE (a write to a closed pipe returns EPIPE
 /// to the LWK, which raises SIGPIPE itself); install the interrupt handler.
@@ -170,6 +199,7 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
         })?),
         None => None,
     };
+    let (sig_ignored, sig_mask) = inherited_signals();
     let sigfd = setup_signals()?;
 
     let dir = ihk_client::paths::RuntimeDir::from_env();
@@ -263,7 +293,8 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
         cpu_set_first: conn.info.cpu_first,
         cpu_set_count: conn.info.cpu_count,
         flags: if opts.enable_uti { ihk_abi::offload::START_UTI } else { 0 },
-        _reserved: [0; 1],
+        sig_ignored,
+        sig_mask,
     };
     let mut keep_fds = guest.raw_fds();
     keep_fds.extend([exe_fd.as_raw_fd(), sigfd.as_raw_fd()]);
@@ -644,21 +675,55 @@ fn kick(fd: BorrowedFd<'_>) {
 }
 
 /// Lowest descriptor number used for mcexec's own descriptors: near the top
-/// of the soft limit, where programs rarely look.
+/// of the soft RLIMIT_NOFILE mcexec started with, where programs rarely
+/// look. Fixed for the process's life: a program that lowers its limit
+/// (offloaded, so it is ours) does not pull them into its range.
 pub(crate) fn reserved_fd_base() -> i32 {
-    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map(|(s, _)| s)
-        .unwrap_or(1024);
-    (soft.min(1 << 20) as i32 - 64).max(16)
+    static BASE: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(s, _)| s)
+            .unwrap_or(1024);
+        (soft.min(1 << 20) as i32 - 64).max(16)
+    })
+}
+
+/// A close-on-exec duplicate of `fd` at [`reserved_fd_base`] or above.
+/// When the program has lowered the soft RLIMIT_NOFILE below that, the
+/// limit is raised for the duplication and put back (descriptors above the
+/// limit stay valid, as Linux keeps them).
+pub(crate) fn dup_high(fd: std::os::fd::RawFd) -> std::io::Result<std::os::fd::RawFd> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let base = reserved_fd_base();
+    // SAFETY: F_DUPFD_CLOEXEC of a descriptor number; an invalid one fails.
+    let dup = || unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, base) };
+    let n = dup();
+    if n >= 0 {
+        return Ok(n);
+    }
+    let e = std::io::Error::last_os_error();
+    if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EMFILE)) {
+        return Err(e);
+    }
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let want = (base as u64 + 64).max(soft);
+    if want == soft || want > hard {
+        return Err(e);
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, want, hard)?;
+    let n = dup();
+    let e = std::io::Error::last_os_error();
+    let _ = setrlimit(Resource::RLIMIT_NOFILE, soft, hard);
+    if n < 0 {
+        Err(e)
+    } else {
+        Ok(n)
+    }
 }
 
 /// Move a descriptor to a high number, out of the program's way.
 fn relocate(fd: OwnedFd) -> std::io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC duplicates a valid descriptor of ours.
-    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, reserved_fd_base()) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let n = dup_high(fd.as_raw_fd())?;
     drop(fd);
     // SAFETY: `n` is a fresh descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(n) })

@@ -102,11 +102,7 @@ fn neg(e: i32) -> i64 {
 
 /// A close-on-exec duplicate of `fd` at a high number.
 fn dup_high(fd: RawFd) -> Result<OwnedFd, i64> {
-    // SAFETY: F_DUPFD_CLOEXEC of a descriptor number; an invalid one fails.
-    let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, crate::session::reserved_fd_base()) };
-    if n < 0 {
-        return Err(neg(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EBADF)));
-    }
+    let n = crate::session::dup_high(fd).map_err(|e| neg(e.raw_os_error().unwrap_or(libc::EBADF)))?;
     // SAFETY: a fresh descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }

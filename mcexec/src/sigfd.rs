@@ -60,8 +60,7 @@ pub fn set(a: [u64; 6]) -> i64 {
         if n < 0 {
             return neg_errno();
         }
-        // SAFETY: F_DUPFD_CLOEXEC of the descriptor just made.
-        let own = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, crate::session::reserved_fd_base()) };
+        let own = crate::session::dup_high(n).unwrap_or(-1);
         let Some((dev, ino)) = (own >= 0).then(|| identity(n)).flatten() else {
             let e = neg_errno();
             // SAFETY: closing the descriptors just made.

@@ -102,6 +102,66 @@ fn debian_dynamic_programs_file_mappings_and_the_lwk_view() {
     assert!(py.starts_with("{\"n\": 1, "), "os.cpu_count() is not the partition's: {py}");
     assert_eq!(hash(&py), hash(&on_linux));
     assert!(hash(&py).is_some());
+    // The signal lines of /proc/self/status are the LWK's dispositions and
+    // mask, as Linux shows them for the same program (CPython's own
+    // SIGPIPE/SIGXFSZ ignored and SIGINT caught, plus the script's).
+    let sigs = "import signal as s; s.signal(s.SIGUSR1, s.SIG_IGN); s.signal(s.SIGUSR2, lambda *a: 0); \
+                s.pthread_sigmask(s.SIG_BLOCK, [s.SIGHUP]); \
+                print(''.join(l for l in open('/proc/self/status') if l.startswith(('SigBlk', 'SigIgn', 'SigCgt'))))";
+    let on_lwk = lwk(&p, &[PYTHON, "-c", sigs]);
+    assert_eq!(on_lwk, text(&linux(&[PYTHON, "-c", sigs])), "signal lines of /proc/self/status");
+    assert!(on_lwk.contains("SigBlk:\t0000000000000001\n"), "{on_lwk}");
+    // What execve keeps, from mcexec's starter to the program: an ignored
+    // SIGHUP (`nohup mcexec ...`) and a blocked SIGUSR1.
+    let inherit = |mut c: std::process::Command| -> String {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGUSR1);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        text(&o)
+    };
+    let lines = "print(''.join(l for l in open('/proc/self/status') if l.startswith(('SigBlk', 'SigIgn'))))";
+    let on_lwk = inherit(p.mcexec_command(&[PYTHON, "-c", lines]));
+    let field = |name: &str| {
+        let v = on_lwk.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("{on_lwk}"));
+        u64::from_str_radix(v.trim(), 16).unwrap()
+    };
+    assert!(field("SigIgn:") & 1 != 0 && field("SigBlk:") & (1 << 9) != 0, "{on_lwk}");
+    let mut native = std::process::Command::new(PYTHON);
+    native.args(["-c", lines]);
+    assert_eq!(on_lwk, inherit(native), "inherited signal state");
+    // mcexec's own descriptors (near the top of RLIMIT_NOFILE) are not the
+    // program's: /proc/self/fd does not list them and fstat says EBADF, so
+    // the program sees the descriptors it has on Linux.
+    let fds = "import os, resource\n\
+               soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]\n\
+               def is_open(fd):\n    try:\n        os.fstat(fd)\n        return True\n    except OSError:\n        return False\n\
+               print(sorted(int(x) for x in os.listdir('/proc/self/fd')), [fd for fd in [*range(64), *range(max(64, soft - 128), soft)] if is_open(fd)])";
+    let on_lwk = lwk(&p, &[PYTHON, "-c", fds]);
+    assert_eq!(on_lwk, text(&linux(&[PYTHON, "-c", fds])), "descriptors the program sees");
+    // ... and stay where they are when the program lowers RLIMIT_NOFILE
+    // below them (its own descriptors above the new limit stay open, as on
+    // Linux): a child program still starts (test_subprocess's
+    // test_close_fds_when_max_fd_is_lowered).
+    let lowered = "import os, resource, subprocess, sys\n\
+                   fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(40)]\n\
+                   [os.close(fd) for fd in fds[:14]]\n\
+                   resource.setrlimit(resource.RLIMIT_NOFILE, (29, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n\
+                   r = subprocess.run([sys.executable, '-c', 'print(7)'], capture_output=True)\n\
+                   print(r.returncode, r.stdout, max(fds) > 29, os.fstat(max(fds)).st_size)";
+    let on_lwk = lwk(&p, &[PYTHON, "-c", lowered]);
+    assert_eq!(on_lwk, "0 b'7\\n' True 0\n");
+    assert_eq!(on_lwk, text(&linux(&[PYTHON, "-c", lowered])));
     let timeit = [PYTHON, "-m", "timeit", "-n", "3", "sum(range(10**6))"];
     let t_lwk = lwk(&p, &timeit);
     let t_linux = text(&linux(&timeit));

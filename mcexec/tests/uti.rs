@@ -486,7 +486,7 @@ fn ended_utility_threads_leave_no_memory_in_mcexec() {
 
 /// The lines of `uti_signals` that say what the handlers saw (the same
 /// on Linux and with `--enable-uti`).
-const SIGNAL_LINES: [&str; 7] = [
+const SIGNAL_LINES: [&str; 10] = [
     "main tid differs 1",
     "kill: tid ok code SI_TKILL mask ok",
     "queue: tid ok code SI_QUEUE value 42",
@@ -494,6 +494,9 @@ const SIGNAL_LINES: [&str; 7] = [
     "mask after handlers: usr1 0 usr2 0 hup 0",
     "usr2: tid ok altstack yes",
     "hup: nodefer 1 reset 1",
+    "sigsuspend: -1 EINTR handler 1 mask back 1",
+    "main uc_stack: handler 1 disabled 1",
+    "uti uc_stack: handler 1 disabled 1",
 ];
 
 /// Signal handlers run in a utility thread (docs/uti.md): thread-directed
@@ -503,7 +506,10 @@ const SIGNAL_LINES: [&str; 7] = [
 /// signal stays pending and runs at the unblock, on the thread's
 /// sigaltstack; SA_RESETHAND | SA_NODEFER; a read() of a pipe on Linux is
 /// interrupted with EINTR; a signal sent to the process while the main
-/// thread blocks it runs on the utility thread; a caught SIGSEGV runs its
+/// thread blocks it runs on the utility thread; sigsuspend in the utility
+/// thread returns EINTR after the handler with the old mask back; a
+/// handler's change of its frame's uc_stack takes effect at rt_sigreturn
+/// (on the LWK and in the utility thread); a caught SIGSEGV runs its
 /// handler there (siglongjmp back). An uncaught SIGSEGV of the utility thread kills the
 /// process with SIGSEGV, and the partition runs the next program.
 #[test]

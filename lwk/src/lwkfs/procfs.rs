@@ -11,6 +11,7 @@ use core::sync::atomic::Ordering;
 
 use super::{cpus, list, mask, View};
 use crate::mm::aspace::VmaKind;
+use crate::process::signal::{SIG_DFL, SIG_IGN};
 use crate::process::Thread;
 
 pub fn lookup(t: &Thread, rest: &str) -> View {
@@ -176,6 +177,12 @@ fn status(t: &Thread) -> String {
     let ncpus = all.len() as u32;
     let allowed = *t.affinity.lock();
     let nodes: Vec<u32> = (0..crate::boot_params::get().numa_nodes().len() as u32).collect();
+    // Ignored and caught signals, bit n-1 for signal n (the LWK's dispositions).
+    let (ign, cgt) = p.signals.lock().actions.iter().enumerate().fold((0u64, 0u64), |(i, c), (n, a)| match a.handler {
+        SIG_DFL => (i, c),
+        SIG_IGN => (i | 1 << n, c),
+        _ => (i, c | 1 << n),
+    });
     let mut s = String::new();
     let _ = write!(
         s,
@@ -184,7 +191,7 @@ Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t\n\
 VmPeak:\t{size:8} kB\nVmSize:\t{size:8} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\nVmHWM:\t{rss:8} kB\nVmRSS:\t{rss:8} kB\n\
 RssAnon:\t{rss:8} kB\nRssFile:\t       0 kB\nRssShmem:\t       0 kB\nVmData:\t{rss:8} kB\nVmStk:\t{stk:8} kB\n\
 VmExe:\t       0 kB\nVmLib:\t       0 kB\nVmPTE:\t       0 kB\nVmSwap:\t       0 kB\nThreads:\t{}\n\
-SigQ:\t0/0\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\n\
+SigQ:\t0/0\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n\
 Cpus_allowed:\t{}\nCpus_allowed_list:\t{}\nMems_allowed:\t{}\nMems_allowed_list:\t{}\n\
 voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         p.comm.lock().as_str(),
@@ -198,13 +205,16 @@ voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         sp.egid,
         sp.egid,
         p.live_threads.load(Ordering::Relaxed),
-        0u64,
+        t.sig_pending.load(Ordering::Relaxed),
         p.sig_pending.load(Ordering::Relaxed),
+        t.sig_mask.load(Ordering::Relaxed),
         allowed.to_mask(ncpus),
         allowed.to_list(),
         mask(&nodes, nodes.len() as u32),
         list(&nodes),
         pid = p.pid,
+        ign = ign,
+        cgt = cgt,
     );
     s
 }

@@ -20,7 +20,7 @@ use spin::Mutex;
 use crate::mm::aspace::{AddressSpace, MapTable};
 use super::sched::{self, ThreadStart};
 use super::cpuset::CpuSet;
-use super::signal::SignalState;
+use super::signal::{self, SignalState};
 use super::{phys, Process, Thread, ThreadState, KSTACK_SIZE};
 use crate::errno::*;
 
@@ -172,7 +172,12 @@ fn start_process(i: usize) {
                 Some(parent) => ThreadStart::Fork(parent),
                 None => ThreadStart::Exec,
             };
+            let exec = matches!(start, ThreadStart::Exec);
             let main = new_thread(res, p.pid, cpu, start);
+            if exec {
+                // The mask mcexec started with, as execve keeps it.
+                main.sig_mask.store(sp.sig_mask & !signal::UNBLOCKABLE, Ordering::Relaxed);
+            }
             PROCS.lock()[i] = Some(p);
             s.state.store(ProcState::Running as u32, Ordering::Release);
             sched::enqueue_on(cpu, main);
@@ -254,7 +259,7 @@ fn create(i: usize, s: &'static ProcessSlot, sp: &StartParams) -> Result<Arc<Pro
         thread_capacity: sp.max_threads,
         aspace: super::sync::ThreadMutex::new(aspace),
         cr3,
-        signals: Mutex::new(SignalState::new()),
+        signals: Mutex::new(SignalState::inherited(sp.sig_ignored)),
         sig_pending: AtomicU64::new(0),
         sig_info: Mutex::new([Default::default(); 64]),
         live_threads: AtomicU32::new(0),

@@ -103,6 +103,19 @@ impl SignalState {
     pub fn new() -> SignalState {
         SignalState { actions: [SigAction::default(); 64] }
     }
+
+    /// A new program's dispositions: default, except the signals of
+    /// `ignored` (bit n-1 for signal n) that its starter left ignored, as
+    /// execve keeps them (SIGKILL and SIGSTOP cannot be).
+    pub fn inherited(ignored: u64) -> SignalState {
+        let mut st = SignalState::new();
+        for (n, a) in st.actions.iter_mut().enumerate() {
+            if ignored & !UNBLOCKABLE & (1 << n) != 0 {
+                a.handler = SIG_IGN;
+            }
+        }
+        st
+    }
 }
 
 /// What a signal does by default.
@@ -502,7 +515,20 @@ pub fn sigreturn(t: &Thread, f: &mut TrapFrame) -> Result<u64, Errno> {
         }
         super::fpu::restore_from(img[off..].as_ptr());
     }
+    drop(a);
+    restore_altstack(t, frame + UCONTEXT_OFF + 16, f.rsp)?;
     Ok(f.rax)
+}
+
+/// rt_sigreturn's last step, as Linux's `restore_altstack`: the frame's
+/// `uc_stack` (at `stack`) becomes the thread's alternate stack, checked
+/// against the restored stack pointer `sp`. A refusal (EPERM on the stack,
+/// EINVAL, ENOMEM) leaves it as it was; only EFAULT (a bad frame) counts.
+pub fn restore_altstack(t: &Thread, stack: u64, sp: u64) -> Result<(), Errno> {
+    match sigaltstack(t, stack, 0, sp) {
+        Err(EFAULT) => Err(EFAULT),
+        _ => Ok(()),
+    }
 }
 
 // ---- system-call helpers -----------------------------------------------------

@@ -93,7 +93,11 @@ pub fn uti_main(t: &Thread, frame: TrapFrame) -> ! {
         if r as u64 == UTI_FAULT {
             value = fault(t, call.args[0], call.args[1] != 0) as u64;
         } else if r != UTI_CHECK {
-            value = run_forwarded(r as u64, call.args, call.sp) as u64;
+            value = if r as u64 == sys::SYS_rt_sigreturn {
+                uti_signal::sigreturn(t, call.args[0], call.args[1], call.sp) as u64
+            } else {
+                run_forwarded(r as u64, call.args, call.sp) as u64
+            };
         }
         let mut next = UtiSignal::default();
         let restart = t.take_restart();
@@ -144,8 +148,6 @@ fn run_forwarded(nr: u64, a: [u64; 6], sp: u64) -> i64 {
             | sys::SYS_vfork
             | sys::SYS_execve
             | sys::SYS_execveat
-            | sys::SYS_rt_sigreturn
-            | sys::SYS_rt_sigsuspend
     ) {
         return -(EOPNOTSUPP.0 as i64);
     }

@@ -84,6 +84,27 @@ pub fn take(t: &Thread, sp: u64, restart: Option<u64>, out: &mut UtiSignal) -> b
     }
 }
 
+/// The program's `rt_sigreturn` on Linux, after the proxy restored its
+/// registers and FPU image from the frame: the frame's mask (at `mask`)
+/// and `uc_stack` (at `stack`) become the thread's, as Linux's
+/// rt_sigreturn does; `sp` is the restored stack pointer. A frame the LWK
+/// cannot read ends the process with SIGSEGV (Linux: a bad frame).
+pub fn sigreturn(t: &Thread, mask: u64, stack: u64, sp: u64) -> i64 {
+    let m = t.process.aspace.lock().read_u64(mask);
+    match m.and_then(|m| {
+        t.sig_mask.store(m & !UNBLOCKABLE, Ordering::Relaxed);
+        signal::restore_altstack(t, stack, sp)
+    }) {
+        Ok(()) => 0,
+        Err(e) => {
+            let p = &t.process;
+            crate::printk!("{}[{}]: bad signal frame in utility thread {} (on Linux)", p.comm.lock(), p.pid, t.tid());
+            super::service::kill_process(p, SIGSEGV, false);
+            -(e.0 as i64)
+        }
+    }
+}
+
 /// Where the frame goes (`out.sp`, `uc_stack`), its pages backed: the
 /// LWK's own frame size must fit; one more page (Linux's FPU image may be
 /// larger) is backed if it can be.

@@ -14,7 +14,7 @@
 //! per call; its read of a signalfd reads the eventfd's counter, and its
 //! write to such a file renames nothing). The program's `rt_sigreturn` is
 //! trapped too: its handler's frame is restored by the thread's SIGSYS
-//! handler, which gives the frame's mask to the LWK (`signal.rs`).
+//! handler, which gives the frame's mask and `uc_stack` to the LWK (`signal.rs`).
 //!
 //! Only calls made from the program's code are trapped: the filter lets
 //! every call whose instruction pointer lies outside the LWK user range

@@ -248,7 +248,8 @@ unsafe fn on_sigsegv(info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
 /// The SIGSYS handler proper, on mcexec's TLS: forward the trapped call
 /// and put its result in the program's rax, then run the signal handler
 /// the LWK asks for. The program's `rt_sigreturn` restores its frame here
-/// and forwards the frame's mask (`signal.rs`).
+/// and forwards the frame's mask and `uc_stack` (`signal.rs`; the LWK's
+/// `uti_signal::sigreturn`).
 ///
 /// # Safety
 /// `info` and `uc` as the kernel passed them to a SA_SIGINFO handler.
@@ -258,14 +259,15 @@ unsafe fn on_sigsys(info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     // number is the int at byte 24.
     let (nr, g) = unsafe { (*(info as *const u8).add(24).cast::<i32>() as u64, (*uc).uc_mcontext.gregs) };
     let reg = |r: libc::c_int| g[r as usize] as u64;
-    let sp = reg(libc::REG_RSP);
     let sigreturn = nr == libc::SYS_rt_sigreturn as u64;
-    let (nr, args) = if sigreturn {
+    let (sp, args) = if sigreturn {
         // SAFETY: the program's context, its frame at its stack pointer.
-        let mask = unsafe { signal::sigreturn(uc) };
-        (libc::SYS_rt_sigprocmask as u64, [2 /* SIG_SETMASK */, mask, 0, 8, 0, 0])
+        let (mask, stack) = unsafe { signal::sigreturn(uc) };
+        // The LWK checks the alternate stack against the restored context.
+        // SAFETY: per the contract.
+        (unsafe { (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] as u64 }, [mask, stack, 0, 0, 0, 0])
     } else {
-        (nr, [reg(libc::REG_RDI), reg(libc::REG_RSI), reg(libc::REG_RDX), reg(libc::REG_R10), reg(libc::REG_R8), reg(libc::REG_R9)])
+        (reg(libc::REG_RSP), [reg(libc::REG_RDI), reg(libc::REG_RSI), reg(libc::REG_RDX), reg(libc::REG_R10), reg(libc::REG_R8), reg(libc::REG_R9)])
     };
     let (result, sig) = CTX.with(|c| {
         let c = c.borrow();

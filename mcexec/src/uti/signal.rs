@@ -10,8 +10,8 @@
 //! that returning from it enters the program's handler. The program's
 //! `rt_sigreturn` (from its restorer) traps like a forwarded call:
 //! [`sigreturn`] copies the frame back into the handler's context, and the
-//! caller forwards the frame's mask to the LWK (`rt_sigprocmask`), so
-//! that a signal it unblocks is taken at once.
+//! caller forwards the frame's mask and `uc_stack` to the LWK, so that a
+//! signal it unblocks is taken at once.
 //!
 //! Must not: touch the thread's Linux signal mask or alternate stack
 //! (mcexec's), or write below the room the LWK backed.
@@ -108,11 +108,12 @@ pub unsafe fn deliver(uc: *mut libc::ucontext_t, s: &UtiSignal) {
 
 /// The program's `rt_sigreturn` (trapped, context `uc`, stack pointer at
 /// the frame's ucontext): load the frame's registers and FPU image into
-/// `uc`. Returns the address of the frame's mask, for the LWK.
+/// `uc`. Returns the addresses of the frame's mask and `uc_stack`, which
+/// the LWK makes the thread's.
 ///
 /// # Safety
 /// `uc` as in [`deliver`]; the frame is the program's memory (mirrored).
-pub unsafe fn sigreturn(uc: *mut libc::ucontext_t) -> u64 {
+pub unsafe fn sigreturn(uc: *mut libc::ucontext_t) -> (u64, u64) {
     // SAFETY: per the contract.
     let g = unsafe { &mut (*uc).uc_mcontext.gregs };
     let at = g[libc::REG_RSP as usize] as u64;
@@ -131,5 +132,5 @@ pub unsafe fn sigreturn(uc: *mut libc::ucontext_t) -> u64 {
             std::ptr::copy_nonoverlapping(ffp, kfp, fpu_size(kfp).min(fpu_size(ffp)));
         }
     }
-    at + UC_HEAD as u64
+    (at + UC_HEAD as u64, at + 16)
 }

@@ -11,7 +11,13 @@
  *   6. SIGUSR2 sent to the process (kill) while the main thread blocks it:
  *      the utility thread, the only one that does not, runs the handler;
  *   7. a write to address 16 with a SIGSEGV handler: it runs (si_addr 16,
- *      SEGV_MAPERR) and siglongjmp's back.
+ *      SEGV_MAPERR) and siglongjmp's back;
+ *   8. sigsuspend with SIGUSR1 unblocked while the thread blocks it, woken
+ *      by pthread_kill: -1 EINTR after one handler run, the mask from
+ *      before the call back (SIGUSR1 blocked);
+ *   9. a handler that sets its frame's uc_stack to SS_DISABLE: after it
+ *      returns the thread has no alternate stack (rt_sigreturn restores
+ *      uc_stack, as Linux); the same check on the main (LWK) thread first.
  * Prints one line per check ("... ok" or what was seen) and "done".
  * With argument "segv", the utility thread then writes to address 16:
  * the process dies of SIGSEGV. Waits are generous polls (30 s). */
@@ -28,7 +34,7 @@
 #include <unistd.h>
 #include <uti.h>
 
-static atomic_int uti_tid, step, usr1, usr2, hup, read_done;
+static atomic_int uti_tid, step, usr1, usr2, hup, read_done, suspend_done;
 static atomic_int h_tid, h_code, h_value, h_mask_ok, h2_alt, h2_tid, hup_nodefer, hup_reset;
 static char altstack[256 * 1024];
 static int pipefd[2];
@@ -68,6 +74,32 @@ static void on_usr2(int sig, siginfo_t *si, void *uc)
     atomic_store(&h2_alt, &local >= altstack && &local < altstack + sizeof altstack);
     atomic_store(&h2_tid, gettid());
     atomic_fetch_add(&usr2, 1);
+}
+
+static atomic_int vtalrm;
+
+static void on_vtalrm(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)si;
+    ((ucontext_t *)uc)->uc_stack.ss_flags = SS_DISABLE;
+    atomic_fetch_add(&vtalrm, 1);
+}
+
+/* Step 9 in the calling thread, with `alt` as its alternate stack: the
+ * handler disables it through uc_stack; then it is set again. */
+static void check_uc_stack(const char *who, void *alt, size_t size)
+{
+    stack_t ss = { .ss_sp = alt, .ss_size = size, .ss_flags = 0 }, cur;
+    if (sigaltstack(&ss, NULL) != 0)
+        perror("sigaltstack");
+    int before = atomic_load(&vtalrm);
+    raise(SIGVTALRM);
+    sigaltstack(NULL, &cur);
+    printf("%s uc_stack: handler %d disabled %d\n", who, atomic_load(&vtalrm) - before, (cur.ss_flags & SS_DISABLE) != 0);
+    fflush(stdout);
+    if (sigaltstack(&ss, NULL) != 0)
+        perror("sigaltstack");
 }
 
 static void on_hup(int sig)
@@ -144,6 +176,24 @@ static void *utility(void *arg)
     read_errno = errno;
     atomic_store(&read_done, 1);
     spin_for(&usr2, 2); /* 6 */
+    sigset_t b1, during;
+    sigemptyset(&b1);
+    sigaddset(&b1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &b1, NULL);
+    int usr1_before = atomic_load(&usr1);
+    pthread_sigmask(SIG_SETMASK, NULL, &during);
+    sigdelset(&during, SIGUSR1);
+    atomic_store(&step, 8);
+    int sr = sigsuspend(&during); /* 8 */
+    int se = errno;
+    sigset_t after;
+    pthread_sigmask(SIG_SETMASK, NULL, &after);
+    printf("sigsuspend: %d %s handler %d mask back %d\n", sr, sr < 0 && se == EINTR ? "EINTR" : strerror(se),
+        atomic_load(&usr1) - usr1_before, sigismember(&after, SIGUSR1));
+    fflush(stdout);
+    atomic_store(&suspend_done, 1);
+    pthread_sigmask(SIG_UNBLOCK, &b1, NULL);
+    check_uc_stack("uti", altstack, sizeof altstack); /* 9 */
     struct sigaction sa = { .sa_flags = SA_SIGINFO, .sa_sigaction = on_segv };
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, NULL);
@@ -178,6 +228,11 @@ int main(int argc, char **argv)
     sa.sa_flags = SA_RESETHAND | SA_NODEFER;
     sa.sa_handler = on_hup;
     sigaction(SIGHUP, &sa, NULL);
+    sa.sa_flags = SA_SIGINFO;
+    sa.sa_sigaction = on_vtalrm;
+    sigaction(SIGVTALRM, &sa, NULL);
+    static char main_alt[64 * 1024];
+    check_uc_stack("main", main_alt, sizeof main_alt);
     if (pipe(pipefd) != 0)
         return 10;
 
@@ -239,6 +294,11 @@ int main(int argc, char **argv)
         return 20;
     printf("process-directed: tid %s\n", atomic_load(&h2_tid) == tid ? "ok" : "wrong");
     fflush(stdout);
+    if (!wait_for(&step, 8))
+        return 21;
+    pthread_kill(th, SIGUSR1);
+    if (!wait_for(&suspend_done, 1))
+        return 22;
     void *ret;
     pthread_join(th, &ret);
     printf("done %ld\n", (long)ret);
