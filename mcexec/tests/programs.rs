@@ -85,6 +85,7 @@ fn signal_handlers_and_interrupted_calls_behave_as_on_linux() {
     let lin = run(std::process::Command::new(&exe));
     assert_eq!(lwk, lin);
     assert!(lwk.contains("usr1 handled=1 acc=1.75") && lwk.contains("got_int=2"), "{lwk}");
+    assert!(lwk.contains("blocked while ignored: pending 1 1, waited 1 1\n"), "{lwk}");
 }
 
 #[test]

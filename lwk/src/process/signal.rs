@@ -141,9 +141,16 @@ pub(super) fn bit(sig: u32) -> u64 {
 /// Signals that cannot be caught, blocked or ignored.
 pub(super) const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
 
-/// Would `sig` be discarded right away?
-fn ignored(p: &Process, sig: u32) -> bool {
+/// Would `sig` be discarded right away? As Linux's `sig_ignored`: not
+/// while the thread it is for (`target`; a process's main thread) blocks
+/// it or waits for it in sigwaitinfo, since its disposition may change
+/// before it is taken (glibc's SIGEV_THREAD helper waits for its timer
+/// signal blocked, whatever the disposition the program inherited).
+fn ignored(p: &Process, sig: u32, target: Option<&Thread>) -> bool {
     if sig == SIGKILL {
+        return false;
+    }
+    if target.is_some_and(|t| (t.sig_mask.load(Ordering::Relaxed) | t.sigwait_set.load(Ordering::Acquire)) & bit(sig) != 0) {
         return false;
     }
     let a = p.signals.lock().actions[(sig - 1) as usize];
@@ -153,7 +160,7 @@ fn ignored(p: &Process, sig: u32) -> bool {
 /// Send `sig` to process `p` (forwarded by mcexec, or kill()): pending on
 /// the process, taken by one thread that does not block it.
 pub fn send_to_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
-    if sig == 0 || sig > 64 || ignored(p, sig) {
+    if sig == 0 || sig > 64 || ignored(p, sig, p.thread(p.pid).as_deref()) {
         return;
     }
     if sig == SIGKILL {
@@ -185,7 +192,7 @@ pub fn send_to_process(p: &Arc<Process>, sig: u32, info: SigInfo) {
 
 /// Send `sig` to thread `t` (tgkill, faults, SIGPIPE).
 pub fn send_to_thread(t: &Thread, sig: u32, info: SigInfo) {
-    if sig == 0 || sig > 64 || ignored(&t.process, sig) {
+    if sig == 0 || sig > 64 || ignored(&t.process, sig, Some(t)) {
         return;
     }
     if sig == SIGKILL {

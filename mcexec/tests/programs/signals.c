@@ -32,6 +32,21 @@ int main(void) {
     signal(SIGUSR2, SIG_IGN);
     raise(SIGUSR2);
     printf("usr2 ignored\n");
+    /* A blocked signal stays pending whatever its disposition (ignored, or
+     * ignored by default), and sigwaitinfo takes it. */
+    sigset_t set, pend;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGWINCH);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    raise(SIGUSR2);
+    raise(SIGWINCH);
+    sigpending(&pend);
+    int p2 = sigismember(&pend, SIGUSR2), pw = sigismember(&pend, SIGWINCH);
+    int w1 = sigwaitinfo(&set, NULL), w2 = sigwaitinfo(&set, NULL);
+    printf("blocked while ignored: pending %d %d, waited %d %d\n", p2, pw, w1 == SIGUSR2 || w2 == SIGUSR2,
+        w1 == SIGWINCH || w2 == SIGWINCH);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_int;
     sigaction(SIGINT, &sa, NULL);
