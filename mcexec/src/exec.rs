@@ -64,8 +64,13 @@ impl Executor {
         Executor { guest, args_blob, reserved_fds, host_pid: std::process::id() as i32 }
     }
 
+    /// Is `fd` one of mcexec's own descriptors? All of them are at
+    /// `reserved_fd_base()` or above (`session::dup_high`), so the
+    /// program's usual ones are answered without a lock.
     fn reserved(&self, fd: u64) -> bool {
-        self.reserved_fds.contains(&(fd as i32)) || crate::share::owns(fd as i32) || crate::sigfd::owns(fd as i32)
+        let fd = fd as i32;
+        fd >= crate::session::reserved_fd_base()
+            && (self.reserved_fds.contains(&fd) || crate::share::owns(fd) || crate::sigfd::owns(fd))
     }
 
     /// Execute one request; returns the value for the LWK (negative errno on
@@ -83,8 +88,6 @@ impl Executor {
             return EBADF.neg();
         }
         match number {
-            sys::SYS_close if self.reserved(a[0]) => return EBADF.neg(),
-            sys::SYS_dup2 | sys::SYS_dup3 if self.reserved(a[1]) => return EBADF.neg(),
             sys::SYS_close_range => return self.close_range(a),
             // SAFETY: the buffer points into the mirror (the caller's contract).
             sys::SYS_getdents64 => return unsafe { fdargs::getdents64(a, |fd| self.reserved(fd as u64)) },
@@ -192,7 +195,7 @@ impl Executor {
                 open_exec(&path, dirfd, flags)
             }
             OffloadCall::CloseOnExec => {
-                close_on_exec(&self.reserved_fds);
+                close_on_exec(|fd| self.reserved(fd as u64));
                 0
             }
             OffloadCall::OpenPhys | OffloadCall::MemfdPhys | OffloadCall::HostCpuinfo | OffloadCall::FdInfo => {
@@ -333,11 +336,11 @@ fn open_exec(path: &[u8], dirfd: i32, flags: u64) -> i64 {
 }
 
 /// Close every descriptor marked close-on-exec, except mcexec's own.
-fn close_on_exec(reserved: &[i32]) {
+fn close_on_exec(reserved: impl Fn(i32) -> bool) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
     let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
     for fd in fds {
-        if reserved.contains(&fd) || crate::share::owns(fd) || crate::sigfd::owns(fd) {
+        if reserved(fd) {
             continue;
         }
         // SAFETY: querying and closing descriptors of the program (the

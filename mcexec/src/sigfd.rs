@@ -130,7 +130,7 @@ fn sync_locked(l: &mut [Record], pending: u64) {
 
 /// Whether `fd` is one of our duplicates (not the program's).
 pub fn owns(fd: RawFd) -> bool {
-    fds().contains(&fd)
+    RECORDS.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|r| r.fd.as_raw_fd() == fd)
 }
 
 /// Our duplicates.

@@ -22,7 +22,7 @@ pub fn fd_operands(nr: u64, a: &[u64; 6]) -> [Option<u64>; 2] {
     let one = [Some(a[0]), None];
     let empty_path = |flags: u64| flags & AT_EMPTY_PATH as u64 != 0;
     match nr as c_long {
-        SYS_read | SYS_write | SYS_pwrite64 | SYS_readv | SYS_writev | SYS_preadv | SYS_pwritev
+        SYS_close | SYS_read | SYS_write | SYS_pwrite64 | SYS_readv | SYS_writev | SYS_preadv | SYS_pwritev
         | SYS_preadv2 | SYS_pwritev2 | SYS_fstat | SYS_lseek | SYS_ioctl | SYS_fcntl | SYS_flock | SYS_fsync
         | SYS_fdatasync | SYS_ftruncate | SYS_getdents | SYS_getdents64 | SYS_fchdir | SYS_fchmod | SYS_fchown
         | SYS_fstatfs | SYS_dup | SYS_recvfrom | SYS_sendto | SYS_recvmsg | SYS_sendmsg | SYS_recvmmsg
@@ -31,7 +31,7 @@ pub fn fd_operands(nr: u64, a: &[u64; 6]) -> [Option<u64>; 2] {
         | SYS_epoll_pwait2 | SYS_fadvise64 | SYS_readahead | SYS_fallocate | SYS_fgetxattr | SYS_fsetxattr
         | SYS_flistxattr | SYS_fremovexattr | SYS_sync_file_range | SYS_syncfs | SYS_inotify_add_watch
         | SYS_inotify_rm_watch | SYS_timerfd_settime | SYS_timerfd_gettime | SYS_fanotify_mark => one,
-        SYS_sendfile | SYS_tee => [Some(a[0]), Some(a[1])],
+        SYS_sendfile | SYS_tee | SYS_dup2 | SYS_dup3 => [Some(a[0]), Some(a[1])],
         SYS_splice | SYS_copy_file_range | SYS_epoll_ctl => [Some(a[0]), Some(a[2])],
         SYS_newfstatat if empty_path(a[3]) => one,
         SYS_statx if empty_path(a[2]) => one,
@@ -111,6 +111,8 @@ mod tests {
         assert_eq!(fd_operands(libc::SYS_read as u64, &a), [Some(7), None]);
         assert_eq!(fd_operands(libc::SYS_epoll_ctl as u64, &a), [Some(7), Some(9)]);
         assert_eq!(fd_operands(libc::SYS_sendfile as u64, &a), [Some(7), Some(8)]);
+        assert_eq!(fd_operands(libc::SYS_dup2 as u64, &a), [Some(7), Some(8)]);
+        assert_eq!(fd_operands(libc::SYS_close as u64, &a), [Some(7), None]);
         assert_eq!(fd_operands(libc::SYS_newfstatat as u64, &a), [Some(7), None]);
         assert_eq!(fd_operands(libc::SYS_newfstatat as u64, &[7, 8, 9, 0, 0, 0]), [None, None]);
         assert_eq!(fd_operands(libc::SYS_statx as u64, &[7, 8, 0x1000, 0, 0, 0]), [Some(7), None]);
