@@ -4,8 +4,10 @@
 //! once the host reports the proxy gone (ending the process first, with a
 //! kmsg line, when `mcexec` died before it).
 //!
-//! Every slot is handled by the LWK CPU named in its start parameters, from
-//! that CPU's scheduler loop (`sched::poll`), so no two CPUs touch a slot.
+//! A slot's events are handled by the LWK CPU named in its start parameters,
+//! from that CPU's scheduler loop (`sched::poll`); the CPU of a process's
+//! last thread reports its exit and may free it (`release`). The process
+//! table's lock orders the two for a started process.
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -96,8 +98,20 @@ pub fn poll_events() {
             start_process(i);
             continue;
         }
-        let events = s.events.swap(0, Ordering::AcqRel);
-        let proc = PROCS.lock()[i].clone();
+        // Running or Exited. Under the process table's lock the slot cannot
+        // be freed (only `release` frees a started process's slot, and it
+        // does so under this lock), so the state, CPU and events read here
+        // belong to one process, not to a new one in a reused slot.
+        let (events, proc) = {
+            let procs = PROCS.lock();
+            let now = s.state.load(Ordering::Acquire);
+            // SAFETY: as above.
+            let cpu = unsafe { core::ptr::read_volatile(&s.start.cpu) };
+            if (now != ProcState::Running as u32 && now != ProcState::Exited as u32) || cpu != me {
+                continue;
+            }
+            (s.events.swap(0, Ordering::AcqRel), procs[i].clone())
+        };
         if events & EVENT_SIGNAL != 0 {
             let sigs = s.pending_signals.swap(0, Ordering::AcqRel);
             if let Some(p) = &proc {
@@ -120,15 +134,20 @@ pub fn poll_events() {
                         );
                     }
                     kill_process(p, 9, false);
-                    // Freed when its last thread is gone (thread_gone).
+                    // Freed when its last thread is gone (thread_gone). That
+                    // thread may have looked for the flag while it was
+                    // swapped out above: then it is ours to free (each side
+                    // writes, fences, then reads the other's word).
                     s.events.fetch_or(EVENT_PROXY_GONE, Ordering::AcqRel);
+                    fence(Ordering::SeqCst);
+                    if p.live_threads.load(Ordering::Acquire) == 0 && p.slot.state.load(Ordering::Acquire) == ProcState::Exited as u32 {
+                        release(i, p);
+                    }
                 }
-                Some(_) => release(i),
-                None => {
-                    // Only from the state read above: a release on another
-                    // CPU may have freed the slot and a new mcexec claimed it.
-                    let _ = s.state.compare_exchange(state, ProcState::Free as u32, Ordering::AcqRel, Ordering::Acquire);
-                }
+                Some(p) => release(i, p),
+                // Taken by a release under way on another CPU, which frees
+                // the slot when done.
+                None => {}
             }
         }
     }
@@ -447,25 +466,34 @@ pub fn thread_gone(t: Arc<Thread>) {
     fence(Ordering::SeqCst);
     ring_host(p.slot_index);
     if s.events.load(Ordering::Acquire) & EVENT_PROXY_GONE != 0 {
-        release(p.slot_index as usize);
+        release(p.slot_index as usize, &p);
     }
 }
 
-/// Free the process of slot `i` and the slot (its proxy is gone).
+/// Free process `p` of slot `i`, and the slot (its proxy is gone).
 ///
 /// Both the slot's CPU (`poll_events`) and the CPU of the last thread
-/// (`thread_gone`) may get here for the same exit; the one that takes the
-/// process frees the slot. The other must not touch it: by then a new mcexec
-/// may have claimed the slot, and freeing it again under that mcexec ended
-/// its program with "process slot in unexpected state Free".
-fn release(i: usize) {
-    let Some(p) = PROCS.lock()[i].take() else {
-        return;
+/// (`thread_gone`) may get here for the same exit, each at any delay (a
+/// vCPU can be preempted anywhere). Only the caller that takes `p` itself
+/// out of the table frees anything: a late caller may find the slot freed,
+/// claimed by a new mcexec, and holding that mcexec's new process, which it
+/// must not touch (CI: "process slot in unexpected state Free", the new
+/// process's memory torn down under it). The slot's fields are reset and the
+/// slot freed under the table's lock, which `poll_events` holds while it
+/// reads a started slot.
+fn release(i: usize, p: &Arc<Process>) {
+    let p = {
+        let mut procs = PROCS.lock();
+        match &procs[i] {
+            Some(q) if Arc::ptr_eq(q, p) => procs[i].take().unwrap(),
+            _ => return,
+        }
     };
     p.aspace.lock().teardown();
     phys::free(p.area_pa, p.area_size);
     // The page table and heap objects go with the last Arc.
     drop(p);
+    let _procs = PROCS.lock();
     let s = slot(i);
     s.events.store(0, Ordering::Relaxed);
     s.pending_signals.store(0, Ordering::Relaxed);
