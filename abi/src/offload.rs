@@ -127,7 +127,14 @@ pub struct OffloadAreaHeader {
     pub nr_slots: u32,
     pub slot_size: u32,
     pub _pad: u32,
-    pub _reserved: [u64; 5],
+    /// The user register state the LWK saves and restores when it switches
+    /// threads and delivers signals, as XCR0 bits (x87 1, SSE 2, AVX 4, ...);
+    /// 0 until the BSP has set up its FPU (or from an older LWK image).
+    /// Without AVX (bit 2) while the CPU runs user code with AVX (a KVM PVM
+    /// host, where guest kernel code cannot execute XSAVE), `mcexec` tells
+    /// glibc not to use AVX (docs/mcexec.md).
+    pub user_fpu_components: u64,
+    pub _reserved: [u64; 4],
 }
 
 /// State of a process slot; the value of [`ProcessSlot::state`].

@@ -10,7 +10,10 @@
 //! sequences at boot and logs them (`probe.rs`, docs/pvm.md);
 //! `pvm_profile=<nr>` single-steps one system call `<nr>` and logs where
 //! its instructions were (`arch::x86_64::stepcount`; the 5th such call, or
-//! the one after `pvm_profile_skip=<n>` others).
+//! the one after `pvm_profile_skip=<n>` others). `pvm_avx_probe` moves a
+//! YMM register to and from memory in kernel mode at boot and logs each
+//! step (`probe::avx_probe`; on a KVM PVM host the host fails the vCPU at
+//! the first VEX instruction, docs/mcexec.md).
 
 pub struct Kargs {
     pub hidos: bool,
@@ -20,6 +23,7 @@ pub struct Kargs {
     pub test_fault_ms: Option<u64>,
     pub heartbeat_ms: u64,
     pub pvm_probe: bool,
+    pub pvm_avx_probe: bool,
     pub pvm_profile: Option<u64>,
     pub pvm_profile_skip: u32,
 }
@@ -40,6 +44,7 @@ pub fn parse(s: &str) -> Kargs {
         test_fault_ms: None,
         heartbeat_ms: DEFAULT_HEARTBEAT_MS,
         pvm_probe: false,
+        pvm_avx_probe: false,
         pvm_profile: None,
         pvm_profile_skip: 4,
     };
@@ -52,6 +57,7 @@ pub fn parse(s: &str) -> Kargs {
         match key {
             "hidos" => k.hidos = true,
             "pvm_probe" => k.pvm_probe = true,
+            "pvm_avx_probe" => k.pvm_avx_probe = true,
             "pvm_profile" => k.pvm_profile = num,
             "pvm_profile_skip" => k.pvm_profile_skip = num.unwrap_or(4) as u32,
             "ihk_test_panic" => k.test_panic_ms = num,

@@ -201,6 +201,9 @@ fn bsp_main(bp_phys: u64) -> ! {
     ikc::master::send_booted(aps + 1);
     timer::boot_completed(&args);
     timer::start_this_cpu();
+    if args.pvm_avx_probe {
+        probe::avx_probe();
+    }
     if args.pvm_probe {
         probe::run_all();
     }

@@ -314,3 +314,38 @@ fn with_efer(v: u64, f: impl FnOnce()) {
     f();
     cpu::wrmsr(IA32_EFER, old);
 }
+
+/// `pvm_avx_probe`: can kernel mode move a whole YMM register to and from
+/// memory here (VEX-encoded `vmovdqu`, with CR4.OSXSAVE and XCR0.AVX set)?
+/// Logs `pvm_avx_probe: ...` lines; restores CR4 and XCR0.
+pub fn avx_probe() {
+    let (_, _, c1, _) = cpu::cpuid(1);
+    if c1 & (1 << 28) == 0 {
+        crate::printk!("pvm_avx_probe: no AVX");
+        return;
+    }
+    let cr4 = read_cr4();
+    let mut src = [0u64; 8];
+    let mut dst = [0u64; 8];
+    for (i, w) in src.iter_mut().enumerate() {
+        *w = 0x1111_1111_1111_1111u64.wrapping_mul(i as u64 + 1);
+    }
+    // SAFETY: OSXSAVE and XCR0 = x87|SSE|AVX only enable state handling; the
+    // kernel keeps no vector values; the buffers are ours and 32+ bytes.
+    unsafe {
+        core::arch::asm!("mov cr4, {}", in(reg) cr4 | (1 << 18));
+        crate::printk!("pvm_avx_probe: OSXSAVE set");
+        core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") 7u32, in("edx") 0u32);
+        crate::printk!("pvm_avx_probe: xsetbv(7) done");
+        let t0 = tsc::now();
+        core::arch::asm!("vmovdqu ymm0, [{}]", in(reg) src.as_ptr(), options(nostack));
+        let t1 = tsc::now();
+        crate::printk!("pvm_avx_probe: vmovdqu load done ({} ticks)", t1 - t0);
+        core::arch::asm!("vmovdqu [{}], ymm0", in(reg) dst.as_mut_ptr(), options(nostack));
+        crate::printk!("pvm_avx_probe: vmovdqu store done: {:x?}", &dst[..4]);
+        core::arch::asm!("vextracti128 [{}], ymm0, 1", in(reg) dst.as_mut_ptr().add(4), options(nostack));
+        crate::printk!("pvm_avx_probe: vextracti128 store done: {:x?}", &dst[4..6]);
+        core::arch::asm!("mov cr4, {}", in(reg) cr4);
+    }
+    crate::printk!("pvm_avx_probe: ok={}", dst[..4] == src[..4] && dst[4..6] == src[2..4]);
+}

@@ -13,6 +13,7 @@
 
 pub mod affinity;
 pub mod attach;
+pub mod avx;
 pub mod cli;
 pub mod exec;
 pub mod filekeep;

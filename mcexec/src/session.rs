@@ -254,7 +254,8 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
     } else {
         Vec::new()
     };
-    let blob = args_blob(launch.execfn.as_os_str(), &launch.argv, &uti_env);
+    let env_vars = program_env(&guest, conn.info.offload_area_gpa, uti_env);
+    let blob = args_blob(launch.execfn.as_os_str(), &launch.argv, &env_vars);
     let stack_limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK)
         .map(|(soft, _)| soft)
         .unwrap_or(DEFAULT_STACK_MAX);
@@ -275,7 +276,7 @@ pub fn run(opts: &Options) -> Result<Ending, Failure> {
         gid: nix::unistd::getgid().as_raw(),
         egid: nix::unistd::getegid().as_raw(),
         argc: launch.argv.len() as u32,
-        envc: (std::env::vars_os().count() + uti_env.len()) as u32,
+        envc: env_vars.len() as u32,
         args_len: blob.len() as u64,
         exe_fd: exe_fd.as_raw_fd(),
         interp_fd: interp_fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
@@ -729,21 +730,38 @@ fn relocate(fd: OwnedFd) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
-/// `execfn\0 argv..\0 envp..\0`, envp being ours and then `extra_env`.
-fn args_blob(execfn: &OsStr, argv: &[OsString], extra_env: &[(String, String)]) -> Vec<u8> {
+/// The program's environment: ours, then `extra` (libuti's), with
+/// `GLIBC_TUNABLES` masking AVX when the LWK cannot keep it (`avx`).
+fn program_env(guest: &GuestMemory, offload_area_gpa: u64, extra: Vec<(String, String)>) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    env.extend(extra.into_iter().map(|(k, v)| (k.into(), v.into())));
+    // SAFETY: the offload area's header is written at boot (ihkd checked its
+    // magic before the attach); a u64 read of a stable field.
+    let components = unsafe { guest.get::<OffloadAreaHeader>(offload_area_gpa) }
+        .map(|h| unsafe { std::ptr::read_volatile(&h.user_fpu_components) })
+        .unwrap_or(0);
+    if crate::avx::must_mask(components) {
+        let key = OsStr::new("GLIBC_TUNABLES");
+        let value = crate::avx::tunables(std::env::var("GLIBC_TUNABLES").ok().as_deref());
+        match env.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value.into(),
+            None => env.push((key.into(), value.into())),
+        }
+    }
+    env
+}
+
+/// `execfn\0 argv..\0 envp..\0`.
+fn args_blob(execfn: &OsStr, argv: &[OsString], env: &[(OsString, OsString)]) -> Vec<u8> {
     let mut b = Vec::new();
     for s in std::iter::once(execfn).chain(argv.iter().map(|a| a.as_os_str())) {
         b.extend_from_slice(s.as_bytes());
         b.push(0);
     }
-    for (k, v) in std::env::vars_os() {
+    for (k, v) in env {
         b.extend_from_slice(k.as_bytes());
         b.push(b'=');
         b.extend_from_slice(v.as_bytes());
-        b.push(0);
-    }
-    for (k, v) in extra_env {
-        b.extend_from_slice(format!("{k}={v}").as_bytes());
         b.push(0);
     }
     b

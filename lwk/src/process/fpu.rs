@@ -5,8 +5,12 @@
 //!
 //! Under a nested hypervisor that runs guest kernel code in an instruction
 //! emulator (seen with KVM PVM hosts: kernel code runs ~1000x slower and
-//! XSAVE/XRSTOR cannot be emulated), XSAVE is left disabled: user programs
-//! then see no OSXSAVE and use SSE only, whose state FXSAVE covers.
+//! XSAVE/XRSTOR and VEX instructions cannot be emulated: `pvm_avx_probe`),
+//! XSAVE is left disabled and FXSAVE keeps x87/SSE state only. User mode
+//! there runs natively and still sees the host's OSXSAVE, AVX and XCR0, so
+//! the upper halves of YMM registers are not preserved across a switch to
+//! another thread on the CPU or a signal handler; the offload area tells
+//! mcexec (`user_fpu_components`), which turns glibc's AVX code off.
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -122,6 +126,15 @@ pub fn area_size() -> u64 {
 /// Enabled components (for the signal frame's xsave header).
 pub fn xcr0() -> u64 {
     XCR0.load(Ordering::Relaxed)
+}
+
+/// The user state saved and restored per thread, as XCR0 bits.
+pub fn user_components() -> u64 {
+    if uses_xsave() {
+        xcr0()
+    } else {
+        3
+    }
 }
 
 pub fn uses_xsave() -> bool {

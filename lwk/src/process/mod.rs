@@ -301,6 +301,9 @@ impl Drop for Thread {
 /// Per-CPU setup for running processes (every CPU, after its GDT/IDT).
 pub fn init_this_cpu() {
     fpu::init_this_cpu();
+    if crate::smp::cpu_id() == 0 {
+        service::publish_user_fpu(fpu::user_components());
+    }
     crate::arch::x86_64::entry::init_this_cpu();
 }
 

@@ -64,6 +64,16 @@ pub fn init() {
     *PROCS.lock() = vec![None; MAX_PROCESSES];
 }
 
+/// Publish the user FPU state the LWK keeps per thread (BSP, at boot,
+/// after its FPU set-up, before RUNNING).
+pub fn publish_user_fpu(components: u64) {
+    // SAFETY: the header is ours (see `init`); mcexec reads it after RUNNING.
+    unsafe {
+        let h = area() as *mut OffloadAreaHeader;
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*h).user_fpu_components), components);
+    }
+}
+
 /// Ring the host doorbell of process slot `i`.
 pub fn ring_host(i: u32) {
     crate::arch::x86_64::outl(IKC_DOORBELL_PORT, process_doorbell(i));
