@@ -141,6 +141,10 @@ impl VcpuObserver for Inner {
         }
         self.cond.notify_all();
     }
+
+    fn guest_memory(&self) -> &crate::memory::GuestMemory {
+        &self.mem
+    }
 }
 
 impl Inner {
