@@ -18,23 +18,6 @@ pub const IKC_PERCPU_CHANNEL_BASE: u32 = 0x100;
 /// vCPU thread then leaves its run loop.
 pub const CPU_OFF_PORT: u16 = 0x604;
 
-/// FPU service, for LWKs whose kernel code the host emulates and which
-/// therefore cannot execute XSAVE (KVM PVM): a 32-bit `in` from this port
-/// with a command in rdi and a guest-physical address in rsi; the vCPU
-/// thread answers in eax. Images are KVM's `struct kvm_xsave` layout (the
-/// standard XSAVE format), [`FPU_QUERY_SIZE`] bytes, in memory the LWK owns.
-pub const FPU_PORT: u16 = 0x608;
-/// Answers the image size in bytes.
-pub const FPU_QUERY_SIZE: u64 = 0;
-/// Answers the XCR0 bits an image can hold (the user mode's XCR0).
-pub const FPU_QUERY_FEATURES: u64 = 1;
-/// The vCPU's user FPU state into the image at rsi; answers 0 or an errno.
-pub const FPU_SAVE: u64 = 2;
-/// The image at rsi into the vCPU's FPU state; answers 0 or an errno.
-pub const FPU_RESTORE: u64 = 3;
-/// What a host without the service answers (its `in` reads all ones).
-pub const FPU_UNANSWERED: u32 = u32::MAX;
-
 /// Byte-wide early debug console (bochs/QEMU convention); the host logs the
 /// bytes of each line at debug level. Used before the kmsg buffer works.
 pub const DEBUGCON_PORT: u16 = 0xe9;

@@ -1,16 +1,16 @@
-//! AVX on an LWK that cannot keep it (a fallback). On a KVM PVM host the
-//! LWK's kernel code is emulated and cannot execute XSAVE; ihkd's vCPU
-//! thread saves and loads user state for it (`ihk/vm/src/vcpu/fpu.rs`).
-//! Should an LWK keep only x87/SSE state per thread
-//! (`OffloadAreaHeader::user_fpu_components`) while the program's user
-//! code runs natively with the host's AVX, a switch to another thread on
-//! the CPU or a signal handler in the middle of glibc's AVX `memcpy` loses
-//! the upper halves of the YMM registers (Open MPI messages between two
-//! ranks sharing an LWK CPU arrived corrupted that way).
+//! AVX on an LWK that cannot keep it. On a KVM PVM host the LWK's kernel
+//! code is emulated and cannot execute XSAVE, so it saves only x87/SSE state
+//! per thread (`OffloadAreaHeader::user_fpu_components`), while the
+//! program's user code runs natively and sees the host's AVX. glibc then
+//! picks AVX string functions at start-up, and a switch to another thread on
+//! the CPU (time sharing) or a signal handler in the middle of an AVX
+//! `memcpy` loses the upper halves of the YMM registers: Open MPI messages
+//! between two ranks sharing an LWK CPU arrived corrupted.
 //!
-//! mcexec then turns glibc's AVX code off for the program with
+//! mcexec therefore turns glibc's AVX code off for the program with
 //! `GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX,...`, keeping the tunables the user
-//! set. Code that tests CPUID itself and uses AVX is not covered.
+//! set. Code that tests CPUID itself and uses AVX is not covered
+//! (docs/mcexec.md, limitations).
 
 /// glibc's names of the features whose code uses YMM/ZMM registers, and its
 /// preference for AVX unaligned loads (set from AVX2 before tunables apply).

@@ -128,13 +128,11 @@ fn threads_time_share_a_single_cpu() {
     assert_eq!(field(&out, "sum"), 499_999_500_000, "{out}");
 }
 
-/// Thread switches in the middle of glibc's (AVX) memcpy keep the data. On
-/// a KVM PVM host the LWK cannot execute XSAVE, and when it kept only
-/// x87/SSE state about 1 copy in 70 came out wrong here (and Open MPI
-/// messages between ranks sharing a CPU, uti.rs); ihkd now saves the whole
-/// state for it. The user's own GLIBC_TUNABLES reach the program as they
-/// are, with AVX masked only where the LWK keeps no AVX state
-/// (mcexec/src/avx.rs).
+/// Thread switches in the middle of glibc's memcpy keep the data. On a KVM
+/// PVM host the LWK cannot save AVX state, and before mcexec turned glibc's
+/// AVX code off (mcexec/src/avx.rs) about 1 copy in 70 came out wrong here
+/// (and Open MPI messages between ranks sharing a CPU, uti.rs). The user's
+/// own GLIBC_TUNABLES are kept.
 #[test]
 fn copies_by_threads_time_sharing_one_cpu_stay_intact() {
     if !can_run("copies_by_threads_time_sharing_one_cpu_stay_intact") {
@@ -158,30 +156,6 @@ fn copies_by_threads_time_sharing_one_cpu_stay_intact() {
     } else {
         assert_eq!(tunables.trim(), "glibc.malloc.check=0");
     }
-}
-
-/// Whole YMM registers survive a signal handler that overwrites them and
-/// the switches between two processes ping-ponging on one LWK CPU
-/// (scripts/hwvirt/avx-check.c, also run on nested SVM by hwvirt-check.sh).
-/// On a KVM PVM host the LWK cannot execute XSAVE; the host's vCPU thread
-/// saves and loads the state (ihk/vm/src/vcpu/fpu.rs). Before that, this
-/// host kept x87/SSE only.
-#[test]
-fn avx_registers_survive_signal_handlers_and_process_switches() {
-    if !can_run("avx_registers_survive_signal_handlers_and_process_switches") {
-        return;
-    }
-    assert!(std::arch::is_x86_feature_detected!("avx2"), "this test needs a CPU with AVX2");
-    let tmp = tempfile::tempdir().unwrap();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/hwvirt/avx-check.c");
-    let exe = tmp.path().join("avx-check");
-    let st = std::process::Command::new("gcc").args(["-static", "-O2", "-mavx2", "-o"]).arg(&exe).arg(&src).status().unwrap();
-    assert!(st.success(), "gcc avx-check.c failed");
-    let p = Partition::boot("512M", &[]);
-    let out = stdout_of(&p, &[exe.to_str().unwrap()], &[]);
-    assert!(out.starts_with("avx-check: ok "), "{out}");
-    assert!(out.contains("20 signals, 100 ping-pong rounds"), "{out}");
-    assert!(!p.kmsg().contains("fpu: the host could not"), "{}", p.kmsg());
 }
 
 #[test]

@@ -141,10 +141,6 @@ impl VcpuObserver for Inner {
         }
         self.cond.notify_all();
     }
-
-    fn guest_memory(&self) -> &crate::memory::GuestMemory {
-        &self.mem
-    }
 }
 
 impl Inner {

@@ -11,7 +11,7 @@
 
 use crate::error::VmError;
 use crate::vm::Vm;
-use ihk_abi::doorbell::{CPU_OFF_PORT, DEBUGCON_PORT, FPU_PORT};
+use ihk_abi::doorbell::{CPU_OFF_PORT, DEBUGCON_PORT};
 use kvm_bindings::{
     kvm_device_attr, kvm_fpu, kvm_mp_state, kvm_regs, kvm_run, kvm_sregs, CpuId,
     KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE, KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET,
@@ -25,8 +25,6 @@ use std::thread::JoinHandle;
 // Registers of a running vCPU, read by its own thread (memory dumps).
 mod snapshot;
 pub use snapshot::VcpuRegs;
-// The FPU service of FPU_PORT (KVM PVM hosts).
-pub(crate) mod fpu;
 use snapshot::RegsSlot;
 
 /// Signal used to kick vCPU threads out of KVM_RUN: `SIGRTMIN() + 4`.
@@ -197,8 +195,6 @@ pub(crate) enum VcpuEnd {
 /// Notifications from vCPU threads to the partition.
 pub(crate) trait VcpuObserver: Send + Sync + 'static {
     fn vcpu_ended(&self, lwk_id: u32, end: &VcpuEnd);
-    /// Guest memory, for the FPU service (`fpu`).
-    fn guest_memory(&self) -> &crate::memory::GuestMemory;
 }
 
 /// A running vCPU thread.
@@ -231,7 +227,7 @@ impl VcpuThread {
                     return VcpuEnd::Kicked;
                 }
                 let id = v.lwk_id;
-                let end = run(v, &s, &slot, &*obs);
+                let end = run(v, &s, &slot);
                 obs.vcpu_ended(id, &end);
                 end
             })
@@ -315,7 +311,7 @@ fn pin_to(cpu: u32) -> Result<(), String> {
 }
 
 /// The run loop of one vCPU thread.
-fn run(mut v: PreparedVcpu, stop: &AtomicBool, regs: &RegsSlot, obs: &dyn VcpuObserver) -> VcpuEnd {
+fn run(mut v: PreparedVcpu, stop: &AtomicBool, regs: &RegsSlot) -> VcpuEnd {
     let run_ptr: *mut kvm_run = v.fd.get_kvm_run();
     KVM_RUN.with(|r| r.set(run_ptr));
     let mut line = Vec::new();
@@ -324,7 +320,6 @@ fn run(mut v: PreparedVcpu, stop: &AtomicBool, regs: &RegsSlot, obs: &dyn VcpuOb
             break VcpuEnd::Kicked;
         }
         regs.serve(&v.fd);
-        let mut fpu_answer: Option<(*mut u8, usize)> = None;
         match v.fd.run() {
             Ok(VcpuExit::IoOut(CPU_OFF_PORT, _)) => break VcpuEnd::Off,
             Ok(VcpuExit::IoOut(DEBUGCON_PORT, data)) => {
@@ -343,8 +338,6 @@ fn run(mut v: PreparedVcpu, stop: &AtomicBool, regs: &RegsSlot, obs: &dyn VcpuOb
                     "LWK wrote {data:?} to unknown I/O port {port:#x}"
                 );
             }
-            // Answered below, once the exit's borrow of the vCPU has ended.
-            Ok(VcpuExit::IoIn(FPU_PORT, data)) => fpu_answer = Some((data.as_mut_ptr(), data.len().min(4))),
             Ok(VcpuExit::IoIn(_, data)) => data.fill(0xff),
             Ok(VcpuExit::Intr) => {}
             Ok(VcpuExit::Shutdown) => {
@@ -370,16 +363,6 @@ fn run(mut v: PreparedVcpu, stop: &AtomicBool, regs: &RegsSlot, obs: &dyn VcpuOb
                 v.fd.set_kvm_immediate_exit(0);
             }
             Err(e) => break VcpuEnd::Fatal(format!("CPU {}: KVM_RUN failed: {e}", v.lwk_id)),
-        }
-        if let Some((data, n)) = fpu_answer {
-            let r = match v.fd.get_regs() {
-                Ok(r) => fpu::serve(&v.fd, obs.guest_memory(), r.rdi, r.rsi),
-                Err(e) => e.errno() as u32,
-            };
-            // SAFETY: `data` is the I/O exit's data in this vCPU's kvm_run
-            // page (mapped while the fd lives), where KVM takes the value
-            // of the `in` at the next KVM_RUN.
-            unsafe { std::ptr::copy_nonoverlapping(r.to_le_bytes().as_ptr(), data, n) };
         }
     };
     KVM_RUN.with(|r| r.set(std::ptr::null_mut()));

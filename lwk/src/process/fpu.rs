@@ -6,14 +6,11 @@
 //! Under a nested hypervisor that runs guest kernel code in an instruction
 //! emulator (seen with KVM PVM hosts: kernel code runs ~1000x slower and
 //! XSAVE/XRSTOR and VEX instructions cannot be emulated: `pvm_avx_probe`),
-//! XSAVE is left disabled. User mode there runs natively and still sees the
-//! host's OSXSAVE, AVX and XCR0, so FXSAVE (x87/SSE) would lose the upper
-//! halves of YMM registers at every switch to another thread on the CPU and
-//! around signal handlers. The host's vCPU thread therefore saves and loads
-//! user state for us (KVM_GET/SET_XSAVE, `ihk_abi::doorbell::FPU_PORT`),
-//! one port exit each. Without that service (an older ihkd) FXSAVE is used
-//! and the offload area tells mcexec (`user_fpu_components`), which turns
-//! glibc's AVX code off.
+//! XSAVE is left disabled and FXSAVE keeps x87/SSE state only. User mode
+//! there runs natively and still sees the host's OSXSAVE, AVX and XCR0, so
+//! the upper halves of YMM registers are not preserved across a switch to
+//! another thread on the CPU or a signal handler; the offload area tells
+//! mcexec (`user_fpu_components`), which turns glibc's AVX code off.
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,9 +18,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::mm::phys::{self, PAGE};
 
 static USE_XSAVE: AtomicBool = AtomicBool::new(false);
-/// The host keeps user state for us (`ihk_abi::doorbell::FPU_PORT`): the
-/// images are XSAVE format, made and loaded by KVM_GET/SET_XSAVE.
-static USE_HOST: AtomicBool = AtomicBool::new(false);
 /// Bytes of a save area for the enabled components.
 static AREA_SIZE: AtomicU64 = AtomicU64::new(512);
 /// Enabled components (XCR0).
@@ -57,13 +51,10 @@ pub fn init_this_cpu() {
         let emulated = kernel_is_emulated();
         if emulated && crate::smp::cpu_id() == 0 {
             crate::printk!(
-                "fpu: kernel code runs under instruction emulation (nested hypervisor); the kernel cannot execute XSAVE"
+                "fpu: kernel code runs under instruction emulation (nested hypervisor); XSAVE disabled, user programs use SSE"
             );
         }
         let mut has_xsave = ecx1 & (1 << 26) != 0 && !emulated;
-        if emulated && host_service_usable() {
-            has_xsave = false;
-        }
         if has_xsave {
             cr4 |= 1 << 18; // OSXSAVE
         }
@@ -97,59 +88,12 @@ pub fn init_this_cpu() {
             }
         }
         if crate::smp::cpu_id() == 0 {
-            match (has_xsave, uses_host()) {
-                (true, _) => crate::printk!("fpu: XSAVE on (xcr0={:#x}, {} bytes)", xcr0(), area_size()),
-                (false, true) => crate::printk!(
-                    "fpu: user state kept through the host (KVM_GET/SET_XSAVE), xcr0={:#x}, {} bytes",
-                    xcr0(),
-                    area_size()
-                ),
-                (false, false) => crate::printk!("fpu: XSAVE off, FXSAVE (x87/SSE only)"),
+            match has_xsave {
+                true => crate::printk!("fpu: XSAVE on (xcr0={:#x}, {} bytes)", xcr0(), area_size()),
+                false => crate::printk!("fpu: XSAVE off, FXSAVE (x87/SSE only)"),
             }
         }
         asm!("fninit");
-    }
-}
-
-/// Ask the host for its FPU service (`FPU_PORT`); on an image size and
-/// feature set that can hold AVX, use it from now on (every CPU asks; the
-/// answers are the host's and the same for all).
-fn host_service_usable() -> bool {
-    use ihk_abi::doorbell::*;
-    let size = host_call(FPU_QUERY_SIZE, 0);
-    let features = host_call(FPU_QUERY_FEATURES, 0) as u64;
-    let usable = size != FPU_UNANSWERED && (576..=PAGE as u32).contains(&size) && features & 7 == 7;
-    if usable {
-        XCR0.store(features, Ordering::Relaxed);
-        AREA_SIZE.store(size as u64, Ordering::Relaxed);
-        USE_HOST.store(true, Ordering::Relaxed);
-    }
-    usable
-}
-
-/// One request to the host's FPU service: `in eax, dx` with the command in
-/// rdi and the guest-physical address in rsi (`ihk_abi::doorbell`).
-fn host_call(cmd: u64, gpa: u64) -> u32 {
-    let r: u32;
-    // SAFETY: a port read that exits to the host's vCPU thread, which
-    // answers in eax and touches only the page named (ours).
-    unsafe {
-        asm!("in eax, dx", in("dx") ihk_abi::doorbell::FPU_PORT, in("rdi") cmd, in("rsi") gpa, out("eax") r, options(nostack));
-    }
-    r
-}
-
-fn host_save(pa: u64) {
-    let r = host_call(ihk_abi::doorbell::FPU_SAVE, pa);
-    if r != 0 {
-        crate::printk!("fpu: the host could not save user state ({})", r);
-    }
-}
-
-fn host_restore(pa: u64) {
-    let r = host_call(ihk_abi::doorbell::FPU_RESTORE, pa);
-    if r != 0 {
-        crate::printk!("fpu: the host could not load user state ({})", r);
     }
 }
 
@@ -186,21 +130,15 @@ pub fn xcr0() -> u64 {
 
 /// The user state saved and restored per thread, as XCR0 bits.
 pub fn user_components() -> u64 {
-    if uses_xsave() || uses_host() {
+    if uses_xsave() {
         xcr0()
     } else {
         3
     }
 }
 
-/// Are save images in XSAVE format (XSAVE, or the host's service)?
 pub fn uses_xsave() -> bool {
-    USE_XSAVE.load(Ordering::Relaxed) || uses_host()
-}
-
-/// Is user state saved and loaded by the host (`FPU_PORT`)?
-pub fn uses_host() -> bool {
-    USE_HOST.load(Ordering::Relaxed)
+    USE_XSAVE.load(Ordering::Relaxed)
 }
 
 /// A thread's saved state (64-byte aligned, in the direct map).
@@ -221,21 +159,12 @@ impl FpuState {
 
     pub fn reset(&self) {
         let p = self.ptr();
-        // The host's images: the legacy area and the XSAVE header are all
-        // KVM reads when XSTATE_BV names x87 and SSE only (every other
-        // component starts in its initial state).
-        let len = if uses_host() { 576 } else { area_size() as usize };
-        // SAFETY: the area is ours and at least `area_size()` bytes.
+        // SAFETY: the area is ours and at least 512 bytes.
         unsafe {
-            core::ptr::write_bytes(p, 0, len);
+            core::ptr::write_bytes(p, 0, area_size() as usize);
             (p as *mut u16).write(0x037f);
             (p.add(24) as *mut u32).write(0x1f80);
             (p.add(28) as *mut u32).write(0xffff); // MXCSR_MASK (ignored by restore)
-            if uses_host() {
-                // XSTATE_BV: x87 and SSE from this image, so that KVM also
-                // takes its MXCSR.
-                (p.add(512) as *mut u64).write(3);
-            }
         }
     }
 
@@ -245,20 +174,12 @@ impl FpuState {
 
     /// Save the CPU's user FPU state here.
     pub fn save(&self) {
-        if uses_host() {
-            host_save(self.pa);
-        } else {
-            save_to(self.ptr());
-        }
+        save_to(self.ptr());
     }
 
     /// Load this state into the CPU.
     pub fn restore(&self) {
-        if uses_host() {
-            host_restore(self.pa);
-        } else {
-            restore_from(self.ptr());
-        }
+        restore_from(self.ptr());
     }
 }
 
@@ -270,14 +191,6 @@ impl Drop for FpuState {
 
 /// Save the current FPU state to `p` (64-byte aligned, `area_size()` bytes).
 pub fn save_to(p: *mut u8) {
-    if uses_host() {
-        // Through a page of ours: the host writes guest-physical memory.
-        let Some(tmp) = FpuState::new() else { return };
-        tmp.save();
-        // SAFETY: both areas hold area_size() bytes.
-        unsafe { core::ptr::copy_nonoverlapping(tmp.ptr(), p, area_size() as usize) };
-        return;
-    }
     // SAFETY: `p` is a writable, aligned save area of sufficient size.
     unsafe {
         if uses_xsave() {
@@ -291,13 +204,6 @@ pub fn save_to(p: *mut u8) {
 /// Load FPU state from `p`. The caller has checked the image is valid
 /// (XSAVE header reserved bits clear, MXCSR reserved bits clear).
 pub fn restore_from(p: *const u8) {
-    if uses_host() {
-        let Some(tmp) = FpuState::new() else { return };
-        // SAFETY: both areas hold area_size() bytes.
-        unsafe { core::ptr::copy_nonoverlapping(p, tmp.ptr(), area_size() as usize) };
-        tmp.restore();
-        return;
-    }
     // SAFETY: `p` is an aligned save area holding a valid image.
     unsafe {
         if uses_xsave() {

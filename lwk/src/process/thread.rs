@@ -101,7 +101,7 @@ pub fn create(t: &Thread, f: &TrapFrame, flags: u64, stack: u64, ptid: u64, ctid
     *child.affinity.lock() = *t.affinity.lock();
     // The parent's FPU/SIMD state (live in this CPU's registers) is the
     // child's first state, as Linux copies it.
-    child.fpu.save();
+    super::fpu::save_to(child.fpu.ptr());
     {
         let mut a = p.aspace.lock();
         if flags & CLONE_PARENT_SETTID != 0 {
