@@ -317,7 +317,8 @@ fn with_efer(v: u64, f: impl FnOnce()) {
 
 /// `pvm_avx_probe`: can kernel mode move a whole YMM register to and from
 /// memory here (VEX-encoded `vmovdqu`, with CR4.OSXSAVE and XCR0.AVX set)?
-/// Logs `pvm_avx_probe: ...` lines; restores CR4 and XCR0.
+/// Logs `pvm_avx_probe: ...` lines and clears CR4.OSXSAVE again (XCR0
+/// stays 7; nothing reads it with OSXSAVE off).
 pub fn avx_probe() {
     let (_, _, c1, _) = cpu::cpuid(1);
     if c1 & (1 << 28) == 0 {

@@ -33,9 +33,6 @@ fn start_and_wait_line(p: &Partition, args: &[&str]) -> std::process::Child {
     c
 }
 
-/// Start `args` under mcexec and wait until its proxy thread serves the
-/// LWK process (mcexec has two threads once the process runs), plus a
-/// moment for the program to reach its main loop.
 /// SIGINT and SIGTERM at their defaults in `c` (and so in the LWK program,
 /// which inherits ignored signals as across execve), whatever the test
 /// runner was started with (a background job of a script ignores SIGINT).
@@ -51,6 +48,9 @@ fn default_signals(c: &mut std::process::Command) -> &mut std::process::Command 
     }
 }
 
+/// Start `args` under mcexec and wait until its proxy thread serves the
+/// LWK process (mcexec has two threads once the process runs), plus a
+/// moment for the program to reach its main loop.
 fn start_and_wait_running(p: &Partition, args: &[&str]) -> std::process::Child {
     let c = default_signals(&mut p.mcexec_command(args)).stdin(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -20,7 +20,8 @@ use crate::mm::phys::{self, PAGE};
 static USE_XSAVE: AtomicBool = AtomicBool::new(false);
 /// Bytes of a save area for the enabled components.
 static AREA_SIZE: AtomicU64 = AtomicU64::new(512);
-/// Enabled components (XCR0).
+/// Enabled components (XCR0): x87|SSE until XSAVE is on, so also what each
+/// thread's save area keeps (published to mcexec, `service::publish_user_fpu`).
 static XCR0: AtomicU64 = AtomicU64::new(3);
 
 /// Components user programs may use: x87, SSE, AVX, AVX-512 (opmask,
@@ -126,15 +127,6 @@ pub fn area_size() -> u64 {
 /// Enabled components (for the signal frame's xsave header).
 pub fn xcr0() -> u64 {
     XCR0.load(Ordering::Relaxed)
-}
-
-/// The user state saved and restored per thread, as XCR0 bits.
-pub fn user_components() -> u64 {
-    if uses_xsave() {
-        xcr0()
-    } else {
-        3
-    }
 }
 
 pub fn uses_xsave() -> bool {

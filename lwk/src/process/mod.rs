@@ -302,7 +302,7 @@ impl Drop for Thread {
 pub fn init_this_cpu() {
     fpu::init_this_cpu();
     if crate::smp::cpu_id() == 0 {
-        service::publish_user_fpu(fpu::user_components());
+        service::publish_user_fpu(fpu::xcr0());
     }
     crate::arch::x86_64::entry::init_this_cpu();
 }

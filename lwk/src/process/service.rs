@@ -150,7 +150,8 @@ pub fn poll_events() {
                     // writes, fences, then reads the other's word).
                     s.events.fetch_or(EVENT_PROXY_GONE, Ordering::AcqRel);
                     fence(Ordering::SeqCst);
-                    if p.live_threads.load(Ordering::Acquire) == 0 && p.slot.state.load(Ordering::Acquire) == ProcState::Exited as u32 {
+                    // (Exited is stored once no thread is left.)
+                    if s.state.load(Ordering::Acquire) == ProcState::Exited as u32 {
                         release(i, p);
                     }
                 }
